@@ -1,0 +1,1 @@
+"""Omnichannel retail sync: NewStore/Cloudshelf POS and Centra/commercetools, orchestrated by Dagster."""

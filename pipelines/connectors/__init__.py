@@ -1,0 +1,1 @@
+"""HTTP clients for the external platforms (production code; never imports the simulators)."""

@@ -1,0 +1,193 @@
+"""Generic retry policy for the HTTP connectors (tenacity based).
+
+What is retried: `RateLimited` (HTTP 429, honouring `Retry-After`), `TransientError` (5xx and other
+retryable statuses, see `raise_for_status`) and httpx transport errors. Waits use the server's
+`Retry-After` when there is one, else exponential backoff with full jitter. Attempts and the total
+time spent waiting are both bounded; the last exception is re-raised as is (never `RetryError`).
+
+For non-idempotent requests (`idempotent=False`) only failures where the server provably did not
+process the request are retried: 429 and connection errors raised before the request was sent.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import functools
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, ParamSpec, TypeVar
+
+import httpx
+import tenacity
+from tenacity import RetryCallState
+
+from pipelines.connectors.errors import AuthError, ConnectorError, RateLimited, TransientError
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Statuses treated as transient besides every 5xx (499: client closed request, seen behind proxies).
+RETRYABLE_STATUSES: frozenset[int] = frozenset({408, 425, 429, 499})
+#: Values above this are read as a Unix timestamp rather than a number of seconds.
+_EPOCH_THRESHOLD = 1_000_000_000
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait according to a `Retry-After` value, or None if absent/unparseable.
+
+    Accepts delta-seconds ("3", "1.5"), a Unix timestamp in seconds or milliseconds ("1735689600")
+    and an HTTP-date ("Wed, 01 Jan 2025 00:00:00 GMT", or an ISO-8601 timestamp). Never negative.
+    """
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    now_ts = time.time() if now is None else now
+    try:
+        number = float(text)
+    except ValueError:
+        number = None
+    if number is not None:
+        if math.isnan(number) or math.isinf(number):
+            return None
+        if number > _EPOCH_THRESHOLD * 1000:  # epoch milliseconds
+            number = number / 1000.0 - now_ts
+        elif number > _EPOCH_THRESHOLD:
+            number = number - now_ts
+        return max(0.0, number)
+    when: datetime | None = None
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        when = None
+    if when is None:
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now_ts)
+
+
+def raise_for_status(response: httpx.Response, *, retry_statuses: Iterable[int] = RETRYABLE_STATUSES) -> None:
+    """Raise the typed error for a non-2xx response; return silently for 2xx/3xx.
+
+    401/403 -> AuthError; 429 -> RateLimited(retry_after); 5xx or `retry_statuses` -> TransientError;
+    any other 4xx -> ConnectorError.
+    """
+    status = response.status_code
+    if status < 400:
+        return
+    body = _safe_text(response)
+    where = _describe(response)
+    if status in (401, 403):
+        raise AuthError(f"{where}: HTTP {status} (authentication failed)", status=status, body=body)
+    if status == 429:
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        raise RateLimited(f"{where}: HTTP 429 (rate limited, Retry-After={response.headers.get('Retry-After')})",
+                          retry_after=retry_after, body=body)
+    if status >= 500 or status in set(retry_statuses):
+        raise TransientError(f"{where}: HTTP {status}", status=status, body=body, request_sent=True)
+    raise ConnectorError(f"{where}: HTTP {status}", status=status, body=body)
+
+
+def transient_from_transport(exc: httpx.TransportError) -> TransientError:
+    """Wrap an httpx transport error; `request_sent` is False only when it provably never left."""
+    not_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout | httpx.UnsupportedProtocol)
+    err = TransientError(f"{type(exc).__name__}: {exc}", request_sent=not not_sent)
+    err.__cause__ = exc
+    return err
+
+
+def is_retryable(exc: BaseException, *, idempotent: bool = True) -> bool:
+    """Whether `exc` is worth another attempt (see module docstring)."""
+    if isinstance(exc, RateLimited):
+        return True
+    if isinstance(exc, TransientError):
+        return idempotent or exc.request_sent is False
+    if isinstance(exc, httpx.TransportError):
+        return idempotent or not transient_from_transport(exc).request_sent
+    return False
+
+
+class wait_retry_after_or_backoff(tenacity.wait.wait_base):
+    """Wait `Retry-After` (+ small jitter) when the error carries one, else exponential full jitter."""
+
+    def __init__(self, *, base_s: float = 0.5, max_s: float = 30.0, cap_s: float = 60.0,
+                 rng: random.Random | None = None) -> None:
+        self.base_s = base_s
+        self.max_s = max_s
+        self.cap_s = cap_s
+        self.rng = rng or random.Random()
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            jitter = self.rng.uniform(0.0, min(1.0, 0.1 * retry_after + 0.05))
+            return min(self.cap_s, float(retry_after) + jitter)
+        exp = self.base_s * (2 ** max(0, retry_state.attempt_number - 1))
+        return min(self.cap_s, self.rng.uniform(0.0, min(self.max_s, exp)))
+
+
+def _log_before_sleep(logger: logging.Logger) -> Callable[[RetryCallState], None]:
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        logger.warning("retrying after %s (attempt %d, sleeping %.2fs)", exc, state.attempt_number,
+                       state.upcoming_sleep)
+    return before_sleep
+
+
+def retrying(*, max_attempts: int = 6, max_wait_s: float = 60.0, base_delay_s: float = 0.5,
+             max_delay_s: float = 30.0, idempotent: bool = True,
+             retry_if: Callable[[BaseException], bool] | None = None,
+             sleep: Callable[[float], None] = time.sleep,
+             logger: logging.Logger | None = None) -> tenacity.Retrying:
+    """A `tenacity.Retrying` with the policy above.
+
+    `max_attempts` counts the first try; `max_wait_s` bounds the elapsed time including the next
+    sleep (a Retry-After beyond it stops retrying and re-raises). `retry_if` replaces the default
+    predicate (`is_retryable`).
+    """
+    predicate = retry_if or functools.partial(is_retryable, idempotent=idempotent)
+    return tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(max(1, max_attempts)) | tenacity.stop_before_delay(max_wait_s),
+        wait=wait_retry_after_or_backoff(base_s=base_delay_s, max_s=max_delay_s, cap_s=max_wait_s),
+        retry=tenacity.retry_if_exception(predicate),
+        reraise=True,
+        sleep=sleep,
+        before_sleep=_log_before_sleep(logger or log),
+    )
+
+
+def with_retries(**policy: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator form of `retrying(**policy)`."""
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            return retrying(**policy)(fn, *args, **kwargs)
+        return wrapper
+    return decorate
+
+
+def _describe(response: httpx.Response) -> str:
+    try:
+        return f"{response.request.method} {response.request.url.copy_with(query=None)}"
+    except RuntimeError:  # a Response built without a request
+        return "HTTP request"
+
+
+def _safe_text(response: httpx.Response, limit: int = 2000) -> str | None:
+    try:
+        return response.text[:limit]
+    except Exception:  # noqa: BLE001 - body decoding must never mask the real error
+        return None

@@ -1,0 +1,1 @@
+"""Dagster wiring: assets grouped by domain, checks, jobs, schedules and resources."""

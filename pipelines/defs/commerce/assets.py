@@ -1,0 +1,185 @@
+"""Commerce (Centra) datasets read over the GraphQL Integration API: orders, returns, stock, catalog."""
+
+
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from pipelines.defs.metadata import table_metadata
+from pipelines.defs.partitions import BUSINESS_TIMEZONE, daily_partitions, window
+from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord
+from pipelines.domain.timeutil import business_date, normalise_time, utc_text
+from pipelines.store.partitions import replace_partitions
+
+OWNERS = ["team:ecommerce"]
+KINDS = {"centra", "pandas", "sql"}
+
+ORDER_COLUMNS = ["order_id", "order_number", "status", "created_at", "store_id", "market_id", "pricelist_id",
+                 "currency", "country", "currency_base_rate", "email", "external_id", "grand_total", "tax_total",
+                 "discount_total", "shipping_total", "line_count"]
+ORDER_LINE_COLUMNS = ["order_number", "line_id", "sku", "ean", "product_number", "quantity", "cancelled_quantity",
+                      "returned_quantity", "unit_price", "unit_original_price", "discount_percent", "tax_percent",
+                      "line_value", "currency"]
+RETURN_COLUMNS = ["return_id", "order_number", "created_at", "status", "currency", "grand_total", "tax_total",
+                  "refunded", "refund_amount", "refunded_at", "return_warehouse_id", "external_id", "line_count"]
+RETURN_LINE_COLUMNS = ["return_id", "order_number", "line_id", "sku", "quantity", "unit_price", "line_value",
+                       "tax_percent"]
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=columns)
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("centra_orders", group_name="commerce", owners=OWNERS, kinds=KINDS,
+                      description="Centra orders created on the business day (headers: status, market, "
+                                  "price list, currency, totals)."),
+        dg.AssetSpec("centra_order_lines", group_name="commerce", owners=OWNERS, kinds=KINDS,
+                     description="Lines of the Centra orders created on the business day: SKU, quantities "
+                                 "(ordered, cancelled, returned), unit and original price, discount, tax rate."),
+    ],
+    partitions_def=daily_partitions,
+)
+def centra_orders(context: dg.AssetExecutionContext, store: StoreOfRecord,
+                  centra: CentraResource) -> Iterator[dg.MaterializeResult]:
+    day = context.partition_key
+    start, end = window(day)
+    with centra.client() as client:
+        orders = client.orders_between(start, end)
+    heads, lines = [], []
+    for o in orders:
+        row = asdict(o)
+        order_lines = row.pop("lines")
+        row["line_count"] = len(order_lines)
+        heads.append(row)
+        for ln in order_lines:
+            lines.append({**ln, "order_number": o.number, "currency": o.currency})
+    head_df = _frame([{**h, "order_id": h["id"], "order_number": h["number"],
+                       "created_at": normalise_time(h["created_at"])} for h in heads], ORDER_COLUMNS)
+    line_df = _frame(lines, ORDER_LINE_COLUMNS)
+    written = replace_partitions(store.engine(), day, {"centra_orders": head_df, "centra_order_lines": line_df})
+    by_status = head_df["status"].value_counts().to_dict() if not head_df.empty else {}
+    yield dg.MaterializeResult(asset_key="centra_orders", metadata=table_metadata(
+        head_df, rows_written=written["centra_orders"], orders_by_status=dg.MetadataValue.json(by_status)))
+    yield dg.MaterializeResult(asset_key="centra_order_lines", metadata=table_metadata(
+        line_df, rows_written=written["centra_order_lines"],
+        units_ordered=int(line_df["quantity"].sum()) if not line_df.empty else 0))
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("centra_returns", group_name="commerce", owners=["team:finance"], kinds=KINDS,
+                     description="Centra returns created on the business day with their refund state and "
+                                 "amounts (partial returns are separate rows)."),
+        dg.AssetSpec("centra_return_lines", group_name="commerce", owners=["team:finance"], kinds=KINDS,
+                     description="Lines of the Centra returns created on the business day."),
+    ],
+    partitions_def=daily_partitions,
+)
+def centra_returns(context: dg.AssetExecutionContext, store: StoreOfRecord,
+                   centra: CentraResource) -> Iterator[dg.MaterializeResult]:
+    day = context.partition_key
+    start, end = window(day)
+    with centra.client() as client:
+        returns = client.returns_between(start, end)
+    heads, lines = [], []
+    for r in returns:
+        row = asdict(r)
+        rl = row.pop("lines")
+        row.update(return_id=r.id, line_count=len(rl), created_at=normalise_time(r.created_at),
+                   refunded_at=normalise_time(r.refunded_at) if r.refunded_at else None)
+        heads.append(row)
+        lines.extend({**ln, "return_id": r.id, "order_number": r.order_number} for ln in rl)
+    head_df = _frame(heads, RETURN_COLUMNS)
+    line_df = _frame(lines, RETURN_LINE_COLUMNS)
+    written = replace_partitions(store.engine(), day, {"centra_returns": head_df, "centra_return_lines": line_df})
+    yield dg.MaterializeResult(asset_key="centra_returns", metadata=table_metadata(
+        head_df, rows_written=written["centra_returns"],
+        refunded_total=float(head_df["refund_amount"].sum()) if not head_df.empty else 0.0))
+    yield dg.MaterializeResult(asset_key="centra_return_lines", metadata=table_metadata(
+        line_df, rows_written=written["centra_return_lines"]))
+
+
+@dg.asset(
+    group_name="commerce",
+    partitions_def=daily_partitions,
+    owners=OWNERS,
+    kinds=KINDS,
+    description="Centra stock per warehouse and size (physical, allocated, free to allocate, demand). A "
+                "snapshot at `snapshot_at`, labelled with the business date; materialise at the day's cut-off.",
+)
+def centra_stock_snapshot(context: dg.AssetExecutionContext, store: StoreOfRecord, estate: EstateResource,
+                          centra: CentraResource) -> dg.MaterializeResult:
+    day = context.partition_key
+    est = estate.get()
+    taken = utc_text(datetime.now(UTC))
+    with centra.client() as client:
+        rows = client.stock()
+    df = pd.DataFrame([asdict(r) for r in rows],
+                      columns=["warehouse_id", "size_id", "sku", "physical", "allocated", "free_to_allocate", "demand"])
+    df.insert(0, "snapshot_at", taken)
+    df.insert(2, "location_id", df["warehouse_id"].map(
+        lambda w: est.by_warehouse[w].id if w in est.by_warehouse else None))
+    written = replace_partitions(store.engine(), day, {"centra_stock_snapshot": df})
+    late = business_date(taken, BUSINESS_TIMEZONE) != day
+    return dg.MaterializeResult(metadata=table_metadata(
+        df, snapshot_at=taken, rows_written=written["centra_stock_snapshot"],
+        taken_after_business_day=late, physical_units=int(df["physical"].sum()) if not df.empty else 0))
+
+
+@dg.asset(
+    group_name="catalog",
+    partitions_def=daily_partitions,
+    owners=OWNERS,
+    kinds=KINDS,
+    description="The Centra catalog (the commerce platform owns product data): every product size with SKU, "
+                "EAN, product and variant, and whether it is active.",
+)
+def centra_catalog(context: dg.AssetExecutionContext, store: StoreOfRecord,
+                   centra: CentraResource) -> dg.MaterializeResult:
+    day = context.partition_key
+    with centra.client() as client:
+        sizes = client.product_sizes()
+    df = pd.DataFrame([asdict(s) for s in sizes])
+    cols = ["size_id", "sku", "ean", "product_number", "product_name", "product_status", "variant_number",
+            "variant_name", "size_name", "is_active"]
+    df = df[cols] if not df.empty else pd.DataFrame(columns=cols)
+    written = replace_partitions(store.engine(), day, {"centra_catalog": df})
+    return dg.MaterializeResult(metadata=table_metadata(
+        df, rows_written=written["centra_catalog"],
+        inactive_sizes=int((~df["is_active"].astype(bool)).sum()) if not df.empty else 0))
+
+
+@dg.asset(
+    group_name="commerce",
+    partitions_def=daily_partitions,
+    owners=OWNERS,
+    kinds=KINDS,
+    description="Centra's own stock-change ledger (stockChangeConnection) for the business day: every change "
+                "per warehouse and size with its signed quantity and description. Reconciliation compares it "
+                "with the POS movements, independently of our own sync ledger.",
+)
+def centra_stock_changes(context: dg.AssetExecutionContext, store: StoreOfRecord, estate: EstateResource,
+                         centra: CentraResource) -> dg.MaterializeResult:
+    day = context.partition_key
+    start, end = window(day)
+    est = estate.get()
+    with centra.client() as client:
+        changes = client.stock_changes(created_from=start, created_to=end)
+    rows = [{**asdict(c), "change_id": str(c.id), "created_at": normalise_time(c.created_at)} for c in changes]
+    cols = ["change_id", "created_at", "warehouse_id", "location_id", "size_id", "sku", "quantity", "description"]
+    df = pd.DataFrame(rows)
+    if df.empty:
+        df = pd.DataFrame(columns=cols)
+    else:
+        df["location_id"] = df["warehouse_id"].map(lambda w: est.by_warehouse[w].id if w in est.by_warehouse else None)
+        df = df[cols]
+    written = replace_partitions(store.engine(), day, {"centra_stock_changes": df})
+    return dg.MaterializeResult(metadata=table_metadata(
+        df, rows_written=written["centra_stock_changes"],
+        net_units=int(df["quantity"].sum()) if not df.empty else 0))

@@ -1,0 +1,163 @@
+"""pandera schemas of the raw datasets, validated by partitioned asset checks."""
+
+from __future__ import annotations
+
+import pandera.pandas as pa
+from pandera.typing import Series
+
+_MONEY = {"ge": -1e9, "le": 1e9}
+
+
+class PosSaleLines(pa.DataFrameModel):
+    transaction_id: Series[str] = pa.Field(nullable=False)
+    line_no: Series[int] = pa.Field(ge=1)
+    kind: Series[str] = pa.Field(isin=["sale", "return"])
+    fulfillment_node_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    sku: Series[str] = pa.Field(str_length={"min_value": 1})
+    quantity: Series[int] = pa.Field(gt=0)
+    unit_price: Series[float] = pa.Field(ge=0)
+    discount: Series[float] = pa.Field(ge=0)
+    tax: Series[float] = pa.Field(ge=0)
+    net_amount: Series[float] = pa.Field(**_MONEY)
+    currency: Series[str] = pa.Field(str_matches=r"^[A-Z]{3}$")
+    event_time: Series[str] = pa.Field(str_matches=r"^\d{4}-\d\d-\d\dT")
+
+    class Config:
+        coerce = True
+        unique = ["kind", "transaction_id", "line_no"]
+
+    @pa.dataframe_check(error="line amounts do not add up: unit_price*quantity - discount - tax != net_amount")
+    def amounts_add_up(cls, df):  # noqa: N805
+        sale = df["kind"] == "sale"
+        diff = (df["unit_price"] * df["quantity"] - df["discount"] - df["tax"] - df["net_amount"]).abs()
+        return ~sale | (diff <= 0.05 * df["quantity"].clip(lower=1))
+
+
+class PosStock(pa.DataFrameModel):
+    fulfillment_node_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    sku: Series[str] = pa.Field(str_length={"min_value": 1})
+    on_hand: Series[int]
+    atp: Series[int]
+    allocations: Series[int] = pa.Field(ge=0)
+    safety_stock: Series[int] = pa.Field(ge=0)
+
+    class Config:
+        coerce = True
+        unique = ["fulfillment_node_id", "sku"]
+
+
+class PosCatalog(pa.DataFrameModel):
+    sku: Series[str] = pa.Field(str_length={"min_value": 1}, unique=True)
+    product_id: Series[str]
+    locations: Series[int] = pa.Field(ge=0)
+
+    class Config:
+        coerce = True
+
+
+class CentraOrders(pa.DataFrameModel):
+    order_id: Series[str] = pa.Field(unique=True)
+    order_number: Series[int] = pa.Field(unique=True, ge=1)
+    status: Series[str] = pa.Field(isin=["PENDING", "CONFIRMED", "PROCESSING", "SHIPPED", "ARCHIVED", "CANCELLED"])
+    currency: Series[str] = pa.Field(str_matches=r"^[A-Z]{3}$")
+    grand_total: Series[float] = pa.Field(ge=0)
+    tax_total: Series[float] = pa.Field(ge=0)
+
+    class Config:
+        coerce = True
+
+
+class CentraOrderLines(pa.DataFrameModel):
+    order_number: Series[int] = pa.Field(ge=1)
+    line_id: Series[str]
+    sku: Series[str] = pa.Field(str_length={"min_value": 1})
+    quantity: Series[int] = pa.Field(ge=0)
+    unit_price: Series[float] = pa.Field(ge=0)
+    tax_percent: Series[float] = pa.Field(ge=0, le=100)
+    line_value: Series[float] = pa.Field(ge=0)
+
+    class Config:
+        coerce = True
+        unique = ["order_number", "line_id"]
+
+
+class CentraReturns(pa.DataFrameModel):
+    return_id: Series[str] = pa.Field(unique=True)
+    order_number: Series[int] = pa.Field(ge=1)
+    grand_total: Series[float] = pa.Field(ge=0)
+    refund_amount: Series[float] = pa.Field(ge=0)
+
+    class Config:
+        coerce = True
+
+    @pa.dataframe_check(error="refund exceeds the return's grand total")
+    def refund_within_return(cls, df):  # noqa: N805
+        return df["refund_amount"] <= df["grand_total"] + 0.01
+
+
+class CentraReturnLines(pa.DataFrameModel):
+    return_id: Series[str]
+    line_id: Series[str]
+    sku: Series[str]
+    quantity: Series[int] = pa.Field(gt=0)
+    line_value: Series[float] = pa.Field(ge=0)
+
+    class Config:
+        coerce = True
+        unique = ["return_id", "line_id"]
+
+
+class CentraStock(pa.DataFrameModel):
+    warehouse_id: Series[int]
+    size_id: Series[int]
+    sku: Series[str]
+    physical: Series[int] = pa.Field(ge=0)
+    allocated: Series[int] = pa.Field(ge=0)
+    free_to_allocate: Series[int]
+
+    class Config:
+        coerce = True
+        unique = ["warehouse_id", "size_id"]
+
+    @pa.dataframe_check(error="physical != free_to_allocate + allocated")
+    def physical_identity(cls, df):  # noqa: N805
+        return df["physical"] == df["free_to_allocate"] + df["allocated"]
+
+
+class CentraCatalog(pa.DataFrameModel):
+    size_id: Series[int] = pa.Field(unique=True)
+    sku: Series[str] = pa.Field(str_length={"min_value": 1}, unique=True)
+    product_number: Series[str]
+    is_active: Series[bool]
+
+    class Config:
+        coerce = True
+
+
+class PosStockMovements(pa.DataFrameModel):
+    movement_key: Series[str] = pa.Field(unique=True)
+    event_name: Series[str]
+    event_time: Series[str] = pa.Field(str_matches=r"^\d{4}-\d\d-\d\dT")
+    fulfillment_node_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    sku: Series[str] = pa.Field(str_length={"min_value": 1})
+    movement_type: Series[str] = pa.Field(isin=["sale", "return", "receipt", "adjustment", "count"])
+    quantity: Series[int]
+
+    class Config:
+        coerce = True
+
+    @pa.dataframe_check(error="sales must be negative deltas, counts non-negative")
+    def signs(cls, df):  # noqa: N805
+        return ~((df["movement_type"] == "sale") & (df["quantity"] >= 0)) & \
+            ~((df["movement_type"] == "count") & (df["quantity"] < 0))
+
+
+class CentraStockChanges(pa.DataFrameModel):
+    change_id: Series[str]
+    warehouse_id: Series[int]
+    sku: Series[str] = pa.Field(str_length={"min_value": 1})
+    quantity: Series[int]
+    description: Series[str]
+
+    class Config:
+        coerce = True

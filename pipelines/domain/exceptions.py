@@ -1,0 +1,55 @@
+"""Typed exception records and the catalogue of exception types (owner, severity, playbook)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ExceptionType:
+    name: str
+    severity: str  # "ERROR" | "WARN" | "INFO"
+    owner_team: str  # "retail_operations" | "ecommerce" | "finance" | "integration"
+    playbook: str
+
+
+UNKNOWN_SKU = ExceptionType(
+    "unknown_sku", "ERROR", "ecommerce",
+    "The POS reported a SKU the commerce catalog does not know. Create or map the size in Centra "
+    "(or fix the POS catalog), then re-materialise the day; stock for it is not synced until then.",
+)
+UNMAPPED_LOCATION = ExceptionType(
+    "unmapped_location", "ERROR", "integration",
+    "A POS fulfillment node has no location in the estate file. Add it (with its Centra warehouse) "
+    "to the estate file and re-materialise the affected days.",
+)
+UNDECODABLE_EVENT = ExceptionType(
+    "undecodable_event", "ERROR", "integration",
+    "An inbox event could not be decoded. Inspect the payload in the exception record, fix the "
+    "decoder or the sender, then re-materialise the day.",
+)
+
+CATALOGUE = {t.name: t for t in (UNKNOWN_SKU, UNMAPPED_LOCATION, UNDECODABLE_EVENT)}
+
+
+@dataclass(frozen=True)
+class ExceptionRecord:
+    """One problem for a person to act on. The key makes re-detection idempotent."""
+
+    key: str
+    type: str
+    severity: str
+    owner_team: str
+    source: str
+    message: str
+    playbook: str
+    business_date: str | None = None
+    location_id: str | None = None
+    sku: str | None = None
+    payload: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, kind: ExceptionType, key: str, source: str, message: str, **kw: Any) -> ExceptionRecord:
+        return cls(key=f"{kind.name}:{key}", type=kind.name, severity=kind.severity, owner_team=kind.owner_team,
+                   source=source, message=message, playbook=kind.playbook, **kw)

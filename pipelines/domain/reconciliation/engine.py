@@ -1,0 +1,224 @@
+"""Run every reconciliation rule of one business day and summarise the findings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from pipelines.domain.exceptions import ExceptionRecord
+from pipelines.domain.reconciliation import rules
+from pipelines.domain.reconciliation.model import DEFAULT_TOLERANCE, FINDING_TYPES, Tolerance, empty_findings
+from pipelines.domain.reconciliation.reference import Reference
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    """Rule switches that are policy rather than tolerance.
+
+    exclude_change_description_prefixes: Centra ledger changes that are not store movements (sync rule).
+    skip_counted_keys: do not compare the day's net deltas of (store, SKU) keys the POS counted.
+    allowed_discount_rates: if set, sale-line discounts must be one of these fractions of gross (or 0).
+    terminal_order_statuses: click-and-collect orders in these statuses are closed.
+    report_unstocked_commerce_skus: SKU-level findings for active Centra SKUs unknown to the POS that have
+        no store-warehouse stock (web-only assortments may want this off).
+    store_returns_only: ignore Centra returns received into a non-store warehouse.
+    """
+
+    exclude_change_description_prefixes: tuple[str, ...] = rules.DEFAULT_EXCLUDED_CHANGE_PREFIXES
+    skip_counted_keys: bool = True
+    allowed_discount_rates: tuple[float, ...] | None = None
+    terminal_order_statuses: tuple[str, ...] = ("SHIPPED",)
+    report_unstocked_commerce_skus: bool = True
+    store_returns_only: bool = True
+
+
+@dataclass
+class ReconciliationInputs:
+    """The day's inputs: frames as read from the raw tables (None = not available; its rules are skipped).
+
+    pos_sale_lines may hold earlier days too (store-sale ids and cumulative refunds use them; everything
+    else uses ``business_date`` rows). Extra inputs:
+    downstream_sales: location_id, business_date, tax_rate, count, gross, discount, tax, net.
+    pickups: order_number, location_id, completed_at (click-and-collect completions of the day).
+    sell_through: location_id, sku, units_sold_recent (risk weighting of stock drift).
+    store_sale_transaction_ids: known store-sale transaction ids of recent days.
+    """
+
+    business_date: str
+    reference: Reference
+    pos_sale_lines: pd.DataFrame | None = None
+    pos_stock_snapshot: pd.DataFrame | None = None
+    pos_catalog: pd.DataFrame | None = None
+    pos_stock_movements: pd.DataFrame | None = None
+    centra_orders: pd.DataFrame | None = None
+    centra_returns: pd.DataFrame | None = None
+    centra_return_lines: pd.DataFrame | None = None
+    centra_stock_snapshot: pd.DataFrame | None = None
+    centra_stock_changes: pd.DataFrame | None = None
+    centra_catalog: pd.DataFrame | None = None
+    downstream_sales: pd.DataFrame | None = None
+    pickups: pd.DataFrame | None = None
+    sell_through: pd.DataFrame | None = None
+    store_sale_transaction_ids: Iterable[str] | None = None
+
+
+@dataclass
+class ReconciliationResult:
+    """findings: FINDING_COLUMNS sorted by value at risk (base currency) desc; totals: per type/severity/team;
+    totals_by_team; drift_by_store: every store's oversell and lost-sales units and value; skipped: rule ->
+    reason; timings_s: rule -> seconds."""
+
+    business_date: str
+    findings: pd.DataFrame
+    totals: pd.DataFrame
+    totals_by_team: pd.DataFrame
+    drift_by_store: pd.DataFrame
+    skipped: dict[str, str] = field(default_factory=dict)
+    timings_s: dict[str, float] = field(default_factory=dict)
+
+
+def reconcile(inputs: ReconciliationInputs, tolerance: Tolerance = DEFAULT_TOLERANCE,
+              config: RuleConfig | None = None) -> ReconciliationResult:
+    """All findings of one business day (see :mod:`rules` for each rule's matching rule)."""
+    cfg = config or RuleConfig()
+    ref, day = inputs.reference, inputs.business_date
+    locs, prices = ref.locations, ref.prices
+    timings: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    frames: list[pd.DataFrame] = []
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 4)
+        clock = now
+
+    d = rules._day
+    pos_stock, cen_stock = d(inputs.pos_stock_snapshot, day), d(inputs.centra_stock_snapshot, day)
+    moves, changes = d(inputs.pos_stock_movements, day), d(inputs.centra_stock_changes, day)
+    lines_today, catalog = d(inputs.pos_sale_lines, day), d(inputs.pos_catalog, day)
+    ccat = d(inputs.centra_catalog, day)
+    has_pos = any(x is not None for x in (pos_stock, moves, lines_today, catalog))
+    known = rules.pos_known_skus(pos_catalog=catalog, pos_stock=pos_stock, pos_sale_lines=lines_today,
+                                 pos_movements=moves) if has_pos else None
+    lap("prepare")
+
+    if pos_stock is not None and cen_stock is not None:
+        frames.append(rules.stock_drift(day, pos_stock, cen_stock, locs, prices, tolerance,
+                                        centra_catalog=ccat, pos_known=known))
+        lap("stock_drift")
+    else:
+        skipped["stock_drift"] = "needs pos_stock_snapshot and centra_stock_snapshot"
+    if moves is not None and changes is not None:
+        frames.append(rules.sync_failures(day, moves, changes, locs, prices, tolerance,
+                                          exclude_description_prefixes=cfg.exclude_change_description_prefixes,
+                                          skip_counted=cfg.skip_counted_keys, centra_catalog=ccat, pos_known=known))
+        lap("sync")
+    else:
+        skipped["sync"] = "needs pos_stock_movements and centra_stock_changes"
+    if ccat is not None and has_pos:
+        frames.append(rules.orphan_skus(day, ccat, locs, prices, pos_catalog=catalog, pos_stock=pos_stock,
+                                        pos_sale_lines=lines_today, pos_movements=moves, centra_stock=cen_stock,
+                                        pos_known=known,
+                                        report_unstocked_commerce_skus=cfg.report_unstocked_commerce_skus))
+        lap("orphan_sku")
+    else:
+        skipped["orphan_sku"] = "needs centra_catalog and a POS frame"
+    if lines_today is not None and inputs.downstream_sales is not None:
+        frames.append(rules.store_sales(day, lines_today, inputs.downstream_sales, locs, tolerance,
+                                        tax_rates=ref.tax_rates))
+        lap("store_sales")
+    else:
+        skipped["store_sales"] = "needs pos_sale_lines and downstream_sales"
+    if inputs.pos_sale_lines is not None:
+        if inputs.centra_return_lines is None:
+            skipped["returns"] = "no centra_return_lines: only return_without_order_ref is checked"
+        frames.append(rules.returns_and_refunds(
+            day, inputs.pos_sale_lines, locs, tolerance, centra_returns=inputs.centra_returns,
+            centra_return_lines=inputs.centra_return_lines,
+            store_sale_transaction_ids=inputs.store_sale_transaction_ids,
+            store_returns_only=cfg.store_returns_only))
+        lap("returns")
+        frames.append(rules.sale_line_checks(day, lines_today, locs, prices, tolerance,
+                                             allowed_discount_rates=cfg.allowed_discount_rates))
+        lap("lines")
+    else:
+        skipped["returns"] = skipped["lines"] = "needs pos_sale_lines"
+    if inputs.pickups is not None and inputs.centra_orders is not None:
+        frames.append(rules.click_collect(day, inputs.pickups, inputs.centra_orders, locs, ref.fx_to_base,
+                                          terminal_statuses=cfg.terminal_order_statuses))
+        lap("click_collect")
+    else:
+        skipped["click_collect"] = "needs pickups and centra_orders"
+
+    frames = [f for f in frames if len(f)]
+    findings = pd.concat(frames, ignore_index=True) if frames else empty_findings()
+    findings = rules.sort_findings(rules.rank_findings(findings, inputs.sell_through))
+    lap("rank")
+    return ReconciliationResult(day, findings, totals_by_type(findings), totals_by_team(findings),
+                                drift_by_store(findings, locs), skipped, timings)
+
+
+def totals_by_type(findings: pd.DataFrame) -> pd.DataFrame:
+    """Findings and value at risk (base currency) per finding type, with its severity and owner."""
+    cols = ["finding_type", "severity", "owner_team", "findings", "value_at_risk_base"]
+    if findings.empty:
+        return pd.DataFrame(columns=cols)
+    g = findings.groupby(["finding_type", "severity", "owner_team"], as_index=False, sort=True).agg(
+        findings=("finding_type", "size"), value_at_risk_base=("value_at_risk_base", "sum"))
+    g["value_at_risk_base"] = g["value_at_risk_base"].round(2)
+    return g.sort_values(["value_at_risk_base", "finding_type"], ascending=[False, True],
+                         kind="mergesort").reset_index(drop=True)[cols]
+
+
+def totals_by_team(findings: pd.DataFrame) -> pd.DataFrame:
+    cols = ["owner_team", "findings", "errors", "value_at_risk_base"]
+    if findings.empty:
+        return pd.DataFrame(columns=cols)
+    f = findings.assign(errors=(findings["severity"] == "ERROR").astype(int))
+    g = f.groupby("owner_team", as_index=False, sort=True).agg(
+        findings=("owner_team", "size"), errors=("errors", "sum"), value_at_risk_base=("value_at_risk_base", "sum"))
+    g["value_at_risk_base"] = g["value_at_risk_base"].round(2)
+    return g.sort_values(["value_at_risk_base", "owner_team"], ascending=[False, True],
+                         kind="mergesort").reset_index(drop=True)[cols]
+
+
+def drift_by_store(findings: pd.DataFrame, locations: pd.DataFrame) -> pd.DataFrame:
+    """Per store: SKUs, units and value (store and base currency) of oversell and lost-sales drift."""
+    base = locations[["location_id", "currency"]].copy()
+    f = findings[findings["finding_type"].isin(rules.DRIFT_TYPES)]
+    for kind, ft in (("oversell", "stock_drift_oversell"), ("lost_sales", "stock_drift_lost_sales")):
+        sub = f[f["finding_type"] == ft]
+        g = sub.assign(units=sub["quantity_diff"].astype("float64").abs()).groupby("location_id").agg(
+            skus=("sku", "size"), units=("units", "sum"), value=("value_at_risk", "sum"),
+            value_base=("value_at_risk_base", "sum"))
+        g.columns = [f"{kind}_{c}" for c in g.columns]
+        base = base.merge(g, how="left", left_on="location_id", right_index=True)
+    for c in base.columns[2:]:
+        base[c] = base[c].fillna(0)
+        base[c] = base[c].round(2) if "value" in c else base[c].astype("int64")
+    base["value_at_risk_base"] = (base["oversell_value_base"] + base["lost_sales_value_base"]).round(2)
+    return base.sort_values(["value_at_risk_base", "location_id"], ascending=[False, True],
+                            kind="mergesort").reset_index(drop=True)
+
+
+def exception_records(findings: pd.DataFrame, source: str = "reconciliation") -> list[ExceptionRecord]:
+    """One exception record per finding; the key makes re-detection of the same finding idempotent."""
+    out = []
+    for row in findings.itertuples(index=False):
+        ft = FINDING_TYPES[row.finding_type]
+        parts = [row.business_date, row.location_id, row.sku, row.order_ref, row.transaction_id,
+                 None if pd.isna(row.tax_rate) else f"{row.tax_rate:g}"]
+        key = ":".join("" if p is None or (isinstance(p, float) and np.isnan(p)) else str(p) for p in parts)
+        msg = (f"{row.finding_type}: value at risk {row.value_at_risk:.2f} {row.currency or ''}".rstrip()
+               + f" (rank {row.risk_rank}); {row.detail}")
+        out.append(ExceptionRecord.of(
+            ft.as_exception_type(), key, source, msg, business_date=row.business_date, location_id=row.location_id,
+            sku=row.sku, payload={"order_ref": row.order_ref, "transaction_id": row.transaction_id,
+                                  "value_at_risk_base": float(row.value_at_risk_base)}))
+    return out

@@ -1,0 +1,176 @@
+"""The finding types of the daily finance reconciliation and the shape of a finding row.
+
+A finding is one difference between two systems' own records for one business day, with the money it
+puts at risk and the team that must act. Sign conventions of a finding row:
+
+- ``quantity_diff = quantity_commerce - quantity_pos`` and ``amount_diff = amount_commerce - amount_pos``;
+  the "commerce" side is Centra, or the downstream/expected side for store-sales and line checks.
+- amounts and ``value_at_risk`` are in the store's currency (``currency``); ``value_at_risk >= 0``;
+  ``value_at_risk_base`` is the same value in the estate's base currency.
+- ``risk_rank`` 1 = highest commercial risk of the day, dense over all findings (see engine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from pipelines.domain.exceptions import ExceptionType
+
+FINDING_COLUMNS: list[str] = [
+    "business_date", "finding_type", "severity", "owner_team", "location_id", "sku", "order_ref",
+    "transaction_id", "tax_rate", "quantity_pos", "quantity_commerce", "quantity_diff", "amount_pos",
+    "amount_commerce", "amount_diff", "currency", "value_at_risk", "value_at_risk_base", "risk_rank",
+    "playbook", "detail",
+]
+
+#: dtypes of a findings frame (quantities are nullable integers, money float64 with NaN for "n/a").
+FINDING_DTYPES: dict[str, str] = {
+    "business_date": "object", "finding_type": "object", "severity": "object", "owner_team": "object",
+    "location_id": "object", "sku": "object", "order_ref": "object", "transaction_id": "object",
+    "tax_rate": "float64", "quantity_pos": "Int64", "quantity_commerce": "Int64", "quantity_diff": "Int64",
+    "amount_pos": "float64", "amount_commerce": "float64", "amount_diff": "float64", "currency": "object",
+    "value_at_risk": "float64", "value_at_risk_base": "float64", "risk_rank": "int64", "playbook": "object",
+    "detail": "object",
+}
+
+#: the columns that identify a finding within a day (with business_date and finding_type).
+FINDING_KEY_COLUMNS: list[str] = ["location_id", "sku", "order_ref", "transaction_id", "tax_rate"]
+
+
+@dataclass(frozen=True)
+class FindingType:
+    """One kind of finding: its family (the rule that raises it), severity, owner team and playbook."""
+
+    name: str
+    family: str
+    severity: str  # "ERROR" | "WARN"
+    owner_team: str  # "finance" | "retail_operations" | "ecommerce" | "integration"
+    playbook: str
+
+    def as_exception_type(self) -> ExceptionType:
+        return ExceptionType(self.name, self.severity, self.owner_team, self.playbook)
+
+
+def _t(name: str, family: str, severity: str, owner: str, playbook: str) -> FindingType:
+    return FindingType(name, family, severity, owner, playbook)
+
+
+STOCK_DRIFT_OVERSELL = _t(
+    "stock_drift_oversell", "stock_drift", "ERROR", "retail_operations",
+    "Centra shows more physical stock in the store's warehouse than the POS has on hand: the web shop can "
+    "sell units that are not there. Confirm the shelf quantity (recount if in doubt), then push the POS "
+    "quantity to the store warehouse in Centra (setStock) and look for the unsynced movement.",
+)
+STOCK_DRIFT_LOST_SALES = _t(
+    "stock_drift_lost_sales", "stock_drift", "WARN", "retail_operations",
+    "Centra shows less physical stock in the store's warehouse than the POS has on hand: online sales are "
+    "lost. Confirm the shelf quantity, then push the POS quantity to Centra (setStock).",
+)
+SYNC_MISSING_IN_COMMERCE = _t(
+    "sync_missing_in_commerce", "sync", "ERROR", "integration",
+    "The POS moved stock on the day but Centra's stock-change ledger for the store warehouse moved less (or "
+    "not at all): a silent sync failure. Find the movements in the sync ledger, replay them, and re-run the "
+    "day's reconciliation.",
+)
+SYNC_UNEXPECTED_IN_COMMERCE = _t(
+    "sync_unexpected_in_commerce", "sync", "WARN", "ecommerce",
+    "Centra's ledger moved stock in the store warehouse without a matching POS movement (manual edit, "
+    "double apply or a foreign integration). Identify the change in Centra by its description, revert it or "
+    "record the matching POS adjustment.",
+)
+ORPHAN_POS_UNKNOWN = _t(
+    "orphan_sku_pos_unknown_in_commerce", "orphan_sku", "ERROR", "ecommerce",
+    "The POS stocks or sells a SKU the Centra catalog does not know: its stock never reaches the web shop and "
+    "its sales are not reflected online. Create or map the product size in Centra (or fix the POS catalog), "
+    "then re-materialise the day.",
+)
+ORPHAN_POS_INACTIVE = _t(
+    "orphan_sku_pos_inactive_in_commerce", "orphan_sku", "WARN", "ecommerce",
+    "The POS stocks or sells a SKU that is inactive in Centra. Reactivate the size in Centra if it is still "
+    "sold, or take it out of store assortment and return the stock.",
+)
+ORPHAN_COMMERCE_UNKNOWN = _t(
+    "orphan_sku_commerce_unknown_in_pos", "orphan_sku", "WARN", "retail_operations",
+    "A SKU active in Centra is unknown to the POS; stock Centra shows for it in a store warehouse can be "
+    "oversold. Add the SKU to the POS catalog (or deactivate it in Centra / zero the store warehouse stock).",
+)
+STORE_SALES_MISMATCH = _t(
+    "store_sales_mismatch", "store_sales", "ERROR", "finance",
+    "Store sales of the day for this store and tax rate differ between the POS and what was recorded "
+    "downstream (count, gross, discount, tax or net). Find the unposted or double-posted transactions, repost "
+    "them, and re-run the day.",
+)
+RETURN_WITHOUT_ORDER_REF = _t(
+    "return_without_order_ref", "returns", "ERROR", "retail_operations",
+    "A store return was processed without the original order reference and is not a return of a known store "
+    "sale: the refund cannot be matched to an online order. Ask the store for the receipt/order number, add "
+    "it to the return, and let the return sync to Centra.",
+)
+RETURN_MISSING_IN_COMMERCE = _t(
+    "return_missing_in_commerce", "returns", "ERROR", "ecommerce",
+    "A store return of an online order has no matching return in Centra: the order is not credited and stock "
+    "is not restocked online. Replay the return sync for the order, or create the return in Centra.",
+)
+REFUND_AMOUNT_MISMATCH = _t(
+    "refund_amount_mismatch", "returns", "ERROR", "finance",
+    "The amount (or quantity) refunded in the store differs from the refunded return in Centra for this "
+    "order and SKU. Check partial refunds and the refund state in Centra, then correct the refund.",
+)
+REFUND_TAX_MISMATCH = _t(
+    "refund_tax_mismatch", "returns", "ERROR", "finance",
+    "The refund amount matches but the refunded tax differs between the store and Centra's return line tax "
+    "rate. Correct the tax on the return (tax rate of the original order) before the VAT report.",
+)
+CLICK_COLLECT_OPEN = _t(
+    "click_collect_open", "click_collect", "ERROR", "ecommerce",
+    "The store completed the pickup but the online order is not in its terminal state in Centra (or is "
+    "missing): it stays open, is not invoiced, and may be fulfilled twice. Complete the shipment in Centra "
+    "and check that nothing else was dispatched.",
+)
+LINE_TAX_MISMATCH = _t(
+    "line_tax_mismatch", "lines", "ERROR", "finance",
+    "A store sale line's tax differs from the tax of the store country's rate on its price after discount. "
+    "Check the POS tax configuration of the store and correct the posted tax.",
+)
+LINE_DISCOUNT_MISMATCH = _t(
+    "line_discount_mismatch", "lines", "WARN", "finance",
+    "A store sale line's discount is negative, larger than the line's gross, or not one of the allowed "
+    "discount rates. Check the promotion set-up or the associate override on the transaction.",
+)
+PRICE_OFF_PRICELIST = _t(
+    "price_off_pricelist", "lines", "WARN", "retail_operations",
+    "A store sold a SKU at a unit price different from the store market's price list in Centra. Align the POS "
+    "price book with the price list (or record the markdown as a discount).",
+)
+
+FINDING_TYPES: dict[str, FindingType] = {t.name: t for t in (
+    STOCK_DRIFT_OVERSELL, STOCK_DRIFT_LOST_SALES, SYNC_MISSING_IN_COMMERCE, SYNC_UNEXPECTED_IN_COMMERCE,
+    ORPHAN_POS_UNKNOWN, ORPHAN_POS_INACTIVE, ORPHAN_COMMERCE_UNKNOWN, STORE_SALES_MISMATCH,
+    RETURN_WITHOUT_ORDER_REF, RETURN_MISSING_IN_COMMERCE, REFUND_AMOUNT_MISMATCH, REFUND_TAX_MISMATCH,
+    CLICK_COLLECT_OPEN, LINE_TAX_MISMATCH, LINE_DISCOUNT_MISMATCH, PRICE_OFF_PRICELIST,
+)}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """What counts as a difference: strictly more than these.
+
+    money: in the store's currency, per compared amount.
+    units: stock units, per (location, SKU) comparison.
+    tax_rounding_per_unit: extra slack for tax compared against a recomputed value, per unit, because the
+        POS rounds tax per item (a line of n units can be n x 0.005 off the line-level recomputation).
+    """
+
+    money: float = 0.01
+    units: int = 0
+    tax_rounding_per_unit: float = 0.005
+
+
+DEFAULT_TOLERANCE = Tolerance()
+
+
+def empty_findings() -> pd.DataFrame:
+    """A findings frame with no rows and the contract's columns and dtypes."""
+    return pd.DataFrame({c: pd.Series(dtype=d) for c, d in FINDING_DTYPES.items()})[FINDING_COLUMNS]

@@ -1,0 +1,1 @@
+"""The intake service: verifies platform webhooks, stores raw events durably, answers fast."""

@@ -1,0 +1,134 @@
+"""Verification of inbound deliveries (pure functions, no I/O)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+
+class Rejected(Exception):
+    """A delivery we refuse; `status` is the HTTP status to answer with, `reason` says why."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def check_bearer(authorization: str | None, expected: str) -> None:
+    if not authorization:
+        raise Rejected(401, "missing Authorization header")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Rejected(401, "Authorization must be 'Bearer <api key>'")
+    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise Rejected(403, "api key does not match")
+
+
+def centra_signature(secret: str, timestamp: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+def check_centra_signature(header: str | None, body: bytes, secret: str, now: float,
+                           tolerance_s: int = 300) -> None:
+    """`X-Centra-Signature: t=<unix>,v1=<hex>` with v1 = HMAC-SHA256(secret, "<t>.<raw body>")."""
+    if not header:
+        raise Rejected(401, "missing X-Centra-Signature header")
+    parts: dict[str, list[str]] = {}
+    for item in header.split(","):
+        key, sep, value = item.strip().partition("=")
+        if sep:
+            parts.setdefault(key, []).append(value)
+    if "t" not in parts or "v1" not in parts:
+        raise Rejected(400, "X-Centra-Signature must carry t= and v1=")
+    t = parts["t"][0]
+    try:
+        ts = int(t)
+    except ValueError as exc:
+        raise Rejected(400, "X-Centra-Signature t= is not a unix timestamp") from exc
+    if abs(now - ts) > tolerance_s:
+        raise Rejected(401, f"signature timestamp outside the {tolerance_s}s tolerance")
+    expected = centra_signature(secret, t, body)
+    if not any(hmac.compare_digest(expected, v) for v in parts["v1"]):
+        raise Rejected(401, "signature does not match")
+
+
+@dataclass(frozen=True)
+class InboundEvent:
+    source: str
+    dedup_key: str
+    event_name: str
+    event_time: str | None
+    payload: dict[str, Any]
+
+
+def _stable_hash(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def parse_newstore_event(body: bytes) -> InboundEvent:
+    """NewStore event stream envelope `{tenant, name, published_at, payload}`.
+
+    The dedup key is the event name plus a hash of the payload: a redelivery carries the same
+    payload (its published_at may differ), while two distinct events differ in ids or timestamps.
+    """
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Rejected(400, f"body is not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise Rejected(400, "body must be a JSON object")
+    missing = [k for k in ("name", "payload") if k not in doc]
+    if missing:
+        raise Rejected(422, f"event envelope lacks {', '.join(missing)}")
+    name, payload = doc["name"], doc["payload"]
+    if not isinstance(name, str) or not isinstance(payload, dict):
+        raise Rejected(422, "event name must be a string and payload an object")
+    from pipelines.domain.newstore_events import event_time_of
+
+    return InboundEvent(
+        source="newstore",
+        dedup_key=f"{name}:{_stable_hash(payload)}",
+        event_name=name,
+        event_time=event_time_of(name, payload, doc.get("published_at")),
+        payload=doc,
+    )
+
+
+def parse_centra_webhook(body: bytes) -> list[InboundEvent]:
+    """Centra webhook: form-encoded `payload=<JSON {"events":[...]}>`; one inbound event per entry."""
+    try:
+        form = parse_qs(body.decode("utf-8"), strict_parsing=True)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Rejected(400, f"body is not form-encoded: {exc}") from exc
+    if "payload" not in form:
+        raise Rejected(400, "form body lacks payload=")
+    try:
+        doc = json.loads(form["payload"][0])
+    except ValueError as exc:
+        raise Rejected(400, f"payload is not JSON: {exc}") from exc
+    events = doc.get("events") if isinstance(doc, dict) else None
+    if isinstance(doc, dict) and events is None:
+        # Storefront cache-busting webhooks ({"products": [...], ...}) carry no events list.
+        return [InboundEvent("centra", f"storefront:{_stable_hash(doc)}", "storefront", None, doc)]
+    if not isinstance(events, list):
+        raise Rejected(422, "payload.events must be a list")
+    out = []
+    from pipelines.domain.timeutil import normalise_time
+
+    for ev in events:
+        if not isinstance(ev, dict) or not {"type", "action", "id"} <= ev.keys():
+            raise Rejected(422, "each event needs type, action and id")
+        when = None
+        if ev.get("date"):
+            try:
+                when = normalise_time(str(ev["date"]))
+            except ValueError:
+                when = None
+        key = f"{ev['type']}:{ev['action']}:{ev['id']}:{ev.get('date', '')}"
+        out.append(InboundEvent("centra", key, f"{ev['type']}.{ev['action']}", when, ev))
+    return out

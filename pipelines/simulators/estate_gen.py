@@ -1,0 +1,170 @@
+"""Deterministic generation of a simulated estate file from a seed.
+
+`python -m pipelines.simulators.estate_gen --sizes 2000 --stores 12 --seed 7 -o data/estate.json`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+# (id prefix, city, country, currency, timezone)
+_CITIES = [
+    ("SE", "Stockholm", "SE", "SEK", "Europe/Stockholm"),
+    ("SE", "Gothenburg", "SE", "SEK", "Europe/Stockholm"),
+    ("SE", "Malmo", "SE", "SEK", "Europe/Stockholm"),
+    ("DK", "Copenhagen", "DK", "DKK", "Europe/Copenhagen"),
+    ("NO", "Oslo", "NO", "NOK", "Europe/Oslo"),
+    ("DE", "Berlin", "DE", "EUR", "Europe/Berlin"),
+    ("DE", "Hamburg", "DE", "EUR", "Europe/Berlin"),
+    ("DE", "Munich", "DE", "EUR", "Europe/Berlin"),
+    ("GB", "London", "GB", "GBP", "Europe/London"),
+    ("GB", "Manchester", "GB", "GBP", "Europe/London"),
+    ("FI", "Helsinki", "FI", "EUR", "Europe/Helsinki"),
+    ("NL", "Amsterdam", "NL", "EUR", "Europe/Amsterdam"),
+]
+_FX_TO_EUR = {"EUR": 1.0, "SEK": 0.087, "DKK": 0.134, "NOK": 0.085, "GBP": 1.17}
+_TAX = {"SE": 0.25, "DK": 0.25, "NO": 0.25, "DE": 0.19, "GB": 0.20, "FI": 0.255, "NL": 0.21}
+_PRICE_FACTOR = {"EUR": 1.0, "SEK": 11.0, "DKK": 7.5, "NOK": 11.5, "GBP": 0.85}
+_GARMENTS = ["Crew", "Tee", "Hoodie", "Chino", "Jacket", "Shirt", "Cardigan", "Dress", "Coat", "Jeans",
+             "Knit", "Polo", "Shorts", "Skirt", "Blazer", "Parka", "Sneaker", "Boot", "Scarf", "Cap"]
+_MATERIALS = ["Merino", "Organic", "Linen", "Wool", "Denim", "Canvas", "Cashmere", "Cotton", "Tech", "Suede"]
+_COLOURS = [("BLK", "Black"), ("NVY", "Navy"), ("OFW", "Off White"), ("GRN", "Forest"), ("SND", "Sand"),
+            ("RED", "Brick"), ("GRY", "Grey Melange"), ("BLU", "Sky")]
+_SIZE_RUNS = [["XS", "S", "M", "L", "XL"], ["S", "M", "L"], ["28", "30", "32", "34", "36"],
+              ["38", "39", "40", "41", "42", "43", "44"], ["ONE"]]
+
+
+def _ean13(body12: str) -> str:
+    total = sum(int(d) * (3 if i % 2 else 1) for i, d in enumerate(body12))
+    return body12 + str((10 - total % 10) % 10)
+
+
+def generate_estate(*, sizes: int = 2000, stores: int = 12, seed: int = 7,
+                    timezone: str = "Europe/Stockholm", stock_per_store: tuple[int, int] = (0, 6),
+                    stock_dc: tuple[int, int] = (20, 200)) -> dict[str, Any]:
+    rng = random.Random(seed)
+    stores = max(1, stores)
+    cities = [_CITIES[i % len(_CITIES)] for i in range(stores)]
+    currencies = sorted({c[3] for c in cities} | {"EUR"})
+    pricelists = [
+        {"id": i + 1, "name": f"Retail {cur}", "currency": cur, "store_id": 1,
+         "countries": sorted({c[2] for c in cities if c[3] == cur})}
+        for i, cur in enumerate(currencies)
+    ]
+    pl_by_cur = {p["currency"]: p["id"] for p in pricelists}
+    warehouses = [{"id": 1, "name": "DC Boras"}]
+    locations: list[dict[str, Any]] = [{
+        "id": "DC01", "name": "Distribution centre Boras", "kind": "dc", "country": "SE",
+        "currency": "SEK", "timezone": "Europe/Stockholm", "newstore_node_id": "DC01",
+        "centra_warehouse_id": 1, "centra_market_id": None, "centra_pricelist_id": None,
+    }]
+    countries = sorted({c[2] for c in cities})
+    markets, rules = [], []
+    for i, country in enumerate(countries):
+        cur = next(c[3] for c in cities if c[2] == country)
+        markets.append({"id": i + 1, "name": f"Market {country}", "store_id": 1, "countries": [country],
+                        "allocation_rule_id": i + 1, "pricelist_id": pl_by_cur[cur]})
+    market_by_country = {m["countries"][0]: m["id"] for m in markets}
+    per_country_count: dict[str, int] = {}
+    for i, (prefix, city, country, cur, tz) in enumerate(cities):
+        per_country_count[country] = per_country_count.get(country, 0) + 1
+        node = f"{prefix}{per_country_count[country]:02d}"
+        if i >= len(_CITIES):
+            city = f"{city} {i // len(_CITIES) + 1}"
+        wid = i + 2
+        warehouses.append({"id": wid, "name": f"Store {city}"})
+        locations.append({
+            "id": f"ST-{node}", "name": f"{city} flagship" if per_country_count[country] == 1 else f"{city} store",
+            "kind": "store", "country": country, "currency": cur, "timezone": tz, "newstore_node_id": node,
+            "centra_warehouse_id": wid, "centra_market_id": market_by_country[country],
+            "centra_pricelist_id": pl_by_cur[cur],
+        })
+    for i, country in enumerate(countries):
+        store_wh = [loc["centra_warehouse_id"] for loc in locations if loc["kind"] == "store" and loc["country"] == country]
+        rules.append({"id": i + 1, "name": f"Allocation {country}", "warehouse_ids": [1, *store_wh]})
+
+    catalog: list[dict[str, Any]] = []
+    made, size_id, variant_id, pnum = 0, 1, 1, 1000
+    while made < sizes:
+        pnum += 1
+        run = rng.choice(_SIZE_RUNS)
+        base_eur = rng.choice([29, 39, 49, 59, 79, 89, 99, 129, 149, 199, 249])
+        product = {"product_id": pnum - 1000, "product_number": f"P{pnum}",
+                   "name": f"{rng.choice(_MATERIALS)} {rng.choice(_GARMENTS)}", "variants": []}
+        for code, colour in rng.sample(_COLOURS, rng.randint(1, 3)):
+            if made >= sizes:
+                break
+            prices = {str(pl["id"]): _round_price(base_eur * _PRICE_FACTOR[pl["currency"]], pl["currency"])
+                      for pl in pricelists}
+            variant = {"variant_id": variant_id, "variant_number": code, "name": colour, "prices": prices, "sizes": []}
+            variant_id += 1
+            for size in run:
+                if made >= sizes:
+                    break
+                sku = f"P{pnum}{code}{size}"
+                variant["sizes"].append({"size_id": size_id, "size": size, "sku": sku,
+                                         "ean": _ean13(f"735{size_id:09d}"), "active": True})
+                size_id += 1
+                made += 1
+            product["variants"].append(variant)
+        catalog.append(product)
+
+    all_skus = [s["sku"] for p in catalog for v in p["variants"] for s in v["sizes"]]
+    initial_stock: dict[str, dict[str, int]] = {}
+    for loc in locations:
+        lo, hi = stock_dc if loc["kind"] == "dc" else stock_per_store
+        initial_stock[loc["newstore_node_id"]] = {sku: rng.randint(lo, hi) for sku in all_skus}
+
+    return {
+        "name": "Nordlys Lifestyle (simulated)",
+        "seed": seed,
+        "base_currency": "EUR",
+        "business_timezone": timezone,
+        "fx_to_base": {c: _FX_TO_EUR[c] for c in currencies},
+        "tax_rates": {c: _TAX[c] for c in countries},
+        "centra": {
+            "stores": [{"id": 1, "name": "Retail", "type": "DIRECT_TO_CONSUMER"},
+                       {"id": 2, "name": "Wholesale", "type": "WHOLESALE"}],
+            "warehouses": warehouses,
+            "allocation_rules": rules,
+            "pricelists": pricelists,
+            "markets": markets,
+        },
+        "locations": locations,
+        "catalog": catalog,
+        "initial_stock": initial_stock,
+    }
+
+
+def _round_price(value: float, currency: str) -> float:
+    if currency in ("SEK", "NOK", "DKK"):
+        return float(int(round(value / 10.0)) * 10 - 1)
+    return round(int(value) + 0.95, 2)
+
+
+def write_estate(path: Path, **kwargs: Any) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = generate_estate(**kwargs)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sizes", type=int, default=2000)
+    ap.add_argument("--stores", type=int, default=12)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("-o", "--output", type=Path, default=Path("data/estate.json"))
+    args = ap.parse_args()
+    write_estate(args.output, sizes=args.sizes, stores=args.stores, seed=args.seed)
+    print(args.output)
+
+
+if __name__ == "__main__":
+    main()

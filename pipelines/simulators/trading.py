@@ -1,0 +1,275 @@
+"""The trading generator: makes the simulated estate trade, and records the ground truth.
+
+It drives the simulators' world APIs in-process (the world, not the integration): store sales and
+returns happen in NewStore, online orders, shipments and returns in Centra. `simulate(start, end)`
+produces a period's trading with past event times (history, tests); `run_live` keeps trading in
+real time. Fault knobs inject the failures retailers suffer; each injected fault is recorded.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pipelines.estate import Estate, Location
+from pipelines.simulators.ground_truth import GroundTruth
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FaultConfig:
+    """Rates in [0, 1], all off by default. Delivery faults are the event stream's own knobs."""
+
+    unknown_sku: float = 0.0  # a store sale of a SKU the commerce catalog does not know
+    missing_order_ref: float = 0.0  # an in-store return of an online order without its order reference
+    wrong_price: float = 0.0  # a store sale at a price off the store's price list
+    missing_centra_return: float = 0.0  # an in-store return of an online order never recorded in Centra
+
+
+@dataclass
+class TradingConfig:
+    seed: int = 11
+    store_sales_per_hour: float = 4.0  # per store, during opening hours
+    opening_hours: tuple[int, int] = (9, 20)  # local time
+    online_orders_per_hour: float = 12.0  # estate-wide
+    store_return_share: float = 0.06  # share of store sales returned in store later
+    online_return_share: float = 0.08  # share of shipped online orders returned to the DC
+    online_return_in_store_share: float = 0.05  # share of shipped online orders returned in a store
+    ship_after_hours: tuple[float, float] = (1.0, 20.0)
+    counts_per_store_per_day: float = 0.5
+    replenish_below: int = 1
+    discount_share: float = 0.15
+    faults: FaultConfig = field(default_factory=FaultConfig)
+
+
+@dataclass(order=True)
+class _Job:
+    at: datetime
+    seq: int
+    kind: str = field(compare=False)
+    data: dict[str, Any] = field(compare=False, default_factory=dict)
+
+
+class TradingGenerator:
+    def __init__(self, estate: Estate, centra: Any, newstore: Any, truth: GroundTruth,
+                 config: TradingConfig | None = None):
+        self.estate = estate
+        self.centra = centra  # simulators.centra state (world API)
+        self.newstore = newstore  # simulators.newstore state (world API)
+        self.truth = truth
+        self.config = config or TradingConfig()
+        self.rng = random.Random(self.config.seed)
+        self._seq = itertools.count()
+        self._pending: list[_Job] = []  # follow-ups: shipments, returns
+        self._skus = estate.skus()
+        self._unknown = itertools.count(1)
+        self._lock = threading.Lock()
+        self.stats: dict[str, int] = {}
+
+    # ---- scheduling -------------------------------------------------------------------------
+    def _push(self, at: datetime, kind: str, **data: Any) -> None:
+        heapq.heappush(self._pending, _Job(at, next(self._seq), kind, data))
+
+    def _bump(self, key: str, n: int = 1) -> None:
+        self.stats[key] = self.stats.get(key, 0) + n
+
+    def _arrivals(self, start: datetime, end: datetime, per_hour: float) -> list[datetime]:
+        out, t = [], start
+        if per_hour <= 0:
+            return out
+        while True:
+            t = t + timedelta(hours=self.rng.expovariate(per_hour))
+            if t >= end:
+                return out
+            out.append(t)
+
+    def _store_open(self, store: Location, at: datetime) -> bool:
+        local = at.astimezone(ZoneInfo(store.timezone))
+        lo, hi = self.config.opening_hours
+        return lo <= local.hour < hi
+
+    def simulate(self, start: datetime, end: datetime) -> dict[str, int]:
+        """Trade from start to end (UTC-aware), in event-time order. Returns counters."""
+        with self._lock:
+            jobs: list[_Job] = []
+            for store in self.estate.stores:
+                for at in self._arrivals(start, end, self.config.store_sales_per_hour * 24 / max(
+                        1, self.config.opening_hours[1] - self.config.opening_hours[0])):
+                    if self._store_open(store, at):
+                        jobs.append(_Job(at, next(self._seq), "store_sale", {"store": store}))
+                days = (end - start).total_seconds() / 86400
+                for _ in range(self._poisson(self.config.counts_per_store_per_day * days)):
+                    at = start + (end - start) * self.rng.random()
+                    jobs.append(_Job(at, next(self._seq), "count", {"store": store}))
+            for at in self._arrivals(start, end, self.config.online_orders_per_hour):
+                jobs.append(_Job(at, next(self._seq), "online_order", {}))
+            for job in jobs:
+                heapq.heappush(self._pending, job)
+            while self._pending and self._pending[0].at < end:
+                job = heapq.heappop(self._pending)
+                try:
+                    getattr(self, f"_do_{job.kind}")(job.at, **job.data)
+                except Exception:  # a simulated world keeps trading; the failure is logged and counted
+                    log.exception("trading job %s failed", job.kind)
+                    self._bump(f"failed_{job.kind}")
+            return dict(self.stats)
+
+    def _poisson(self, lam: float) -> int:
+        n, p, threshold = 0, 1.0, pow(2.718281828, -lam)
+        while True:
+            p *= self.rng.random()
+            if p <= threshold:
+                return n
+            n += 1
+
+    def run_live(self, stop: threading.Event, tick_s: float = 1.0, speed: float = 1.0) -> None:
+        """Trade in real time until `stop` is set; `speed` multiplies the configured rates."""
+        self.config.store_sales_per_hour *= speed
+        self.config.online_orders_per_hour *= speed
+        last = datetime.now(UTC)
+        while not stop.wait(tick_s):
+            now = datetime.now(UTC)
+            self.simulate(last, now)
+            last = now
+
+    # ---- store trading (NewStore) -------------------------------------------------------------
+    def _pick_stocked(self, node: str, n: int) -> list[str]:
+        picks: list[str] = []
+        for _ in range(n * 8):
+            sku = self.rng.choice(self._skus)
+            if sku not in picks and self.newstore.on_hand(node, sku) > 0:
+                picks.append(sku)
+                if len(picks) == n:
+                    break
+        return picks
+
+    def _do_store_sale(self, at: datetime, store: Location) -> None:
+        node = store.newstore_node_id
+        faults = self.config.faults
+        skus = self._pick_stocked(node, self.rng.choice((1, 1, 1, 2, 2, 3)))
+        unknown = self.rng.random() < faults.unknown_sku
+        if unknown:
+            sku = f"POSONLY-{next(self._unknown):05d}"
+            self.newstore.register_pos_product(sku, node, on_hand=1)
+            skus.append(sku)
+        if not skus:
+            return
+        items, total = [], 0.0
+        for sku in skus:
+            if sku in self.estate.by_sku:
+                price = self.estate.price(sku, store.centra_pricelist_id)
+            else:
+                price = 49.0 if store.currency in ("EUR", "GBP") else 499.0
+            unit = price
+            if sku in self.estate.by_sku and self.rng.random() < faults.wrong_price:
+                unit = round(price * self.rng.choice((0.8, 0.9, 1.1)), 2)
+                self.truth.fault(at, "price_off_pricelist", node_id=node, sku=sku, value=round(unit - price, 2),
+                                 currency=store.currency, list_price=price, sold_at=unit)
+            discount = round(unit * 0.2, 2) if self.rng.random() < self.config.discount_share else 0.0
+            items.append({"sku": sku, "quantity": 1, "unit_price": unit, "discount": discount})
+            total += unit - discount
+        order = self.newstore.record_store_sale(node, items, at=at)
+        ref = str(order.get("id"))
+        for it in items:
+            self.truth.movement(at, node, it["sku"], -it["quantity"], "sale", ref)
+            if it["sku"] not in self.estate.by_sku:
+                self.truth.fault(at, "unknown_sku", node_id=node, sku=it["sku"], ref=ref,
+                                 value=it["unit_price"], currency=store.currency)
+        self.truth.transaction(at, "store_sale", "newstore", node, ref, round(total, 2), store.currency,
+                               items=items)
+        self._bump("store_sales")
+        if self.rng.random() < self.config.store_return_share:
+            back = at + timedelta(hours=self.rng.uniform(1, 48))
+            self._push(back, "store_return", store=store, order_id=ref, item=items[0])
+
+    def _do_store_return(self, at: datetime, store: Location, order_id: str, item: dict[str, Any]) -> None:
+        if not self._store_open(store, at):
+            return
+        node = store.newstore_node_id
+        refund = round(item["unit_price"] - item["discount"], 2)
+        ret = self.newstore.record_return(node, [{"sku": item["sku"], "quantity": 1, "refund_amount": refund}],
+                                          at=at, order_id=order_id, restock=True)
+        ref = str(ret.get("id"))
+        self.truth.movement(at, node, item["sku"], 1, "return_restock", ref)
+        self.truth.transaction(at, "store_return", "newstore", node, ref, -refund, store.currency, order_id=order_id)
+        self._bump("store_returns")
+
+    def _do_count(self, at: datetime, store: Location) -> None:
+        node = store.newstore_node_id
+        skus = self.rng.sample(self._skus, min(20, len(self._skus)))
+        counts = {}
+        for sku in skus:
+            qty = self.newstore.on_hand(node, sku)
+            if qty > 0 and self.rng.random() < 0.1:
+                qty -= 1  # shrinkage found by the count
+            counts[sku] = max(0, qty)
+        self.newstore.count_stock(node, counts, at=at)
+        for sku, qty in counts.items():
+            self.truth.count(at, node, sku, qty, f"count:{node}:{at.isoformat()}")
+        self._bump("counts")
+
+    # ---- online trading (Centra) --------------------------------------------------------------
+    def _do_online_order(self, at: datetime) -> None:
+        market = self.rng.choice(self.estate.centra.markets)
+        lines = [(sku, 1) for sku in self.rng.sample(self._skus, self.rng.choice((1, 1, 2)))]
+        order = self.centra.place_order(market.id, lines, email=f"shopper{next(self._seq)}@example.com",
+                                        created_at=at)
+        number = int(order["number"])
+        self.truth.transaction(at, "online_order", "centra", None, str(number), 0.0,
+                               self.estate.pricelists[market.pricelist_id].currency, market_id=market.id)
+        self._bump("online_orders")
+        self._push(at + timedelta(hours=self.rng.uniform(*self.config.ship_after_hours)), "ship",
+                   number=number, market_id=market.id, lines=lines)
+
+    def _do_ship(self, at: datetime, number: int, market_id: int, lines: list) -> None:
+        self.centra.ship_order(number, at=at)
+        self._bump("shipments")
+        r = self.rng.random()
+        if r < self.config.online_return_share:
+            self._push(at + timedelta(days=self.rng.uniform(1, 5)), "online_return", number=number, lines=lines)
+        elif r < self.config.online_return_share + self.config.online_return_in_store_share:
+            self._push(at + timedelta(days=self.rng.uniform(1, 5)), "online_return_in_store", number=number,
+                       market_id=market_id, lines=lines)
+
+    def _do_online_return(self, at: datetime, number: int, lines: list) -> None:
+        dc = self.estate.distribution_centre
+        self.centra.create_return(number, lines[:1], at=at, restock_warehouse_id=dc.centra_warehouse_id, refund=True)
+        self._bump("online_returns")
+
+    def _do_online_return_in_store(self, at: datetime, number: int, market_id: int, lines: list) -> None:
+        market = self.estate.markets[market_id]
+        stores = [s for s in self.estate.stores if s.country in market.countries] or list(self.estate.stores)
+        store = self.rng.choice(stores)
+        if not self._store_open(store, at):
+            at = at.replace(hour=12, minute=0, tzinfo=UTC)
+        sku, qty = lines[0]
+        price = self.estate.price(sku, market.pricelist_id)
+        faults = self.config.faults
+        missing_ref = self.rng.random() < faults.missing_order_ref
+        ret = self.newstore.record_return(
+            store.newstore_node_id, [{"sku": sku, "quantity": qty, "refund_amount": price * qty}], at=at,
+            original_external_order_ref=None if missing_ref else str(number), restock=True)
+        ref = str(ret.get("id"))
+        self.truth.movement(at, store.newstore_node_id, sku, qty, "return_restock", ref)
+        self.truth.transaction(at, "online_return_in_store", "newstore", store.newstore_node_id, ref,
+                               -price * qty, store.currency, order_number=number)
+        if missing_ref:
+            self.truth.fault(at, "return_without_order_ref", node_id=store.newstore_node_id, sku=sku, ref=ref,
+                             value=price * qty, currency=store.currency, order_number=number)
+        if self.rng.random() < faults.missing_centra_return:
+            self.truth.fault(at, "return_missing_in_commerce", node_id=store.newstore_node_id, sku=sku, ref=ref,
+                             value=price * qty, currency=store.currency, order_number=number)
+        else:
+            # The estate's current integration mirrors the return into Centra (flow 3) without a
+            # Centra restock: the unit is back on the store's shelf, which the POS records and the
+            # stock sync carries to the store's warehouse, so restocking here would count it twice.
+            self.centra.create_return(number, [(sku, qty)], at=at, restock=False, refund=True)
+        self._bump("online_returns_in_store")

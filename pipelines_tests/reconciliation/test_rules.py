@@ -1,0 +1,537 @@
+"""Reconciliation rules on small hand-built frames: each discrepancy found with its type, keys and value."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.domain.reconciliation import (
+    FINDING_COLUMNS,
+    ReconciliationInputs,
+    Reference,
+    RuleConfig,
+    Tolerance,
+    build_reference,
+    exception_records,
+    reconcile,
+)
+from pipelines.domain.reconciliation import rules as R
+
+DAY = "2026-11-24"
+PREV = "2026-11-23"
+
+LOCATIONS = pd.DataFrame([
+    {"location_id": "ST-SE01", "fulfillment_node_id": "SE01", "warehouse_id": 2, "currency": "SEK",
+     "country": "SE", "pricelist_id": 1, "tax_rate": 0.25, "fx_to_base": 0.087},
+    {"location_id": "ST-DE01", "fulfillment_node_id": "DE01", "warehouse_id": 3, "currency": "EUR",
+     "country": "DE", "pricelist_id": 2, "tax_rate": 0.19, "fx_to_base": 1.0},
+])
+_PRICES = {"A": (499.0, 49.95), "B": (299.0, 29.95), "C": (199.0, 19.95), "D": (999.0, 99.95), "W": (99.0, 9.95)}
+PRICES = pd.DataFrame([{"pricelist_id": pl, "sku": sku, "price": p[pl - 1]} for sku, p in _PRICES.items()
+                       for pl in (1, 2)])
+REF = Reference.of(LOCATIONS, PRICES, "EUR", {"SEK": 0.087, "EUR": 1.0}, (0.12, 0.19, 0.25))
+TOL = Tolerance()
+
+
+# ------------------------------------------------------------------ row builders (exact table columns)
+
+
+def pos_stock(rows: list[tuple[str, str, int]]) -> pd.DataFrame:
+    return pd.DataFrame([{"business_date": DAY, "snapshot_at": f"{DAY}T22:59:59Z", "fulfillment_node_id": n,
+                          "location_id": None, "sku": s, "on_hand": q, "atp": q, "allocations": 0,
+                          "safety_stock": 0} for n, s, q in rows])
+
+
+def centra_stock(rows: list[tuple[int, str, int]]) -> pd.DataFrame:
+    return pd.DataFrame([{"business_date": DAY, "snapshot_at": f"{DAY}T22:59:59Z", "warehouse_id": w,
+                          "location_id": None, "size_id": i, "sku": s, "physical": q, "allocated": 0,
+                          "free_to_allocate": q, "demand": 0} for i, (w, s, q) in enumerate(rows)])
+
+
+def movements(rows: list[tuple[str, str, str, int]]) -> pd.DataFrame:
+    return pd.DataFrame([{"business_date": DAY, "movement_key": f"m{i}", "event_name": "x", "event_time": f"{DAY}T10:00:00Z",
+                          "logical_timestamp": i, "fulfillment_node_id": n, "location_id": None, "sku": s,
+                          "sku_known": True, "movement_type": t, "quantity": q, "source_event": f"e{i}"}
+                         for i, (n, s, t, q) in enumerate(rows)])
+
+
+def changes(rows: list[tuple[int, str, int, str]]) -> pd.DataFrame:
+    return pd.DataFrame([{"business_date": DAY, "change_id": f"c{i}", "created_at": f"{DAY}T10:00:01Z",
+                          "warehouse_id": w, "location_id": None, "size_id": i, "sku": s, "quantity": q,
+                          "description": d} for i, (w, s, q, d) in enumerate(rows)])
+
+
+def line(tid: str, node: str, sku: str, qty: int, unit: float, disc: float, rate: float, *, kind: str = "sale",
+         ref: str | None = None, day: str = DAY, tax: float | None = None, line_no: int = 1) -> dict:
+    gross = round(unit * qty, 2)
+    tax = round((gross - disc) * rate / (1 + rate), 2) if tax is None else tax
+    return {"business_date": day, "transaction_id": tid, "line_no": line_no, "kind": kind,
+            "fulfillment_node_id": node, "location_id": None, "sku": sku, "ean": None, "sku_known": True,
+            "quantity": qty, "unit_price": unit, "discount": disc, "tax": tax,
+            "net_amount": round(gross - disc - tax, 2), "currency": "SEK" if node == "SE01" else "EUR",
+            "event_time": f"{day}T12:00:00Z", "original_order_ref": ref, "source_event": f"ev-{tid}"}
+
+
+def catalog(rows: list[tuple[str, bool]]) -> pd.DataFrame:
+    return pd.DataFrame([{"business_date": DAY, "size_id": i, "sku": s, "ean": None, "product_number": "P",
+                          "product_name": "n", "product_status": "ACTIVE", "variant_number": "V",
+                          "variant_name": "v", "size_name": "M", "is_active": a} for i, (s, a) in enumerate(rows)])
+
+
+def pos_catalog(skus: list[str]) -> pd.DataFrame:
+    return pd.DataFrame([{"business_date": DAY, "sku": s, "product_id": s, "locations": 2, "on_hand_total": 1}
+                         for s in skus])
+
+
+def centra_returns(rows: list[tuple[str, int, bool, int | None]]) -> pd.DataFrame:
+    return pd.DataFrame([{"business_date": DAY, "return_id": r, "order_number": o, "created_at": f"{DAY}T13:00:00Z",
+                          "status": "COMPLETED", "currency": "SEK", "grand_total": 0.0, "tax_total": 0.0,
+                          "refunded": f, "refund_amount": 0.0, "refunded_at": None, "return_warehouse_id": w,
+                          "external_id": None, "line_count": 1} for r, o, f, w in rows])
+
+
+def centra_return_lines(rows: list[tuple[str, int, str, int, float, float]]) -> pd.DataFrame:
+    return pd.DataFrame([{"business_date": DAY, "return_id": r, "order_number": o, "line_id": f"{r}-{i}", "sku": s,
+                          "quantity": q, "unit_price": v / q, "line_value": v, "tax_percent": t}
+                         for i, (r, o, s, q, v, t) in enumerate(rows)])
+
+
+def orders(rows: list[tuple[int, str, float, str]]) -> pd.DataFrame:
+    return pd.DataFrame([{"business_date": PREV, "order_id": f"o{n}", "order_number": n, "status": st,
+                          "created_at": f"{PREV}T09:00:00Z", "store_id": 1, "market_id": 1, "pricelist_id": 1,
+                          "currency": c, "country": "SE", "currency_base_rate": 1.0, "email": None,
+                          "external_id": None, "grand_total": g, "tax_total": 0.0, "discount_total": 0.0,
+                          "shipping_total": 0.0, "line_count": 1} for n, st, g, c in rows])
+
+
+def clean_lines() -> pd.DataFrame:
+    return pd.DataFrame([
+        line("T1", "SE01", "A", 1, 499.0, 0.0, 0.25),
+        line("T2", "DE01", "B", 2, 29.95, 5.99, 0.19),
+        line("T3", "SE01", "C", 1, 199.0, 19.90, 0.25),
+        line("T3", "SE01", "B", 1, 299.0, 0.0, 0.25, line_no=2),
+        line("R1", "SE01", "B", 1, 299.0, 0.0, 0.25, kind="return", ref="1001"),
+        line("R2", "SE01", "A", 1, 499.0, 0.0, 0.25, kind="return", ref="T0"),  # return of a store sale
+        line("T0", "SE01", "A", 1, 499.0, 0.0, 0.25, day=PREV),
+    ])
+
+
+def downstream_of(lines: pd.DataFrame) -> pd.DataFrame:
+    sale = lines[(lines["kind"] == "sale") & (lines["business_date"] == DAY)].copy()
+    sale["location_id"] = sale["fulfillment_node_id"].map({"SE01": "ST-SE01", "DE01": "ST-DE01"})
+    sale["tax_rate"] = sale["location_id"].map({"ST-SE01": 0.25, "ST-DE01": 0.19})
+    sale["gross"] = sale["unit_price"] * sale["quantity"]
+    g = sale.groupby(["location_id", "tax_rate"], as_index=False).agg(
+        count=("transaction_id", "nunique"), gross=("gross", "sum"), discount=("discount", "sum"),
+        tax=("tax", "sum"), net=("net_amount", "sum"))
+    g.insert(1, "business_date", DAY)
+    return g
+
+
+def clean_day() -> ReconciliationInputs:
+    lines = clean_lines()
+    return ReconciliationInputs(
+        business_date=DAY, reference=REF, pos_sale_lines=lines,
+        pos_stock_snapshot=pos_stock([("SE01", "A", 5), ("SE01", "B", 3), ("SE01", "C", 0),
+                                      ("DE01", "A", 2), ("DE01", "B", 0), ("DE01", "C", 7)]),
+        centra_stock_snapshot=centra_stock([(2, "A", 5), (2, "B", 3), (2, "C", 0), (3, "A", 2), (3, "C", 7),
+                                            (1, "A", 100), (1, "D", 4)]),  # warehouse 1 is the DC
+        pos_catalog=pos_catalog(["A", "B", "C"]),
+        centra_catalog=catalog([("A", True), ("B", True), ("C", True), ("D", False)]),
+        pos_stock_movements=movements([("SE01", "A", "sale", -1), ("SE01", "B", "return", 1),
+                                       ("DE01", "C", "receipt", 5), ("SE01", "C", "count", 0)]),
+        centra_stock_changes=changes([(2, "A", -1, "POS sale T1"), (2, "B", 1, "Return 7 of order 1001"),
+                                      (3, "C", 5, "POS receipt"), (2, "A", -2, "Shipment 55-1"),
+                                      (2, "A", 0, "Order 1009 allocation"), (1, "A", 50, "Delivery"),
+                                      (2, "C", 3, "POS count")]),
+        centra_returns=centra_returns([("ret-1", 1001, True, 2)]),
+        centra_return_lines=centra_return_lines([("ret-1", 1001, "B", 1, 299.0, 25.0)]),
+        centra_orders=orders([(1001, "SHIPPED", 299.0, "SEK"), (1002, "SHIPPED", 49.95, "EUR")]),
+        pickups=pd.DataFrame([{"order_number": 1002, "location_id": "ST-DE01", "completed_at": f"{DAY}T15:00:00Z"}]),
+        downstream_sales=downstream_of(lines),
+    )
+
+
+def run(inputs: ReconciliationInputs, tolerance: Tolerance = TOL, config: RuleConfig | None = None) -> pd.DataFrame:
+    res = reconcile(inputs, tolerance, config)
+    assert list(res.findings.columns) == FINDING_COLUMNS
+    return res.findings
+
+
+def only(findings: pd.DataFrame) -> pd.Series:
+    assert len(findings) == 1, findings[["finding_type", "location_id", "sku", "order_ref", "value_at_risk"]]
+    return findings.iloc[0]
+
+
+# ------------------------------------------------------------------ clean day, determinism, summaries
+
+
+def test_clean_day_has_no_findings() -> None:
+    res = reconcile(clean_day(), TOL)
+    assert res.findings.empty, res.findings[["finding_type", "location_id", "sku", "detail"]]
+    assert res.skipped == {}
+    assert set(res.drift_by_store["location_id"]) == {"ST-SE01", "ST-DE01"}
+    assert (res.drift_by_store["value_at_risk_base"] == 0).all()
+
+
+def test_missing_inputs_skip_their_rules() -> None:
+    res = reconcile(ReconciliationInputs(business_date=DAY, reference=REF, pos_sale_lines=clean_lines()), TOL)
+    assert res.findings.empty
+    assert {"stock_drift", "sync", "orphan_sku", "store_sales", "click_collect", "returns"} <= set(res.skipped)
+
+
+def test_findings_are_deterministic_and_ordered_by_value() -> None:
+    day = clean_day()
+    day.centra_stock_snapshot.loc[0, "physical"] = 9   # SE01 A +4
+    day.centra_stock_snapshot.loc[4, "physical"] = 2   # DE01 C -5
+    day.centra_orders.loc[1, "status"] = "PROCESSING"
+    a = run(day)
+    shuffled = dataclasses.replace(day, **{f: getattr(day, f).sample(frac=1.0, random_state=1) for f in (
+        "pos_stock_snapshot", "centra_stock_snapshot", "pos_sale_lines", "pos_stock_movements",
+        "centra_stock_changes", "centra_catalog")})
+    b = run(shuffled)
+    pd.testing.assert_frame_equal(a, b)
+    assert list(a["value_at_risk_base"]) == sorted(a["value_at_risk_base"], reverse=True)
+    assert list(a["risk_rank"]) == [1, 2, 3]
+    assert (a["value_at_risk"] >= 0).all()
+
+
+# ------------------------------------------------------------------ stock drift
+
+
+def test_oversell_drift_with_value_in_store_and_base_currency() -> None:
+    day = clean_day()
+    day.centra_stock_snapshot.loc[0, "physical"] = 7  # SE01 A: POS 5, Centra 7
+    f = only(run(day))
+    assert (f.finding_type, f.location_id, f.sku) == ("stock_drift_oversell", "ST-SE01", "A")
+    assert (f.quantity_pos, f.quantity_commerce, f.quantity_diff) == (5, 7, 2)
+    assert (f.currency, f.value_at_risk, f.value_at_risk_base) == ("SEK", 998.0, round(998.0 * 0.087, 2))
+    assert (f.severity, f.owner_team) == ("ERROR", "retail_operations")
+    assert pd.isna(f.order_ref) and pd.isna(f.transaction_id) and pd.isna(f.tax_rate)
+
+
+def test_lost_sales_drift_when_centra_row_is_missing() -> None:
+    day = clean_day()
+    day.centra_stock_snapshot = day.centra_stock_snapshot.drop(index=4)  # DE01 C: POS 7, Centra none
+    f = only(run(day))
+    assert (f.finding_type, f.location_id, f.sku, f.quantity_diff) == ("stock_drift_lost_sales", "ST-DE01", "C", -7)
+    assert f.value_at_risk == pytest.approx(7 * 19.95)
+
+
+def test_drift_units_tolerance_edge() -> None:
+    day = clean_day()
+    day.centra_stock_snapshot.loc[0, "physical"] = 7  # diff 2
+    assert run(day, Tolerance(units=2)).empty
+    day.centra_stock_snapshot.loc[0, "physical"] = 8  # diff 3
+    assert only(run(day, Tolerance(units=2))).quantity_diff == 3
+
+
+def test_dc_stock_is_not_store_drift() -> None:
+    day = clean_day()
+    day.centra_stock_snapshot.loc[5, "physical"] = 0
+    assert run(day).empty
+
+
+def test_stock_drift_rule_alone_without_catalog() -> None:
+    f = R.stock_drift(DAY, pos_stock([("SE01", "A", 1)]), centra_stock([(2, "A", 1), (3, "B", 2)]),
+                      REF.locations, REF.prices, TOL)
+    assert list(f.columns) == FINDING_COLUMNS
+    f = only(f)
+    assert (f.finding_type, f.location_id, f.sku, f.value_at_risk) == ("stock_drift_oversell", "ST-DE01", "B", 59.9)
+
+
+# ------------------------------------------------------------------ sync
+
+
+def test_pos_movement_missing_in_centra() -> None:
+    day = clean_day()
+    day.centra_stock_changes = day.centra_stock_changes.drop(index=0)  # the T1 sale never reached Centra
+    f = only(run(day))
+    assert (f.finding_type, f.location_id, f.sku) == ("sync_missing_in_commerce", "ST-SE01", "A")
+    assert (f.quantity_pos, f.quantity_commerce, f.quantity_diff, f.value_at_risk) == (-1, 0, 1, 499.0)
+    assert f.owner_team == "integration"
+
+
+def test_partial_sync_is_missing_and_extra_centra_change_is_unexpected() -> None:
+    day = clean_day()
+    day.centra_stock_changes.loc[2, "quantity"] = 3  # receipt of 5 applied as 3
+    extra = changes([(3, "B", -1, "Manual correction")])
+    day.centra_stock_changes = pd.concat([day.centra_stock_changes, extra], ignore_index=True)
+    f = run(day).set_index("finding_type")
+    assert f.loc["sync_missing_in_commerce", "sku"] == "C"
+    assert f.loc["sync_missing_in_commerce", "value_at_risk"] == pytest.approx(2 * 19.95)
+    u = f.loc["sync_unexpected_in_commerce"]
+    assert (u.location_id, u.sku, u.quantity_pos, u.quantity_commerce, u.value_at_risk) == ("ST-DE01", "B", 0, -1, 29.95)
+
+
+def test_centra_moving_more_than_the_pos_is_unexpected() -> None:
+    day = clean_day()
+    day.centra_stock_changes.loc[0, "quantity"] = -2
+    f = only(run(day))
+    assert (f.finding_type, f.quantity_pos, f.quantity_commerce, f.value_at_risk) == \
+        ("sync_unexpected_in_commerce", -1, -2, 499.0)
+
+
+def test_description_prefix_filter_is_configurable() -> None:
+    f = only(run(clean_day(), config=RuleConfig(exclude_change_description_prefixes=())))
+    assert (f.finding_type, f.sku, f.quantity_commerce, f.quantity_diff) == ("sync_unexpected_in_commerce", "A", -3, -2)
+
+
+def test_counted_keys_are_skipped_unless_configured() -> None:
+    f = only(run(clean_day(), config=RuleConfig(skip_counted_keys=False)))
+    assert (f.finding_type, f.location_id, f.sku, f.quantity_commerce) == ("sync_unexpected_in_commerce", "ST-SE01", "C", 3)
+
+
+# ------------------------------------------------------------------ orphans
+
+
+def test_unknown_and_inactive_pos_skus_are_orphans_not_drift() -> None:
+    day = clean_day()
+    day.pos_stock_snapshot = pd.concat([day.pos_stock_snapshot, pos_stock([("SE01", "X", 4), ("DE01", "D", 2)])],
+                                       ignore_index=True)
+    day.centra_stock_snapshot = pd.concat([day.centra_stock_snapshot, centra_stock([(3, "D", 5)])], ignore_index=True)
+    f = run(day).set_index("finding_type")
+    assert set(f.index) == {"orphan_sku_pos_unknown_in_commerce", "orphan_sku_pos_inactive_in_commerce"}
+    unknown = f.loc["orphan_sku_pos_unknown_in_commerce"]
+    assert (unknown.location_id, unknown.sku, unknown.quantity_pos, unknown.value_at_risk) == ("ST-SE01", "X", 4, 0.0)
+    inactive = f.loc["orphan_sku_pos_inactive_in_commerce"]
+    assert (inactive.location_id, inactive.sku, inactive.quantity_pos, inactive.quantity_commerce) == ("ST-DE01", "D", 2, 5)
+    assert inactive.value_at_risk == pytest.approx(2 * 99.95)
+    assert (unknown.severity, inactive.severity) == ("ERROR", "WARN")
+
+
+def test_unknown_sku_sold_is_valued_at_its_pos_price() -> None:
+    lines = pd.DataFrame([line("T9", "SE01", "X", 2, 150.0, 0.0, 0.25)])
+    f = only(R.orphan_skus(DAY, catalog([("A", True)]), REF.locations, REF.prices,
+                           pos_stock=pos_stock([("SE01", "A", 1), ("SE01", "X", 4)]), pos_sale_lines=lines,
+                           pos_catalog=pos_catalog(["A", "X"]), centra_stock=centra_stock([(2, "A", 1)])))
+    assert (f.finding_type, f.location_id, f.sku, f.quantity_pos, f.quantity_commerce) == \
+        ("orphan_sku_pos_unknown_in_commerce", "ST-SE01", "X", 4, 0)
+    assert f.value_at_risk == 4 * 150.0 + 300.0
+
+
+def test_catalog_only_pos_orphan_and_commerce_orphans() -> None:
+    day = clean_day()
+    day.pos_catalog = pos_catalog(["A", "B", "C", "Y"])
+    day.centra_catalog = catalog([("A", True), ("B", True), ("C", True), ("D", False), ("W", True), ("V", True)])
+    day.centra_stock_snapshot = pd.concat([day.centra_stock_snapshot, centra_stock([(2, "W", 3), (3, "V", 0)])],
+                                          ignore_index=True)
+    f = run(day)
+    got = {(r.finding_type, r.location_id, r.sku, r.value_at_risk) for r in f.itertuples()}
+    assert got == {("orphan_sku_pos_unknown_in_commerce", None, "Y", 0.0),
+                   ("orphan_sku_commerce_unknown_in_pos", "ST-SE01", "W", 297.0),
+                   ("orphan_sku_commerce_unknown_in_pos", None, "V", 0.0)}
+    f = run(day, config=RuleConfig(report_unstocked_commerce_skus=False))
+    assert set(f["sku"]) == {"Y", "W"}
+
+
+# ------------------------------------------------------------------ store sales
+
+
+def test_store_sales_against_downstream() -> None:
+    day = clean_day()
+    ds = day.downstream_sales
+    se = ds["location_id"] == "ST-SE01"
+    # T3 (two lines: C and B) was never posted downstream; DE posted twice
+    ds.loc[se, ["count", "gross", "discount", "tax", "net"]] = [1, 499.0, 0.0, 99.8, 399.2]
+    de = ds["location_id"] == "ST-DE01"
+    ds.loc[de, "count"] = 2
+    extra = pd.DataFrame([{"location_id": "ST-SE01", "business_date": DAY, "tax_rate": 0.12, "count": 1,
+                           "gross": 10.0, "discount": 0.0, "tax": 1.07, "net": 8.93}])
+    day.downstream_sales = pd.concat([ds, extra], ignore_index=True)
+    f = run(day)
+    assert set(f["finding_type"]) == {"store_sales_mismatch"}
+    got = {(r.location_id, r.tax_rate): (r.quantity_pos, r.quantity_commerce, r.value_at_risk) for r in f.itertuples()}
+    assert got == {("ST-SE01", 0.25): (2, 1, 498.0), ("ST-DE01", 0.19): (1, 2, 0.0), ("ST-SE01", 0.12): (0, 1, 10.0)}
+    assert (f["owner_team"] == "finance").all()
+
+
+def test_store_sales_money_tolerance_edge() -> None:
+    day = clean_day()
+    day.downstream_sales.loc[0, "net"] += 0.01
+    assert run(day).empty
+    day.downstream_sales.loc[0, "net"] += 0.01
+    assert only(run(day)).value_at_risk == 0.02
+
+
+def test_tax_rate_derivation_snaps_to_reference_rates() -> None:
+    lines = pd.DataFrame([line("T1", "SE01", "A", 1, 112.0, 0.0, 0.12), line("T2", "SE01", "A", 1, 125.0, 0.0, 0.25)])
+    codes = R._loc_codes(lines, REF.locations)
+    assert list(R.derive_tax_rates(lines, codes, REF.locations, REF.tax_rates, TOL)) == [0.12, 0.25]
+
+
+# ------------------------------------------------------------------ returns and refunds
+
+
+def with_lines(day: ReconciliationInputs, *extra: dict) -> ReconciliationInputs:
+    day.pos_sale_lines = pd.concat([day.pos_sale_lines, pd.DataFrame(list(extra))], ignore_index=True)
+    return day
+
+
+def test_return_without_order_ref() -> None:
+    day = with_lines(clean_day(), line("R3", "DE01", "A", 1, 49.95, 0.0, 0.19, kind="return"),
+                     line("T2", "DE01", "B", 1, 29.95, 0.0, 0.19, kind="return", line_no=9))  # own store sale
+    f = only(run(day))
+    assert (f.finding_type, f.location_id, f.sku, f.transaction_id) == ("return_without_order_ref", "ST-DE01", "A", "R3")
+    assert (f.quantity_pos, f.value_at_risk, f.currency) == (1, 49.95, "EUR")
+
+
+def test_return_missing_in_commerce() -> None:
+    day = clean_day()
+    day.centra_return_lines = day.centra_return_lines.iloc[0:0]
+    day.centra_returns = day.centra_returns.iloc[0:0]
+    f = only(run(day))
+    assert (f.finding_type, f.location_id, f.sku, f.order_ref, f.transaction_id) == \
+        ("return_missing_in_commerce", "ST-SE01", "B", "1001", "R1")
+    assert (f.quantity_pos, f.quantity_commerce, f.value_at_risk) == (1, 0, 299.0)
+
+
+def test_refund_amount_and_tax_mismatch() -> None:
+    day = clean_day()
+    day.centra_return_lines.loc[0, "line_value"] = 279.0
+    f = only(run(day))
+    assert (f.finding_type, f.order_ref, f.sku, f.amount_pos, f.amount_commerce, f.value_at_risk) == \
+        ("refund_amount_mismatch", "1001", "B", 299.0, 279.0, 20.0)
+    day = clean_day()
+    day.centra_return_lines.loc[0, "tax_percent"] = 12.0
+    f = only(run(day))
+    assert (f.finding_type, f.amount_pos) == ("refund_tax_mismatch", 59.8)
+    assert f.value_at_risk == pytest.approx(round(59.8 - 299.0 * 0.12 / 1.12, 2))
+
+
+def test_refund_money_tolerance_edge() -> None:
+    day = clean_day()
+    day.centra_return_lines.loc[0, "line_value"] = 298.99
+    assert run(day).empty
+    day.centra_return_lines.loc[0, "line_value"] = 298.98
+    assert only(run(day)).finding_type == "refund_amount_mismatch"
+
+
+def test_unrefunded_centra_return_is_an_amount_mismatch() -> None:
+    day = clean_day()
+    day.centra_returns.loc[0, "refunded"] = False
+    f = only(run(day))
+    assert (f.finding_type, f.quantity_commerce, f.amount_commerce, f.value_at_risk) == \
+        ("refund_amount_mismatch", 1, 0.0, 299.0)
+
+
+def _partial_day(centra: list[tuple[str, int, str, int, float, float]]) -> ReconciliationInputs:
+    day = with_lines(clean_day(),
+                     line("R4", "SE01", "A", 1, 499.0, 0.0, 0.25, kind="return", ref="1003", day=PREV),
+                     line("R5", "SE01", "A", 2, 499.0, 0.0, 0.25, kind="return", ref="1003"))
+    day.centra_returns = pd.concat([day.centra_returns, centra_returns([(r[0], 1003, True, 2) for r in centra])])
+    day.centra_return_lines = pd.concat([day.centra_return_lines, centra_return_lines(centra)], ignore_index=True)
+    return day
+
+
+def test_partial_refunds_match_per_order_and_sku_with_summed_quantities() -> None:
+    assert run(_partial_day([("ret-2", 1003, "A", 1, 499.0, 25.0), ("ret-3", 1003, "A", 2, 998.0, 25.0)])).empty
+    assert run(_partial_day([("ret-2", 1003, "A", 3, 1497.0, 25.0)])).empty
+    f = only(run(_partial_day([("ret-2", 1003, "A", 1, 499.0, 25.0)])))
+    assert (f.finding_type, f.order_ref, f.sku, f.transaction_id) == ("refund_amount_mismatch", "1003", "A", "R5")
+    assert (f.quantity_pos, f.quantity_commerce, f.value_at_risk) == (3, 1, 998.0)
+
+
+def test_online_returns_to_the_dc_are_not_store_refunds() -> None:
+    day = clean_day()
+    day.centra_returns = centra_returns([("ret-1", 1001, True, 2), ("ret-9", 1001, True, 1)])
+    day.centra_return_lines = centra_return_lines([("ret-1", 1001, "B", 1, 299.0, 25.0),
+                                                   ("ret-9", 1001, "B", 1, 299.0, 25.0)])
+    assert run(day).empty
+    assert only(run(day, config=RuleConfig(store_returns_only=False))).finding_type == "refund_amount_mismatch"
+
+
+# ------------------------------------------------------------------ click and collect
+
+
+def test_click_collect_open_and_missing_orders() -> None:
+    day = clean_day()
+    day.centra_orders.loc[1, "status"] = "PROCESSING"
+    day.pickups = pd.concat([day.pickups, pd.DataFrame([
+        {"order_number": "1001", "location_id": "ST-SE01", "completed_at": f"{DAY}T16:00:00Z"},
+        {"order_number": 5555, "location_id": "ST-SE01", "completed_at": f"{DAY}T16:00:00Z"}])], ignore_index=True)
+    f = run(day).set_index("order_ref")
+    assert set(f.index) == {"1002", "5555"}
+    assert (f.loc["1002", "finding_type"], f.loc["1002", "location_id"], f.loc["1002", "value_at_risk"]) == \
+        ("click_collect_open", "ST-DE01", 49.95)
+    assert f.loc["5555", "value_at_risk"] == 0.0 and "MISSING" in f.loc["5555", "detail"]
+
+
+def test_click_collect_value_is_converted_to_the_store_currency() -> None:
+    f = only(R.click_collect(DAY, pd.DataFrame([{"order_number": 7, "location_id": "ST-SE01", "completed_at": "t"}]),
+                             orders([(7, "CONFIRMED", 10.0, "EUR")]), REF.locations, REF.fx_to_base))
+    assert (f.currency, f.value_at_risk, f.value_at_risk_base) == ("SEK", round(10.0 / 0.087, 2), 10.0)
+
+
+# ------------------------------------------------------------------ sale lines
+
+
+def _line_findings(*rows: dict, allowed: tuple[float, ...] | None = None) -> pd.DataFrame:
+    return R.sale_line_checks(DAY, pd.DataFrame(list(rows)), REF.locations, REF.prices, TOL,
+                              allowed_discount_rates=allowed)
+
+
+def test_clean_lines_have_no_line_findings() -> None:
+    assert _line_findings(*clean_lines().to_dict("records")).empty
+
+
+def test_price_off_pricelist_with_tolerance_edge() -> None:
+    assert _line_findings(line("T1", "SE01", "A", 2, 499.01, 0.0, 0.25)).empty
+    f = only(_line_findings(line("T1", "SE01", "A", 2, 479.0, 0.0, 0.25)))
+    assert (f.finding_type, f.location_id, f.sku, f.transaction_id, f.value_at_risk) == \
+        ("price_off_pricelist", "ST-SE01", "A", "T1", 40.0)
+
+
+def test_line_tax_mismatch_with_tolerance_edge() -> None:
+    assert _line_findings(line("T1", "SE01", "A", 1, 499.0, 0.0, 0.25, tax=99.81)).empty
+    f = only(_line_findings(line("T1", "SE01", "A", 1, 499.0, 0.0, 0.25, tax=95.0)))
+    assert (f.finding_type, f.tax_rate, f.amount_pos, f.amount_commerce, f.value_at_risk) == \
+        ("line_tax_mismatch", 0.25, 95.0, 99.8, 4.8)
+
+
+def test_line_discount_mismatches() -> None:
+    f = _line_findings(line("T1", "SE01", "A", 1, 499.0, -10.0, 0.25), line("T2", "DE01", "B", 1, 29.95, 35.0, 0.19))
+    got = {(r.transaction_id, r.finding_type, r.value_at_risk) for r in f.itertuples()}
+    assert got == {("T1", "line_discount_mismatch", 10.0), ("T2", "line_discount_mismatch", 5.05)}
+    ok = line("T3", "SE01", "C", 1, 199.0, 19.90, 0.25)
+    assert _line_findings(ok, allowed=(0.1, 0.2)).empty
+    f = only(_line_findings(line("T3", "SE01", "C", 1, 199.0, 25.0, 0.25), allowed=(0.1, 0.2)))
+    assert (f.finding_type, f.amount_commerce, f.value_at_risk) == ("line_discount_mismatch", 19.9, 5.1)
+
+
+# ------------------------------------------------------------------ ranking, records, reference
+
+
+def test_sell_through_weights_stock_risk_rank() -> None:
+    day = clean_day()
+    day.centra_stock_snapshot.loc[3, "physical"] = 4   # DE01 A +2 -> 99.90 EUR
+    day.centra_stock_snapshot.loc[1, "physical"] = 8   # SE01 B +5 -> 1495 SEK = 130.07 EUR
+    f = run(day)
+    assert list(f["sku"]) == ["B", "A"] and list(f["risk_rank"]) == [1, 2]
+    day.sell_through = pd.DataFrame([{"location_id": "ST-DE01", "sku": "A", "units_sold_recent": 6}])
+    f = run(day)  # A: 99.90 x (1 + 6/8) = 174.8 outranks B
+    assert list(f["sku"]) == ["B", "A"] and list(f["risk_rank"]) == [2, 1]
+
+
+def test_exception_records_carry_owner_and_idempotent_key() -> None:
+    day = clean_day()
+    day.centra_stock_snapshot.loc[0, "physical"] = 7
+    rec = exception_records(run(day))[0]
+    assert rec.type == "stock_drift_oversell" and rec.owner_team == "retail_operations"
+    assert rec.key == f"stock_drift_oversell:{DAY}:ST-SE01:A:::"
+    assert rec.key == exception_records(run(day))[0].key
+
+
+def test_reference_from_estate(small_estate) -> None:
+    ref = build_reference(small_estate)
+    assert len(ref.locations) == len(small_estate.stores)
+    assert list(ref.locations.columns) == ["location_id", "fulfillment_node_id", "warehouse_id", "currency", "country",
+                                           "pricelist_id", "tax_rate", "fx_to_base"]
+    store = small_estate.stores[0]
+    sku = small_estate.skus()[0]
+    p = ref.prices[(ref.prices["pricelist_id"] == store.centra_pricelist_id) & (ref.prices["sku"] == sku)]
+    assert p["price"].item() == small_estate.price(sku, store.centra_pricelist_id)
+    assert np.isclose(ref.locations.loc[0, "tax_rate"], small_estate.tax_rates[store.country])
