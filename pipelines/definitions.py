@@ -23,31 +23,52 @@ from pipelines.defs.pos.assets import (
 from pipelines.defs.raw_checks import raw_checks
 from pipelines.defs.resources import default_resources
 
-raw_assets = [pos_sale_lines, pos_stock_movements, pos_stock_snapshot, pos_catalog, centra_orders, centra_returns,
-              centra_stock_snapshot, centra_stock_changes, centra_catalog]
+daily_assets = [pos_sale_lines, pos_stock_movements, pos_catalog, centra_orders, centra_returns, centra_stock_changes]
+snapshot_assets = [pos_stock_snapshot, centra_stock_snapshot, centra_catalog]
+raw_assets = [*daily_assets, *snapshot_assets]
 
-raw_datasets_job = dg.define_asset_job(
-    "raw_datasets_job",
-    selection=dg.AssetSelection.assets(*raw_assets),
+snapshots_job = dg.define_asset_job(
+    "snapshots_job",
+    selection=dg.AssetSelection.assets(*snapshot_assets),
     partitions_def=daily_partitions,
-    description="Land one business day of every raw dataset (POS and Centra) and run their checks.",
+    description="Take the stock and catalog snapshots of both platforms, labelled with a business date.",
+)
+
+daily_datasets_job = dg.define_asset_job(
+    "daily_datasets_job",
+    selection=dg.AssetSelection.assets(*daily_assets),
+    partitions_def=daily_partitions,
+    description="Land one business day (or, as a backfill, a range of days in one run) of the event-based "
+                "datasets: POS sales, returns and stock movements, Centra orders, returns and stock changes.",
 )
 
 
-@dg.schedule(job=raw_datasets_job, cron_schedule="15 0 * * *", execution_timezone=BUSINESS_TIMEZONE,
+def _yesterday(context: dg.ScheduleEvaluationContext) -> str:
+    return (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
+
+
+@dg.schedule(job=snapshots_job, cron_schedule="1 0 * * *", execution_timezone=BUSINESS_TIMEZONE,
              default_status=dg.DefaultScheduleStatus.RUNNING)
-def raw_datasets_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Shortly after midnight in the business timezone, land yesterday's partition (snapshots = cut-off)."""
-    yesterday = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
-    return dg.RunRequest(run_key=f"raw-{yesterday}", partition_key=yesterday)
+def snapshots_at_cutoff_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Right after midnight in the business timezone: the snapshots of the day that just ended."""
+    day = _yesterday(context)
+    return dg.RunRequest(run_key=f"snapshots-{day}", partition_key=day)
+
+
+@dg.schedule(job=daily_datasets_job, cron_schedule="30 0 * * *", execution_timezone=BUSINESS_TIMEZONE,
+             default_status=dg.DefaultScheduleStatus.RUNNING)
+def daily_datasets_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """At 00:30 business time, land yesterday (half an hour of grace for late event deliveries)."""
+    day = _yesterday(context)
+    return dg.RunRequest(run_key=f"daily-{day}", partition_key=day)
 
 
 def build_definitions(resources: dict | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[newstore_event_inbox, *raw_assets],
         asset_checks=raw_checks,
-        jobs=[raw_datasets_job],
-        schedules=[raw_datasets_daily_schedule],
+        jobs=[snapshots_job, daily_datasets_job],
+        schedules=[snapshots_at_cutoff_schedule, daily_datasets_schedule],
         resources=resources or default_resources(),
     )
 

@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-dagster", action="store_true", help="run only the simulated estate and the intake")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     home = Path(os.environ.get("PIPELINES_HOME", REPO / "data")).resolve() / "devstack"
     if home.exists():

@@ -14,7 +14,8 @@ PKG = Path(__file__).resolve().parents[1] / "pipelines"
 
 def test_definitions_load() -> None:
     dg.Definitions.validate_loadable(defs)
-    assert defs.resolve_job_def("raw_datasets_job") is not None
+    assert defs.resolve_job_def("daily_datasets_job") is not None
+    assert defs.resolve_job_def("snapshots_job") is not None
 
 
 def test_every_asset_has_description_owners_group_kinds() -> None:

@@ -359,7 +359,7 @@ def test_store_sales_money_tolerance_edge() -> None:
 
 def test_tax_rate_derivation_snaps_to_reference_rates() -> None:
     lines = pd.DataFrame([line("T1", "SE01", "A", 1, 112.0, 0.0, 0.12), line("T2", "SE01", "A", 1, 125.0, 0.0, 0.25)])
-    codes = R._loc_codes(lines, REF.locations)
+    codes = R.KeySpace(REF.locations).store(lines)
     assert list(R.derive_tax_rates(lines, codes, REF.locations, REF.tax_rates, TOL)) == [0.12, 0.25]
 
 

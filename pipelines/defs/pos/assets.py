@@ -1,14 +1,15 @@
-"""POS (NewStore) datasets: store sales and returns, stock per location and SKU, the POS catalog."""
-
+"""POS (NewStore) datasets: store sales and returns, stock movements, stock per location and SKU."""
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
+from sqlalchemy import Engine
 
-from pipelines.defs.metadata import table_metadata
+from pipelines.defs.metadata import DayOutput, materialize_days
 from pipelines.defs.partitions import daily_partitions, window
 from pipelines.defs.resources import EstateResource, NewStoreResource, StoreOfRecord
 from pipelines.domain.pos_lines import SALE_EVENTS, build_pos_lines
@@ -18,9 +19,20 @@ from pipelines.store.inbox import record_exceptions
 from pipelines.store.partitions import read_partition, read_sql, replace_partitions
 
 OWNERS = ["team:retail-operations"]
+KINDS = {"newstore", "pandas", "sql"}
+SINGLE_RUN = dg.BackfillPolicy.single_run()
+
+newstore_event_inbox = dg.AssetSpec(
+    "newstore_event_inbox",
+    group_name="intake",
+    description="NewStore's event stream as landed by the intake service (table inbox_events, source "
+                "'newstore'): every delivery verified and stored once. Written continuously, not by Dagster.",
+    owners=["team:integration"],
+    kinds={"newstore", "sql"},
+)
 
 
-def read_inbox_day(engine, names: tuple[str, ...], day: str) -> list[tuple[str, str, str, dict]]:  # noqa: ANN001
+def read_inbox_day(engine: Engine, names: tuple[str, ...], day: str) -> list[tuple[str, str, str, dict]]:
     """NewStore inbox events of the given names whose event time falls on the business day."""
     start, end = window(day)
     placeholders = ", ".join(f"'{n}'" for n in names)
@@ -33,79 +45,77 @@ def read_inbox_day(engine, names: tuple[str, ...], day: str) -> list[tuple[str, 
     )
     return [(r.dedup_key, r.event_name, r.event_time, json.loads(r.payload)) for r in raw.itertuples()]
 
-newstore_event_inbox = dg.AssetSpec(
-    "newstore_event_inbox",
-    group_name="intake",
-    description="NewStore's event stream as landed by the intake service (table inbox_events, source "
-                "'newstore'): every delivery verified and stored once. Written continuously, not by Dagster.",
-    owners=["team:integration"],
-    kinds={"newstore", "sql"},
-)
-
 
 @dg.asset(
     group_name="pos",
     partitions_def=daily_partitions,
+    backfill_policy=SINGLE_RUN,
     deps=[newstore_event_inbox],
     owners=OWNERS,
-    kinds={"newstore", "pandas", "sql"},
+    kinds=KINDS,
     description="Store sales and returns at line level for one business day, decoded from NewStore's "
                 "`order.opened` (IN_STORE_HANDOVER items) and `return.processed` events in the inbox. "
                 "Unknown SKUs and unmapped stores are kept (flagged) and raised as exception records.",
 )
 def pos_sale_lines(context: dg.AssetExecutionContext, store: StoreOfRecord,
-                   estate: EstateResource) -> dg.MaterializeResult:
-    day = context.partition_key
+                   estate: EstateResource) -> Iterator[dg.MaterializeResult]:
     engine = store.engine()
-    events = read_inbox_day(engine, SALE_EVENTS, day)
-    df, problems = build_pos_lines(events, estate.get(), day)
-    written = replace_partitions(engine, day, {"pos_sale_lines": df})
-    record_exceptions(engine, problems)
-    sales = df[df["kind"] == "sale"] if not df.empty else df
-    context.log.info("%s: %d lines from %d events, %d exception(s)", day, len(df), len(events), len(problems))
-    return dg.MaterializeResult(metadata=table_metadata(
-        df,
-        events_read=len(events),
-        rows_written=written["pos_sale_lines"],
-        exceptions_raised=len(problems),
-        units_sold=int(sales["quantity"].sum()) if not sales.empty else 0,
-        unknown_sku_lines=int((~df["sku_known"]).sum()) if not df.empty else 0,
-    ))
+
+    def one_day(day: str) -> DayOutput:
+        events = read_inbox_day(engine, SALE_EVENTS, day)
+        df, problems = build_pos_lines(events, estate.get(), day)
+        replace_partitions(engine, day, {"pos_sale_lines": df})
+        record_exceptions(engine, problems)
+        sales = df[df["kind"] == "sale"] if not df.empty else df
+        context.log.info("%s: %d lines from %d events, %d exception(s)", day, len(df), len(events), len(problems))
+        return {"pos_sale_lines": (df, {
+            "events_read": len(events),
+            "exceptions_raised": len(problems),
+            "units_sold": int(sales["quantity"].sum()) if not sales.empty else 0,
+            "unknown_sku_lines": int((~df["sku_known"]).sum()) if not df.empty else 0,
+        })}
+
+    yield from materialize_days(context, one_day)
 
 
 @dg.asset(
     group_name="pos",
     partitions_def=daily_partitions,
+    backfill_policy=SINGLE_RUN,
     deps=[newstore_event_inbox],
     owners=OWNERS,
-    kinds={"newstore", "pandas", "sql"},
+    kinds=KINDS,
     description="Stock-affecting POS events of the business day as movements per (location, SKU): sales, "
                 "return restocks, receipts and adjustments as signed deltas, stock counts as absolute "
                 "quantities, each with event time and NewStore's logical timestamp.",
 )
 def pos_stock_movements(context: dg.AssetExecutionContext, store: StoreOfRecord,
-                        estate: EstateResource) -> dg.MaterializeResult:
-    day = context.partition_key
+                        estate: EstateResource) -> Iterator[dg.MaterializeResult]:
     engine = store.engine()
-    events = read_inbox_day(engine, STOCK_EVENTS, day)
-    df, problems = build_movements(events, estate.get(), day)
-    written = replace_partitions(engine, day, {"pos_stock_movements": df})
-    record_exceptions(engine, problems)
-    by_type = df.groupby("movement_type")["quantity"].count().to_dict() if not df.empty else {}
-    return dg.MaterializeResult(metadata=table_metadata(
-        df, events_read=len(events), rows_written=written["pos_stock_movements"], exceptions_raised=len(problems),
-        movements_by_type=dg.MetadataValue.json({k: int(v) for k, v in by_type.items()}),
-    ))
+
+    def one_day(day: str) -> DayOutput:
+        events = read_inbox_day(engine, STOCK_EVENTS, day)
+        df, problems = build_movements(events, estate.get(), day)
+        replace_partitions(engine, day, {"pos_stock_movements": df})
+        record_exceptions(engine, problems)
+        by_type = df.groupby("movement_type")["quantity"].count().to_dict() if not df.empty else {}
+        return {"pos_stock_movements": (df, {
+            "events_read": len(events),
+            "exceptions_raised": len(problems),
+            "movements_by_type": dg.MetadataValue.json({k: int(v) for k, v in by_type.items()}),
+        })}
+
+    yield from materialize_days(context, one_day)
 
 
 @dg.asset(
     group_name="pos",
     partitions_def=daily_partitions,
     owners=OWNERS,
-    kinds={"newstore", "pandas", "sql"},
+    kinds=KINDS,
     description="POS stock per location and SKU (on hand, ATP, allocations, safety stock) read from "
                 "NewStore's stocked-products API. A snapshot: it holds the stock at `snapshot_at`, labelled "
-                "with the business date it was taken for; materialise it at the day's cut-off.",
+                "with the business date it was taken for; the daily schedule takes it at the day's cut-off.",
 )
 def pos_stock_snapshot(context: dg.AssetExecutionContext, store: StoreOfRecord, estate: EstateResource,
                        newstore: NewStoreResource) -> dg.MaterializeResult:
@@ -114,40 +124,46 @@ def pos_stock_snapshot(context: dg.AssetExecutionContext, store: StoreOfRecord, 
     taken = utc_text(datetime.now(UTC))
     with newstore.client() as client:
         rows = client.stocked_products()
-    df = pd.DataFrame([asdict(r) for r in rows])
-    if df.empty:
-        df = pd.DataFrame(columns=["fulfillment_node_id", "sku", "on_hand", "atp", "allocations", "safety_stock"])
-    df = df[["fulfillment_node_id", "sku", "on_hand", "atp", "allocations", "safety_stock"]].copy()
+    cols = ["fulfillment_node_id", "sku", "on_hand", "atp", "allocations", "safety_stock"]
+    df = pd.DataFrame([asdict(r) for r in rows], columns=None if rows else cols)[cols].copy()
     df.insert(0, "snapshot_at", taken)
-    df.insert(2, "location_id", df["fulfillment_node_id"].map(lambda n: est.by_node[n].id if n in est.by_node else None))
-    written = replace_partitions(store.engine(), day, {"pos_stock_snapshot": df})
-    return dg.MaterializeResult(metadata=table_metadata(
-        df, snapshot_at=taken, rows_written=written["pos_stock_snapshot"],
-        locations=int(df["fulfillment_node_id"].nunique()), units_on_hand=int(df["on_hand"].sum()),
-    ))
+    df.insert(2, "location_id", df["fulfillment_node_id"].map(
+        lambda n: loc.id if (loc := est.location_of(n)) else None))
+    replace_partitions(store.engine(), day, {"pos_stock_snapshot": df})
+    (result,) = materialize_days(context, lambda _day: {"pos_stock_snapshot": (df, {
+        "snapshot_at": taken,
+        "locations": int(df["fulfillment_node_id"].nunique()),
+        "units_on_hand": int(df["on_hand"].sum()) if not df.empty else 0,
+    })})
+    return result
 
 
 @dg.asset(
     group_name="catalog",
     partitions_def=daily_partitions,
+    backfill_policy=SINGLE_RUN,
     deps=[pos_stock_snapshot, pos_sale_lines],
     owners=OWNERS,
-    kinds={"newstore", "pandas", "sql"},
+    kinds=KINDS,
     description="The POS catalog for the day: every SKU the POS stocks (from the stock snapshot) or sold "
                 "or took back (from the sale lines), with its NewStore product id and how many locations hold it.",
 )
-def pos_catalog(context: dg.AssetExecutionContext, store: StoreOfRecord) -> dg.MaterializeResult:
-    day = context.partition_key
+def pos_catalog(context: dg.AssetExecutionContext, store: StoreOfRecord) -> Iterator[dg.MaterializeResult]:
     engine = store.engine()
-    stock = read_partition(engine, "pos_stock_snapshot", day, ["sku", "fulfillment_node_id", "on_hand"])
-    sold = read_partition(engine, "pos_sale_lines", day, ["sku"])
-    per_sku = stock.groupby("sku").agg(locations=("fulfillment_node_id", "nunique"), on_hand_total=("on_hand", "sum"))
-    extra = sorted(set(sold["sku"]) - set(per_sku.index))
-    if extra:
-        per_sku = pd.concat([per_sku, pd.DataFrame({"locations": 0, "on_hand_total": 0}, index=pd.Index(extra, name="sku"))])
-    df = per_sku.reset_index().rename(columns={"index": "sku"})
-    df.insert(1, "product_id", df["sku"])  # NewStore product_id is the SKU in this integration
-    df = df.astype({"locations": int, "on_hand_total": int})
-    written = replace_partitions(engine, day, {"pos_catalog": df})
-    return dg.MaterializeResult(metadata=table_metadata(
-        df, rows_written=written["pos_catalog"], sold_but_not_stocked=len(extra)))
+
+    def one_day(day: str) -> DayOutput:
+        stock = read_partition(engine, "pos_stock_snapshot", day, ["sku", "fulfillment_node_id", "on_hand"])
+        sold = read_partition(engine, "pos_sale_lines", day, ["sku"])
+        per_sku = stock.groupby("sku").agg(locations=("fulfillment_node_id", "nunique"),
+                                           on_hand_total=("on_hand", "sum"))
+        extra = sorted(set(sold["sku"]) - set(per_sku.index))
+        if extra:
+            per_sku = pd.concat([per_sku, pd.DataFrame({"locations": 0, "on_hand_total": 0},
+                                                       index=pd.Index(extra, name="sku"))])
+        df = per_sku.reset_index().rename(columns={"index": "sku"})
+        df.insert(1, "product_id", df["sku"])  # NewStore product_id is the SKU in this integration
+        df = df.astype({"locations": int, "on_hand_total": int})
+        replace_partitions(engine, day, {"pos_catalog": df})
+        return {"pos_catalog": (df, {"sold_but_not_stocked": len(extra)})}
+
+    yield from materialize_days(context, one_day)

@@ -98,60 +98,60 @@ def reconcile(inputs: ReconciliationInputs, tolerance: Tolerance = DEFAULT_TOLER
         timings[name] = round(now - clock, 4)
         clock = now
 
-    d = rules._day
-    pos_stock, cen_stock = d(inputs.pos_stock_snapshot, day), d(inputs.centra_stock_snapshot, day)
-    moves, changes = d(inputs.pos_stock_movements, day), d(inputs.centra_stock_changes, day)
-    lines_today, catalog = d(inputs.pos_sale_lines, day), d(inputs.pos_catalog, day)
-    ccat = d(inputs.centra_catalog, day)
-    has_pos = any(x is not None for x in (pos_stock, moves, lines_today, catalog))
-    known = rules.pos_known_skus(pos_catalog=catalog, pos_stock=pos_stock, pos_sale_lines=lines_today,
-                                 pos_movements=moves) if has_pos else None
+    keys = rules.KeySpace(locs, prices)
+    pos_stock, cen_stock = inputs.pos_stock_snapshot, inputs.centra_stock_snapshot
+    moves, changes = inputs.pos_stock_movements, inputs.centra_stock_changes
+    lines, catalog, ccat = inputs.pos_sale_lines, inputs.pos_catalog, inputs.centra_catalog
+    has_pos = any(x is not None for x in (pos_stock, moves, lines, catalog))
+    known = rules.pos_known_skus(pos_catalog=catalog, pos_stock=pos_stock, pos_sale_lines=lines,
+                                 pos_movements=moves, business_date=day, keys=keys) if has_pos else None
     lap("prepare")
 
     if pos_stock is not None and cen_stock is not None:
         frames.append(rules.stock_drift(day, pos_stock, cen_stock, locs, prices, tolerance,
-                                        centra_catalog=ccat, pos_known=known))
+                                        centra_catalog=ccat, pos_known=known, keys=keys))
         lap("stock_drift")
     else:
         skipped["stock_drift"] = "needs pos_stock_snapshot and centra_stock_snapshot"
     if moves is not None and changes is not None:
         frames.append(rules.sync_failures(day, moves, changes, locs, prices, tolerance,
                                           exclude_description_prefixes=cfg.exclude_change_description_prefixes,
-                                          skip_counted=cfg.skip_counted_keys, centra_catalog=ccat, pos_known=known))
+                                          skip_counted=cfg.skip_counted_keys, centra_catalog=ccat, pos_known=known,
+                                          keys=keys))
         lap("sync")
     else:
         skipped["sync"] = "needs pos_stock_movements and centra_stock_changes"
     if ccat is not None and has_pos:
         frames.append(rules.orphan_skus(day, ccat, locs, prices, pos_catalog=catalog, pos_stock=pos_stock,
-                                        pos_sale_lines=lines_today, pos_movements=moves, centra_stock=cen_stock,
-                                        pos_known=known,
+                                        pos_sale_lines=lines, pos_movements=moves, centra_stock=cen_stock,
+                                        pos_known=known, keys=keys,
                                         report_unstocked_commerce_skus=cfg.report_unstocked_commerce_skus))
         lap("orphan_sku")
     else:
         skipped["orphan_sku"] = "needs centra_catalog and a POS frame"
-    if lines_today is not None and inputs.downstream_sales is not None:
-        frames.append(rules.store_sales(day, lines_today, inputs.downstream_sales, locs, tolerance,
-                                        tax_rates=ref.tax_rates))
+    if lines is not None and inputs.downstream_sales is not None:
+        frames.append(rules.store_sales(day, lines, inputs.downstream_sales, locs, tolerance,
+                                        tax_rates=ref.tax_rates, keys=keys))
         lap("store_sales")
     else:
         skipped["store_sales"] = "needs pos_sale_lines and downstream_sales"
-    if inputs.pos_sale_lines is not None:
+    if lines is not None:
         if inputs.centra_return_lines is None:
             skipped["returns"] = "no centra_return_lines: only return_without_order_ref is checked"
         frames.append(rules.returns_and_refunds(
-            day, inputs.pos_sale_lines, locs, tolerance, centra_returns=inputs.centra_returns,
+            day, lines, locs, tolerance, centra_returns=inputs.centra_returns,
             centra_return_lines=inputs.centra_return_lines,
             store_sale_transaction_ids=inputs.store_sale_transaction_ids,
-            store_returns_only=cfg.store_returns_only))
+            store_returns_only=cfg.store_returns_only, keys=keys))
         lap("returns")
-        frames.append(rules.sale_line_checks(day, lines_today, locs, prices, tolerance,
-                                             allowed_discount_rates=cfg.allowed_discount_rates))
+        frames.append(rules.sale_line_checks(day, lines, locs, prices, tolerance,
+                                             allowed_discount_rates=cfg.allowed_discount_rates, keys=keys))
         lap("lines")
     else:
         skipped["returns"] = skipped["lines"] = "needs pos_sale_lines"
     if inputs.pickups is not None and inputs.centra_orders is not None:
         frames.append(rules.click_collect(day, inputs.pickups, inputs.centra_orders, locs, ref.fx_to_base,
-                                          terminal_statuses=cfg.terminal_order_statuses))
+                                          terminal_statuses=cfg.terminal_order_statuses, keys=keys))
         lap("click_collect")
     else:
         skipped["click_collect"] = "needs pickups and centra_orders"
