@@ -21,7 +21,9 @@ from pipelines.defs.pos.assets import (
     pos_stock_snapshot,
 )
 from pipelines.defs.raw_checks import raw_checks
+from pipelines.defs.reconciliation import reconciliation_definitions
 from pipelines.defs.resources import default_resources
+from pipelines.defs.sync import sync_definitions
 
 daily_assets = [pos_sale_lines, pos_stock_movements, pos_catalog, centra_orders, centra_returns, centra_stock_changes]
 snapshot_assets = [pos_stock_snapshot, centra_stock_snapshot, centra_catalog]
@@ -63,13 +65,22 @@ def daily_datasets_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequ
     return dg.RunRequest(run_key=f"daily-{day}", partition_key=day)
 
 
-def build_definitions(resources: dict | None = None) -> dg.Definitions:
+def raw_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[newstore_event_inbox, *raw_assets],
         asset_checks=raw_checks,
         jobs=[snapshots_job, daily_datasets_job],
         schedules=[snapshots_at_cutoff_schedule, daily_datasets_schedule],
-        resources=resources or default_resources(),
+    )
+
+
+def build_definitions(resources: dict | None = None) -> dg.Definitions:
+    """Every domain's definitions merged, with one set of resources."""
+    return dg.Definitions.merge(
+        raw_definitions(),
+        sync_definitions(),
+        reconciliation_definitions(),
+        dg.Definitions(resources=resources or default_resources()),
     )
 
 
