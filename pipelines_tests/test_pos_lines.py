@@ -62,3 +62,4 @@ def test_return_of_online_order_keeps_reference(small_estate) -> None:
     assert problems == []
     row = df.iloc[0]
     assert (row.kind, row.original_order_ref, row.unit_price, row.tax, row.net_amount) == ("return", "1042", 125.0, 25.0, 100.0)
+    assert row.original_transaction_id is None

@@ -57,7 +57,8 @@ class PosLine:
     net_amount: float
     currency: str
     event_time: str
-    original_order_ref: str | None
+    original_order_ref: str | None  # the online (commerce platform) order, for returns of web orders
+    original_transaction_id: str | None = None  # the POS's own original sale, for returns of store sales
 
 
 def _num(value: Any) -> float:
@@ -153,6 +154,7 @@ def decode_return(payload: dict[str, Any], event_time: str) -> list[PosLine]:
             sku=str(ids.get("sku") or item.get("product_id")), ean=ids.get("ean13"), quantity=qty,
             unit_price=round(refund / qty, 2) if qty else 0.0, discount=0.0, tax=round(tax, 2),
             net_amount=round(net, 2), currency=str(payload.get("currency") or ""), event_time=event_time,
-            original_order_ref=online_order_ref(payload) or (str(payload["order_id"]) if payload.get("order_id") else None),
+            original_order_ref=online_order_ref(payload),
+            original_transaction_id=str(payload["order_id"]) if payload.get("order_id") else None,
         ))
     return out

@@ -15,7 +15,7 @@ from pipelines.estate import Estate
 POS_LINE_COLUMNS = [
     "transaction_id", "line_no", "kind", "fulfillment_node_id", "location_id", "sku", "ean", "sku_known",
     "quantity", "unit_price", "discount", "tax", "net_amount", "currency", "event_time", "original_order_ref",
-    "source_event",
+    "original_transaction_id", "source_event",
 ]
 
 SALE_EVENTS = ("order.opened", "return.processed")

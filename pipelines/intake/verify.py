@@ -5,9 +5,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
+
+# Column widths of inbox_events (sql/migrations/0001_core.sql): longer values would fail the insert.
+MAX_DEDUP_KEY = 255
+MAX_EVENT_NAME = 128
+_UNIX_TS = re.compile(r"[0-9]{1,12}")
 
 
 class Rejected(Exception):
@@ -25,6 +31,7 @@ def check_bearer(authorization: str | None, expected: str) -> None:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise Rejected(401, "Authorization must be 'Bearer <api key>'")
+    # Bytes, not str: compare_digest raises TypeError on non-ASCII str (headers arrive latin-1 decoded).
     if not hmac.compare_digest(token.strip().encode(), expected.encode()):
         raise Rejected(403, "api key does not match")
 
@@ -46,14 +53,12 @@ def check_centra_signature(header: str | None, body: bytes, secret: str, now: fl
     if "t" not in parts or "v1" not in parts:
         raise Rejected(400, "X-Centra-Signature must carry t= and v1=")
     t = parts["t"][0]
-    try:
-        ts = int(t)
-    except ValueError as exc:
-        raise Rejected(400, "X-Centra-Signature t= is not a unix timestamp") from exc
-    if abs(now - ts) > tolerance_s:
+    if not _UNIX_TS.fullmatch(t):
+        raise Rejected(400, "X-Centra-Signature t= is not a unix timestamp")
+    if abs(now - int(t)) > tolerance_s:
         raise Rejected(401, f"signature timestamp outside the {tolerance_s}s tolerance")
-    expected = centra_signature(secret, t, body)
-    if not any(hmac.compare_digest(expected, v) for v in parts["v1"]):
+    expected = centra_signature(secret, t, body).encode()
+    if not any(hmac.compare_digest(expected, v.strip().encode()) for v in parts["v1"]):
         raise Rejected(401, "signature does not match")
 
 
@@ -68,6 +73,27 @@ class InboundEvent:
 
 def _stable_hash(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _storable_key(key: str) -> str:
+    """The dedup key as stored: itself when it fits the column (and PostgreSQL text), else a stable hash."""
+    if len(key) <= MAX_DEDUP_KEY and "\x00" not in key:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _check_event_name(name: str) -> str:
+    if not name or len(name) > MAX_EVENT_NAME or "\x00" in name:
+        raise Rejected(422, f"event name must be 1 to {MAX_EVENT_NAME} characters")
+    return name
+
+
+def _safe_time(fn: Any, *args: Any) -> str | None:
+    """An event's business time, or None when its time fields are unusable (the event is still stored)."""
+    try:
+        return fn(*args)
+    except (ValueError, TypeError, OverflowError, AttributeError):
+        return None
 
 
 def parse_newstore_event(body: bytes) -> InboundEvent:
@@ -88,28 +114,37 @@ def parse_newstore_event(body: bytes) -> InboundEvent:
     name, payload = doc["name"], doc["payload"]
     if not isinstance(name, str) or not isinstance(payload, dict):
         raise Rejected(422, "event name must be a string and payload an object")
+    _check_event_name(name)
     from pipelines.domain.newstore_events import event_time_of
 
+    published_at = doc.get("published_at")
     return InboundEvent(
         source="newstore",
-        dedup_key=f"{name}:{_stable_hash(payload)}",
+        dedup_key=_storable_key(f"{name}:{_stable_hash(payload)}"),
         event_name=name,
-        event_time=event_time_of(name, payload, doc.get("published_at")),
+        event_time=_safe_time(event_time_of, name, payload, published_at if isinstance(published_at, str) else None),
         payload=doc,
     )
 
 
-def parse_centra_webhook(body: bytes) -> list[InboundEvent]:
-    """Centra webhook: form-encoded `payload=<JSON {"events":[...]}>`; one inbound event per entry."""
+def parse_centra_webhook(body: bytes, *, form: bool = True) -> list[InboundEvent]:
+    """Centra webhook: form-encoded `payload=<JSON {"events":[...]}>`; one inbound event per entry.
+
+    `form=False` reads a body that is the JSON document itself (a delivery sent as application/json).
+    """
+    if form:
+        try:
+            fields = parse_qs(body.decode("utf-8"), strict_parsing=True)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise Rejected(400, f"body is not form-encoded: {exc}") from exc
+        if "payload" not in fields:
+            raise Rejected(400, "form body lacks payload=")
+        raw: str | bytes = fields["payload"][0]
+    else:
+        raw = body
     try:
-        form = parse_qs(body.decode("utf-8"), strict_parsing=True)
+        doc = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Rejected(400, f"body is not form-encoded: {exc}") from exc
-    if "payload" not in form:
-        raise Rejected(400, "form body lacks payload=")
-    try:
-        doc = json.loads(form["payload"][0])
-    except ValueError as exc:
         raise Rejected(400, f"payload is not JSON: {exc}") from exc
     events = doc.get("events") if isinstance(doc, dict) else None
     if isinstance(doc, dict) and events is None:
@@ -123,12 +158,10 @@ def parse_centra_webhook(body: bytes) -> list[InboundEvent]:
     for ev in events:
         if not isinstance(ev, dict) or not {"type", "action", "id"} <= ev.keys():
             raise Rejected(422, "each event needs type, action and id")
-        when = None
-        if ev.get("date"):
-            try:
-                when = normalise_time(str(ev["date"]))
-            except ValueError:
-                when = None
-        key = f"{ev['type']}:{ev['action']}:{ev['id']}:{ev.get('date', '')}"
-        out.append(InboundEvent("centra", key, f"{ev['type']}.{ev['action']}", when, ev))
+        if not all(isinstance(ev[k], str | int) and not isinstance(ev[k], bool) for k in ("type", "action", "id")):
+            raise Rejected(422, "event type, action and id must be strings or integers")
+        name = _check_event_name(f"{ev['type']}.{ev['action']}")
+        when = _safe_time(normalise_time, str(ev["date"])) if ev.get("date") else None
+        key = _storable_key(f"{ev['type']}:{ev['action']}:{ev['id']}:{ev.get('date', '')}")
+        out.append(InboundEvent("centra", key, name, when, ev))
     return out

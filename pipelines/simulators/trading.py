@@ -32,6 +32,9 @@ class FaultConfig:
     missing_order_ref: float = 0.0  # an in-store return of an online order without its order reference
     wrong_price: float = 0.0  # a store sale at a price off the store's price list
     missing_centra_return: float = 0.0  # an in-store return of an online order never recorded in Centra
+    refund_wrong_tax: float = 0.0  # an in-store refund of an online order with the wrong tax rate
+    refund_wrong_amount: float = 0.0  # an in-store refund of an online order for 10 % less than Centra's
+    line_wrong_tax: float = 0.0  # a store sale line taxed at the wrong rate
 
 
 @dataclass
@@ -174,7 +177,14 @@ class TradingGenerator:
                 self.truth.fault(at, "price_off_pricelist", node_id=node, sku=sku, value=round(unit - price, 2),
                                  currency=store.currency, list_price=price, sold_at=unit)
             discount = round(unit * 0.2, 2) if self.rng.random() < self.config.discount_share else 0.0
-            items.append({"sku": sku, "quantity": 1, "unit_price": unit, "discount": discount})
+            item = {"sku": sku, "quantity": 1, "unit_price": unit, "discount": discount}
+            if sku in self.estate.by_sku and self.rng.random() < faults.line_wrong_tax:
+                right = self.estate.tax_rates[store.country]
+                item["tax_rate"] = round(right - 0.06, 3)
+                paid = unit - discount
+                self.truth.fault(at, "line_tax_mismatch", node_id=node, sku=sku, currency=store.currency,
+                                 value=round(paid * right / (1 + right) - paid * item["tax_rate"] / (1 + item["tax_rate"]), 2))
+            items.append(item)
             total += unit - discount
         order = self.newstore.record_store_sale(node, items, at=at)
         ref = str(order.get("id"))
@@ -253,18 +263,37 @@ class TradingGenerator:
         sku, qty = lines[0]
         price = self.estate.price(sku, market.pricelist_id)
         faults = self.config.faults
-        missing_ref = self.rng.random() < faults.missing_order_ref
+        # At most one fault per return, so each has exactly one expected finding.
+        draw = self.rng.random()
+        edges = [faults.missing_order_ref, faults.refund_wrong_tax, faults.refund_wrong_amount,
+                 faults.missing_centra_return]
+        cum = [sum(edges[:i + 1]) for i in range(len(edges))]
+        missing_ref = draw < cum[0]
+        wrong_tax = cum[0] <= draw < cum[1]
+        wrong_amount = cum[1] <= draw < cum[2]
+        missing_in_centra = cum[2] <= draw < cum[3]
+        item = {"sku": sku, "quantity": qty, "refund_amount": price * qty}
+        if wrong_tax:
+            item["tax_rate"] = round(self.estate.tax_rates[store.country] + 0.05, 3)
+        if wrong_amount:
+            item["refund_amount"] = round(price * qty * 0.9, 2)
         ret = self.newstore.record_return(
-            store.newstore_node_id, [{"sku": sku, "quantity": qty, "refund_amount": price * qty}], at=at,
+            store.newstore_node_id, [item], at=at,
             original_external_order_ref=None if missing_ref else str(number), restock=True)
         ref = str(ret.get("id"))
+        if wrong_tax:
+            self.truth.fault(at, "refund_tax_mismatch", node_id=store.newstore_node_id, sku=sku, ref=str(number),
+                             currency=store.currency, return_id=ref)
+        if wrong_amount:
+            self.truth.fault(at, "refund_amount_mismatch", node_id=store.newstore_node_id, sku=sku, ref=str(number),
+                             value=round(price * qty * 0.1, 2), currency=store.currency, return_id=ref)
         self.truth.movement(at, store.newstore_node_id, sku, qty, "return_restock", ref)
         self.truth.transaction(at, "online_return_in_store", "newstore", store.newstore_node_id, ref,
                                -price * qty, store.currency, order_number=number)
         if missing_ref:
             self.truth.fault(at, "return_without_order_ref", node_id=store.newstore_node_id, sku=sku, ref=ref,
                              value=price * qty, currency=store.currency, order_number=number)
-        if self.rng.random() < faults.missing_centra_return:
+        if missing_in_centra:
             self.truth.fault(at, "return_missing_in_commerce", node_id=store.newstore_node_id, sku=sku, ref=ref,
                              value=price * qty, currency=store.currency, order_number=number)
         else:

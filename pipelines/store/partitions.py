@@ -16,7 +16,7 @@ BOOLEAN_COLUMNS = {"sku_known", "refunded", "is_active"}
 
 
 def _clean(value: Any) -> Any:
-    if value is None:
+    if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, float) and math.isnan(value):
         return None

@@ -535,3 +535,39 @@ def test_reference_from_estate(small_estate) -> None:
     p = ref.prices[(ref.prices["pricelist_id"] == store.centra_pricelist_id) & (ref.prices["sku"] == sku)]
     assert p["price"].item() == small_estate.price(sku, store.centra_pricelist_id)
     assert np.isclose(ref.locations.loc[0, "tax_rate"], small_estate.tax_rates[store.country])
+
+
+def test_categorical_strings_and_float_ids_give_the_same_findings() -> None:
+    day = clean_day()
+    day.centra_stock_snapshot.loc[0, "physical"] = 7
+    day.centra_orders.loc[1, "status"] = "PROCESSING"
+    expected = run(day)
+    frames = ("pos_sale_lines", "pos_stock_snapshot", "pos_catalog", "pos_stock_movements", "centra_stock_snapshot",
+              "centra_stock_changes", "centra_catalog")
+    cat = dataclasses.replace(day, **{f: getattr(day, f).astype(
+        {c: "category" for c in ("business_date", "sku", "location_id", "fulfillment_node_id", "kind",
+                                 "movement_type", "transaction_id") if c in getattr(day, f).columns})
+        for f in frames})
+    cat.centra_stock_snapshot["warehouse_id"] = cat.centra_stock_snapshot["warehouse_id"].astype(float)
+    pd.testing.assert_frame_equal(run(cat), expected)
+
+
+def test_pos_known_skus_of_the_day() -> None:
+    old = pos_stock([("SE01", "Z", 1)]).assign(business_date=PREV)
+    known = R.pos_known_skus(pos_catalog=pos_catalog(["A"]), pos_stock=pd.concat([pos_stock([("SE01", "B", 0)]), old]),
+                             business_date=DAY)
+    assert sorted(known) == ["A", "B"]
+
+
+def test_a_transaction_with_two_tax_rates_counts_once_in_each_group() -> None:
+    lines = pd.DataFrame([line("T1", "SE01", "A", 1, 499.0, 0.0, 0.25), line("T1", "SE01", "B", 1, 112.0, 0.0, 0.12,
+                                                                            line_no=2),
+                          line("T2", "SE01", "A", 1, 499.0, 0.0, 0.25)])
+    ds = pd.DataFrame([{"location_id": "ST-SE01", "business_date": DAY, "tax_rate": 0.25, "count": 2, "gross": 998.0,
+                        "discount": 0.0, "tax": 199.6, "net": 798.4},
+                       {"location_id": "ST-SE01", "business_date": DAY, "tax_rate": 0.12, "count": 1, "gross": 112.0,
+                        "discount": 0.0, "tax": 12.0, "net": 100.0}])
+    assert R.store_sales(DAY, lines, ds, REF.locations, TOL, tax_rates=REF.tax_rates).empty
+    ds.loc[1, "count"] = 2
+    f = only(R.store_sales(DAY, lines, ds, REF.locations, TOL, tax_rates=REF.tax_rates))
+    assert (f.tax_rate, f.quantity_pos, f.quantity_commerce, f.value_at_risk) == (0.12, 1, 2, 0.0)

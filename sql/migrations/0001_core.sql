@@ -67,6 +67,7 @@ CREATE TABLE pos_sale_lines (
     currency VARCHAR(3) NOT NULL,
     event_time VARCHAR(40) NOT NULL,
     original_order_ref VARCHAR(64),
+    original_transaction_id VARCHAR(64),
     source_event VARCHAR(255) NOT NULL
 );
 CREATE INDEX ix_pos_sale_lines_date ON pos_sale_lines (business_date);

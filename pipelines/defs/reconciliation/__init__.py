@@ -1,7 +1,54 @@
 """Daily reconciliation for finance. `reconciliation_definitions()` is merged into the entry point."""
 
+import os
+from datetime import timedelta
+
 import dagster as dg
+
+from pipelines.defs.partitions import BUSINESS_TIMEZONE, daily_partitions
+from pipelines.defs.reconciliation.assets import (
+    finance_daily_report,
+    finance_month_end_rollup,
+    reconciliation_findings,
+)
+from pipelines.defs.reconciliation.checks import reconciliation_checks, report_freshness_sensor
+
+RECON_HOUR = int(os.environ.get("PIPELINES_RECON_HOUR", "6"))
+
+reconciliation_job = dg.define_asset_job(
+    "reconciliation_job",
+    selection=dg.AssetSelection.assets(reconciliation_findings, finance_daily_report),
+    partitions_def=daily_partitions,
+    description="Reconcile one business day (or a range, as a backfill) and write the finance report.",
+)
+
+month_end_job = dg.define_asset_job(
+    "month_end_job", selection=dg.AssetSelection.assets(finance_month_end_rollup),
+    description="Roll the daily reconciliation up for a month.",
+)
+
+
+@dg.schedule(job=reconciliation_job, cron_schedule=f"0 {RECON_HOUR} * * *", execution_timezone=BUSINESS_TIMEZONE,
+             default_status=dg.DefaultScheduleStatus.RUNNING)
+def reconciliation_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """At PIPELINES_RECON_HOUR (default 06:00) business time: reconcile yesterday."""
+    day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
+    return dg.RunRequest(run_key=f"recon-{day}", partition_key=day)
+
+
+@dg.schedule(job=month_end_job, cron_schedule=f"30 {RECON_HOUR} 1 * *", execution_timezone=BUSINESS_TIMEZONE,
+             default_status=dg.DefaultScheduleStatus.RUNNING)
+def month_end_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """On the 1st, after the daily run: roll up the month that just ended."""
+    month = (context.scheduled_execution_time - timedelta(days=1)).strftime("%Y-%m-01")
+    return dg.RunRequest(run_key=f"month-{month}", partition_key=month)
 
 
 def reconciliation_definitions() -> dg.Definitions:
-    return dg.Definitions()
+    return dg.Definitions(
+        assets=[reconciliation_findings, finance_daily_report, finance_month_end_rollup],
+        asset_checks=reconciliation_checks,
+        jobs=[reconciliation_job, month_end_job],
+        schedules=[reconciliation_daily_schedule, month_end_schedule],
+        sensors=[report_freshness_sensor],
+    )

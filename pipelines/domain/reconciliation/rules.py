@@ -131,6 +131,13 @@ class KeySpace:
             self._memo[key] = mask
         return self._memo[key]
 
+    def col(self, df: pd.DataFrame, name: str) -> np.ndarray:
+        """A numeric column as float64, memoised."""
+        key = self._key(df, "col", name)
+        if key not in self._memo:
+            self._memo[key] = df[name].to_numpy(dtype=float)
+        return self._memo[key]
+
     def day(self, df: pd.DataFrame, business_date: str | None) -> np.ndarray:
         return self.eq(df, "business_date", business_date)
 
@@ -230,11 +237,15 @@ def _keys(keys: KeySpace | None, locations: pd.DataFrame, prices: pd.DataFrame |
 def _group(space: int, parts: list[tuple[np.ndarray, np.ndarray | None]]) -> tuple[np.ndarray, list[np.ndarray]]:
     """Union of integer keys over several parts, ascending, and per part the sum of its weights (count
     when None) per key."""
-    allk = np.concatenate([k for k, _ in parts]) if parts else np.empty(0, np.int64)
-    if space <= max(_DENSE_LIMIT // 4, 4 * len(allk)):
-        ukeys = np.flatnonzero(np.bincount(allk, minlength=space))
+    rows = sum(len(k) for k, _ in parts)
+    if space <= max(_DENSE_LIMIT // 4, 4 * rows):
+        present = np.zeros(space, dtype=bool)
+        for k, _ in parts:
+            present[k] = True
+        ukeys = np.flatnonzero(present)
         sums = [np.bincount(k, weights=w, minlength=space)[ukeys].astype(float) for k, w in parts]
         return ukeys, sums
+    allk = np.concatenate([k for k, _ in parts]) if parts else np.empty(0, np.int64)
     ukeys, inv = np.unique(allk, return_inverse=True)
     sums, start = [], 0
     for k, w in parts:
@@ -245,7 +256,18 @@ def _group(space: int, parts: list[tuple[np.ndarray, np.ndarray | None]]) -> tup
 
 def _col(df: pd.DataFrame, name: str, mask: np.ndarray | None = None, dtype: Any = float) -> np.ndarray:
     a = df[name].to_numpy(dtype=dtype)
-    return a if mask is None else a[mask]
+    return a if mask is None else _take(a, mask)
+
+
+def _take(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """a[mask], without a copy when every row is kept (the usual case: one day, stores only)."""
+    return a if mask.all() else a[mask]
+
+
+def _pair_key(store: np.ndarray, sku: np.ndarray, width: int) -> np.ndarray:
+    key = store * width
+    key += sku
+    return key
 
 
 def _over(diff_abs: np.ndarray, tol: float | np.ndarray) -> np.ndarray:
@@ -409,8 +431,11 @@ def pos_known_skus(*, pos_catalog: pd.DataFrame | None = None, pos_stock: pd.Dat
         return pd.Index([], dtype=object)
     k = keys if keys is not None else KeySpace(pd.DataFrame(columns=["location_id", "fulfillment_node_id",
                                                                        "warehouse_id"]))
-    codes = [k.sku(df)[k.day(df, business_date)] for df in frames]
-    present = k.presence(np.concatenate(codes))
+    for df in frames:
+        k.sku(df)
+    present = np.zeros(k.n_skus, dtype=bool)
+    for df in frames:
+        present[k.sku(df)[k.day(df, business_date)]] = True
     return pd.Index(k.skus[present])
 
 
@@ -467,17 +492,18 @@ def stock_drift(business_date: str, pos_stock: pd.DataFrame, centra_stock: pd.Da
     ps_all, cs_all = k.store(pos_stock), k.store_by_warehouse(centra_stock)
     pm = k.day(pos_stock, business_date) & (ps_all >= 0)
     cm = k.day(centra_stock, business_date) & (cs_all >= 0)
-    psku, csku = k.sku(pos_stock)[pm], k.sku(centra_stock)[cm]
+    psku, csku = _take(k.sku(pos_stock), pm), _take(k.sku(centra_stock), cm)
     ok = _comparable(k, business_date, centra_catalog, pos_known)
     width = k.n_skus + 1
-    ukeys, (qp, qc) = _group(len(locations) * width, [(ps_all[pm] * width + psku, _col(pos_stock, "on_hand", pm)),
-                                                      (cs_all[cm] * width + csku, _col(centra_stock, "physical", cm))])
+    ukeys, (qp, qc) = _group(len(locations) * width, [
+        (_pair_key(_take(ps_all, pm), psku, width), _col(pos_stock, "on_hand", pm, None)),
+        (_pair_key(_take(cs_all, cm), csku, width), _col(centra_stock, "physical", cm, None))])
     diff = qc - qp
-    loc, sku = ukeys // width, ukeys % width
-    sel = _over(diff, tolerance.units) & _allowed(ok, sku)
-    if not sel.any():
+    sel = np.flatnonzero(_over(diff, tolerance.units))
+    sel = sel[_allowed(ok, ukeys[sel] % width)]
+    if not len(sel):
         return empty_findings()
-    loc, sku, qp, qc, diff = loc[sel], sku[sel], qp[sel], qc[sel], diff[sel]
+    loc, sku, qp, qc, diff = ukeys[sel] // width, ukeys[sel] % width, qp[sel], qc[sel], diff[sel]
     price = k.price(loc, sku)
     p0 = np.nan_to_num(price)
     detail = np.asarray([f"on_hand={int(a)};physical={int(b)};unit_price={_fmt(p)}"
@@ -533,21 +559,22 @@ def sync_failures(business_date: str, pos_movements: pd.DataFrame, centra_change
     counted = k.eq(pos_movements, "movement_type", "count")
     dm, cnt = pm & ~counted, pm & counted
     ok = _comparable(k, business_date, centra_catalog, pos_known)
-    psku = k.sku(pos_movements)
     width = k.n_skus + 1
-    pkey = ps_all * width + psku
-    ckey = cs_all[cm] * width + k.sku(centra_changes)[cm]
+    pkey = _pair_key(ps_all, k.sku(pos_movements), width)
+    ckey = _pair_key(_take(cs_all, cm), _take(k.sku(centra_changes), cm), width)
+    dkey = _take(pkey, dm)
     ukeys, (pnet, pn, cnet, cn, nc) = _group(len(locations) * width, [
-        (pkey[dm], _col(pos_movements, "quantity", dm)), (pkey[dm], None),
-        (ckey, _col(centra_changes, "quantity", cm)), (ckey, None), (pkey[cnt], None)])
+        (dkey, _col(pos_movements, "quantity", dm, None)), (dkey, None),
+        (ckey, _col(centra_changes, "quantity", cm, None)), (ckey, None), (pkey[cnt], None)])
     diff = cnet - pnet
-    loc, sku = ukeys // width, ukeys % width
-    sel = _over(diff, tolerance.units) & _allowed(ok, sku)
+    sel = np.flatnonzero(_over(diff, tolerance.units))
+    sel = sel[_allowed(ok, ukeys[sel] % width)]
     if skip_counted:
-        sel &= nc == 0
-    if not sel.any():
+        sel = sel[nc[sel] == 0]
+    if not len(sel):
         return empty_findings()
-    loc, sku, pnet, cnet, diff, pn, cn = loc[sel], sku[sel], pnet[sel], cnet[sel], diff[sel], pn[sel], cn[sel]
+    loc, sku = ukeys[sel] // width, ukeys[sel] % width
+    pnet, cnet, diff, pn, cn = pnet[sel], cnet[sel], diff[sel], pn[sel], cn[sel]
     price = np.nan_to_num(k.price(loc, sku))
     moved = np.sign(pnet) * cnet
     missing = (pnet != 0) & (moved >= 0) & (moved < np.abs(pnet))
@@ -619,16 +646,16 @@ def orphan_skus(business_date: str, centra_catalog: pd.DataFrame, locations: pd.
         if pos_stock is not None:
             i = _rows_of(k, pos_stock, d, orphan)
             parts.append(pd.DataFrame({"loc": k.store(pos_stock)[i], "sku": k.sku(pos_stock)[i],
-                                       "on_hand": _col(pos_stock, "on_hand")[i]}))
+                                       "on_hand": k.col(pos_stock, "on_hand")[i]}))
         if pos_sale_lines is not None and len(pos_sale_lines):
             i = _rows_of(k, pos_sale_lines, d, orphan)
             sale = k.eq(pos_sale_lines, "kind", "sale")[i]
-            qty = _col(pos_sale_lines, "quantity")[i]
-            gross = _col(pos_sale_lines, "unit_price")[i] * qty
+            qty = k.col(pos_sale_lines, "quantity")[i]
+            gross = k.col(pos_sale_lines, "unit_price")[i] * qty
             parts.append(pd.DataFrame({
                 "loc": k.store(pos_sale_lines)[i], "sku": k.sku(pos_sale_lines)[i], "sold": np.where(sale, qty, 0.0),
                 "sold_gross": np.where(sale, gross, 0.0),
-                "sold_value": np.where(sale, gross - _col(pos_sale_lines, "discount")[i], 0.0), "lines": 1.0}))
+                "sold_value": np.where(sale, gross - k.col(pos_sale_lines, "discount")[i], 0.0), "lines": 1.0}))
         if pos_movements is not None and len(pos_movements):
             i = _rows_of(k, pos_movements, d, orphan)
             parts.append(pd.DataFrame({"loc": k.store(pos_movements)[i], "sku": k.sku(pos_movements)[i], "moves": 1.0}))
@@ -649,7 +676,7 @@ def orphan_skus(business_date: str, centra_catalog: pd.DataFrame, locations: pd.
         if centra_stock is not None and len(centra_stock):
             i = _rows_of(k, centra_stock, d, orphan, by_warehouse=True)
             c = pd.DataFrame({"loc": k.store_by_warehouse(centra_stock)[i], "sku": k.sku(centra_stock)[i],
-                              "physical": _col(centra_stock, "physical")[i]})
+                              "physical": k.col(centra_stock, "physical")[i]})
             c = c.groupby(["loc", "sku"], as_index=False, sort=False)["physical"].sum()
             qc = act[["loc", "sku"]].merge(c, how="left", on=["loc", "sku"])["physical"].fillna(0).to_numpy()
         is_unknown = unknown[sku]
@@ -676,7 +703,7 @@ def orphan_skus(business_date: str, centra_catalog: pd.DataFrame, locations: pd.
         if centra_stock is not None and len(centra_stock):
             i = _rows_of(k, centra_stock, d, commerce, by_warehouse=True)
             c = pd.DataFrame({"loc": k.store_by_warehouse(centra_stock)[i], "sku": k.sku(centra_stock)[i],
-                              "physical": _col(centra_stock, "physical")[i]})
+                              "physical": k.col(centra_stock, "physical")[i]})
             c = c.groupby(["loc", "sku"], as_index=False, sort=True)["physical"].sum()
             c = c[c["physical"] != 0]
             if len(c):
@@ -750,22 +777,27 @@ def store_sales(business_date: str, pos_sale_lines: pd.DataFrame, downstream: pd
     store = k.store(pos_sale_lines)
     mask = k.day(pos_sale_lines, business_date) & k.eq(pos_sale_lines, "kind", "sale") & (store >= 0)
     loc = store[mask]
-    qty, unit = _col(pos_sale_lines, "quantity", mask), _col(pos_sale_lines, "unit_price", mask)
-    disc, tax = _col(pos_sale_lines, "discount", mask), _col(pos_sale_lines, "tax", mask)
-    rate = _derive_rates(qty, unit, disc, tax, locations["tax_rate"].to_numpy(dtype=float)[loc],
-                         _rates(locations, tax_rates), tolerance)
-    gcodes, gkeys = pd.factorize(loc * 100_000 + np.rint(rate * 10_000).astype(np.int64))
-    tcodes = k.codes(pos_sale_lines, "transaction_id")[0][mask]
-    nt = int(tcodes.max(initial=0)) + 1
-    pairs = pd.unique(gcodes.astype(np.int64) * nt + tcodes)
-    ng = len(gkeys)
-    pos = pd.DataFrame({
-        "loc": gkeys // 100_000, "rate_key": gkeys % 100_000, "count": np.bincount(pairs // nt, minlength=ng),
-        "gross": np.bincount(gcodes, weights=unit * qty, minlength=ng),
-        "discount": np.bincount(gcodes, weights=disc, minlength=ng),
-        "tax": np.bincount(gcodes, weights=tax, minlength=ng),
-        "net": np.bincount(gcodes, weights=_col(pos_sale_lines, "net_amount", mask), minlength=ng),
-    })
+    qty, unit = k.col(pos_sale_lines, "quantity")[mask], k.col(pos_sale_lines, "unit_price")[mask]
+    disc, tax = k.col(pos_sale_lines, "discount")[mask], k.col(pos_sale_lines, "tax")[mask]
+    rates = _rates(locations, tax_rates)
+    rate = _derive_rates(qty, unit, disc, tax, locations["tax_rate"].to_numpy(dtype=float)[loc], rates, tolerance)
+    nr = len(rates)
+    space = len(locations) * nr
+    gcode = loc * nr + np.clip(np.searchsorted(rates, rate), 0, nr - 1)  # derived rates are members of rates
+    tcodes, tuniq = k.codes(pos_sale_lines, "transaction_id")
+    tcodes, nt = tcodes[mask], len(tuniq)
+    owner = np.full(nt, -1, dtype=np.int64)  # one group per transaction; lines elsewhere counted apart
+    owner[tcodes] = gcode
+    count = np.bincount(owner[owner >= 0], minlength=space)
+    other = gcode != owner[tcodes]
+    if other.any():
+        count += np.bincount(pd.unique(gcode[other] * nt + tcodes[other]) // nt, minlength=space)
+    present = np.flatnonzero(np.bincount(gcode, minlength=space))
+    sums = {c: np.bincount(gcode, weights=w, minlength=space)[present] for c, w in (
+        ("gross", unit * qty), ("discount", disc), ("tax", tax),
+        ("net", k.col(pos_sale_lines, "net_amount")[mask]))}
+    pos = pd.DataFrame({"loc": present // nr, "rate_key": np.rint(rates[present % nr] * 10_000).astype(np.int64),
+                        "count": count[present], **sums})
     dmask = k.day(downstream, business_date) & (k.store(downstream) >= 0)
     ds = pd.DataFrame({
         "loc": k.store(downstream)[dmask], "rate_key": np.rint(_col(downstream, "tax_rate", dmask) * 10_000).astype(np.int64),
@@ -983,8 +1015,8 @@ def sale_line_checks(business_date: str, pos_sale_lines: pd.DataFrame, locations
     if not len(rows):
         return empty_findings()
     loc = store[rows]
-    qty, unit = _col(pos_sale_lines, "quantity")[rows], _col(pos_sale_lines, "unit_price")[rows]
-    disc, tax = _col(pos_sale_lines, "discount")[rows], _col(pos_sale_lines, "tax")[rows]
+    qty, unit = k.col(pos_sale_lines, "quantity")[rows], k.col(pos_sale_lines, "unit_price")[rows]
+    disc, tax = k.col(pos_sale_lines, "discount")[rows], k.col(pos_sale_lines, "tax")[rows]
     gross = unit * qty
     rate = locations["tax_rate"].to_numpy(dtype=float)[loc]
     price = k.price(loc, k.sku(pos_sale_lines)[rows])

@@ -406,7 +406,8 @@ class NewStoreState:
                           associate_id: str | None = None, payment_method: str = "credit_card") -> dict[str, Any]:
         """A native POS sale (tax-included prices): decrements on_hand, emits order.created + order.opened.
 
-        ``items``: ``[{sku, quantity, unit_price (tax incl. list price), discount (per unit amount)}]``.
+        ``items``: ``[{sku, quantity, unit_price (tax incl. list price), discount (per unit amount), tax_rate
+        (optional override: a till keyed with the wrong tax code)}]``.
         Returns the ``order.opened`` payload.
         """
         with self._lock:
@@ -429,7 +430,8 @@ class NewStoreState:
                     lines.append(OrderItem(
                         id=self._uuid(), external_item_id=f"{external_id}-{len(lines) + 1}", product_id=sku,
                         list_price=unit, item_discount=disc, order_discount=Decimal(0), price=paid,
-                        tax=tax_included(paid, rate), tax_rate=rate, status="complete",
+                        tax=tax_included(paid, D(it["tax_rate"]) if it.get("tax_rate") is not None else rate),
+                        tax_rate=D(it["tax_rate"]) if it.get("tax_rate") is not None else rate, status="complete",
                         service_level="IN_STORE_HANDOVER", fulfillment_node_id=node_id,
                         discounts=[{"level": "item", "type": "fixed", "value": money(disc),
                                     "price_adjustment": money(disc)}] if disc else [],
@@ -458,7 +460,7 @@ class NewStoreState:
                       customer_email: str | None = None) -> dict[str, Any]:
         """An in-store return: emits return.processed, refund_request.issued, payment_account.amount_refunded.
 
-        ``items``: ``[{sku, quantity, refund_amount (tax incl., per line)}]``. A return of an online (Centra)
+        ``items``: ``[{sku, quantity, refund_amount (tax incl., per line), tax_rate (optional override)}]``. A return of an online (Centra)
         order passes ``original_external_order_ref``; it is published as ``external_order_id`` and
         ``order_id`` stays null (blind return) unless a NewStore order with that id / external id exists.
         Restocked items (``item_condition`` "sellable") increase on_hand. Returns the return.processed payload.
@@ -478,7 +480,9 @@ class NewStoreState:
                 qty = int(it.get("quantity", 1))
                 refund = D(it["refund_amount"])
                 rate = self._rate(loc.country)
-                if order is not None:
+                if it.get("tax_rate") is not None:  # a till keyed with the wrong tax code (fault injection)
+                    rate = D(it["tax_rate"])
+                elif order is not None:
                     for oi in order.items:
                         if oi.product_id == sku and oi.status == "complete":
                             rate = oi.tax_rate

@@ -1,0 +1,169 @@
+"""Stock sync jobs: the sync itself (sensor-driven), replay, full resync and retention.
+
+Every job that writes stock to Centra carries the tag `pipelines/concurrency: stock-sync`, limited
+to one run at a time in dagster.yaml; the sync lock (pipelines/sync/lock.py) enforces the same
+inside the store of record whatever the instance config says.
+"""
+
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from pipelines.connectors.centra import CentraClient
+from pipelines.defs.resources import CentraResource, EstateResource, NewStoreResource, StoreOfRecord
+from pipelines.defs.sync.retention import FINISHED, prune_runs, purge_sensor_ticks
+from pipelines.sync import RunReport, StockSync, SyncBusy, SyncConfig
+from pipelines.sync.replay import requeue
+from pipelines.sync.resync import queue_corrections
+from pipelines.sync.retention import prune_store
+
+CONCURRENCY_TAG = "pipelines/concurrency"
+SYNC_TAGS = {CONCURRENCY_TAG: "stock-sync"}
+SENSOR_NAME = "stock_sync_sensor"
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    return float(raw) if raw else default
+
+
+def sync_client(centra: CentraResource) -> CentraClient:
+    """One attempt per request: the sync's own loop retries, informed by the governor."""
+    return CentraClient(centra.base_url, centra.token, timeout=centra.timeout_s, max_attempts=1)
+
+
+def _metadata(report: RunReport) -> dict[str, Any]:
+    return {k: (v if v is not None else "n/a") for k, v in report.as_dict().items()} | {
+        "errors": dg.MetadataValue.md("\n".join(f"- {e}" for e in report.errors[:20]) or "none")}
+
+
+def _publish(context: dg.OpExecutionContext, report: RunReport) -> dg.Output:
+    d = report.as_dict()
+    context.instance.add_run_tags(context.run_id, {
+        "stock_sync/applied": str(d["movements_applied"]), "stock_sync/mutations": str(d["mutations"]),
+        "stock_sync/lag_p95_s": str(d["lag_p95_s"])})
+    return dg.Output(None, metadata=_metadata(report))
+
+
+def _run_sync(context: dg.OpExecutionContext, store: StoreOfRecord, estate: EstateResource,
+              centra: CentraResource, drain_s: float, kind: str = "sync") -> RunReport | None:
+    config = SyncConfig.from_env()
+    with sync_client(centra) as client:
+        sync = StockSync(store.engine(), estate.get(), client, config, run_id=context.run_id)
+        try:
+            report = sync.run(drain_s=drain_s, kind=kind)
+        except SyncBusy as exc:
+            context.log.info(f"stock sync skipped: {exc}")
+            return None
+    context.log.info(f"stock sync: {report.as_dict()}")
+    return report
+
+
+class SyncRunConfig(dg.Config):
+    drain_s: float = Field(default=SyncConfig.from_env().drain_s,
+                           description="How long the run keeps draining new movements (0: one pass).")
+
+
+@dg.op(out=dg.Out(dg.Nothing), tags=SYNC_TAGS,
+       description="Decode new POS stock events, net them per Centra warehouse and size, and send them as "
+                   "changeStock/setStock batches within the rate budget, exactly once in effect.")
+def sync_store_stock(context: dg.OpExecutionContext, config: SyncRunConfig, store: StoreOfRecord,
+                     estate: EstateResource, centra: CentraResource) -> dg.Output:
+    report = _run_sync(context, store, estate, centra, config.drain_s)
+    return _publish(context, report) if report else dg.Output(None, metadata={"skipped": "another sync holds the lock"})
+
+
+@dg.job(executor_def=dg.in_process_executor, tags=SYNC_TAGS,
+        description="Store stock to online: one sync run (requested by stock_sync_sensor).")
+def stock_sync_job() -> None:
+    sync_store_stock()
+
+
+class ReplayConfig(dg.Config):
+    movement_ids: list[int] = Field(default=[], description="Movement ids (empty: every match).")
+    statuses: list[str] = Field(default=["failed"],
+                                description="Which movements: failed, unmapped (after an estate fix), skipped.")
+    warehouse_id: int | None = None
+    sku: str | None = None
+    since: str | None = Field(default=None, description="Only movements with POS event time >= this ISO UTC time.")
+
+
+@dg.op(out=dg.Out(dg.Nothing), tags=SYNC_TAGS, description="Re-queue selected failed movements and send them.")
+def replay_stock_movements(context: dg.OpExecutionContext, config: ReplayConfig, store: StoreOfRecord,
+                           estate: EstateResource, centra: CentraResource) -> dg.Output:
+    replay = requeue(store.engine(), estate.get(), movement_ids=config.movement_ids, statuses=config.statuses,
+                     warehouse_id=config.warehouse_id, sku=config.sku, since=config.since,
+                     config=SyncConfig.from_env())
+    context.log.info(f"replay: {replay}")
+    report = _run_sync(context, store, estate, centra, 0.0, kind="replay")
+    meta = {"selected": replay.selected, "requeued": replay.requeued, "still_unmapped": replay.still_unmapped}
+    return dg.Output(None, metadata=meta | (_metadata(report) if report else {}))
+
+
+@dg.job(executor_def=dg.in_process_executor, tags=SYNC_TAGS,
+        description="Replay failed stock movements (launch from the Launchpad with the movements to re-send).")
+def stock_sync_replay_job() -> None:
+    replay_stock_movements()
+
+
+class ResyncConfig(dg.Config):
+    quiet_s: float = Field(default=300.0, description="Keys with a movement this recent are left to the sync.")
+
+
+@dg.op(out=dg.Out(dg.Nothing), tags=SYNC_TAGS,
+       description="Compare POS on-hand with Centra physical stock per store warehouse and queue corrections.")
+def resync_store_stock(context: dg.OpExecutionContext, config: ResyncConfig, store: StoreOfRecord,
+                       estate: EstateResource, centra: CentraResource, newstore: NewStoreResource) -> dg.Output:
+    sync_config = SyncConfig.from_env()
+    with sync_client(centra) as cclient, newstore.client() as nclient:
+        resync = queue_corrections(store.engine(), estate.get(), cclient, nclient, sync_config,
+                                   quiet_s=config.quiet_s)
+    context.log.info(f"resync: {resync}")
+    report = _run_sync(context, store, estate, centra, 0.0, kind="resync")
+    meta = {"keys_compared": resync.keys_compared, "differing": resync.differing,
+            "corrections_queued": resync.corrections_queued, "skipped_active": resync.skipped_active,
+            "units_off": resync.units_off, "centra_requests": resync.centra_requests,
+            "samples": dg.MetadataValue.json(resync.samples)}
+    return dg.Output(None, metadata=meta | (_metadata(report) if report else {}))
+
+
+@dg.job(executor_def=dg.in_process_executor, tags=SYNC_TAGS,
+        description="Full stock resync: POS vs Centra physical per store warehouse, corrections within budget.")
+def stock_resync_job() -> None:
+    resync_store_stock()
+
+
+class RetentionConfig(dg.Config):
+    sync_run_hours: float = Field(default=_env_float("PIPELINES_SYNC_RUN_RETENTION_HOURS", 24.0),
+                                  description="Successful sync runs (and their event logs) older than this go.")
+    failed_run_days: float = Field(default=_env_float("PIPELINES_SYNC_FAILED_RUN_RETENTION_DAYS", 7.0))
+    tick_hours: float = Field(default=_env_float("PIPELINES_SYNC_TICK_RETENTION_HOURS", 24.0))
+    store_days: float = Field(default=_env_float("PIPELINES_SYNC_STORE_RETENTION_DAYS", 90.0),
+                              description="Settled movements, batches and ledger rows older than this go.")
+
+
+@dg.op(out=dg.Out(dg.Nothing), description="Prune old sync runs, sync sensor ticks and settled sync rows.")
+def prune_stock_sync_history(context: dg.OpExecutionContext, config: RetentionConfig,
+                             store: StoreOfRecord) -> dg.Output:
+    now = datetime.now(UTC)
+    jobs = ["stock_sync_job"]
+    instance = context.instance
+    ok = prune_runs(instance, jobs, now - timedelta(hours=config.sync_run_hours))
+    failed = prune_runs(instance, jobs, now - timedelta(days=config.failed_run_days), statuses=FINISHED)
+    own = prune_runs(instance, ["stock_sync_retention_job"], now - timedelta(days=config.failed_run_days),
+                     statuses=FINISHED)
+    purge_sensor_ticks(instance, SENSOR_NAME, now - timedelta(hours=config.tick_hours))
+    rows = prune_store(store.engine(), config.store_days)
+    meta = {"sync_runs_deleted": ok + failed, "retention_runs_deleted": own} | {f"rows_deleted_{k}": v
+                                                                                  for k, v in rows.items()}
+    context.log.info(f"retention: {meta}")
+    return dg.Output(None, metadata=meta)
+
+
+@dg.job(executor_def=dg.in_process_executor,
+        description="Keep Dagster's storage bounded under >10,000 sync runs a day (runs, event logs, ticks).")
+def stock_sync_retention_job() -> None:
+    prune_stock_sync_history()

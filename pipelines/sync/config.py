@@ -1,0 +1,39 @@
+"""Stock sync settings, read from the environment (every variable is listed in docs/stock-sync.md)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+
+def _num(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    return float(raw) if raw else default
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    safety_stock: int = 1  # lines leaving free-to-allocate at or below this are critical
+    rate_share: float = 0.8  # share of Centra's rate limits the sync may use (the rest: other integrations)
+    location_kinds: tuple[str, ...] = ("store",)  # estate location kinds whose movements are synced
+    max_lines: int = 200  # lines per mutation
+    settle_s: float = 10.0  # inbox events younger than this are re-read (late commits on PostgreSQL)
+    drain_s: float = 20.0  # a sync run keeps draining new movements this long
+    poll_s: float = 0.5  # pause between passes while the queue is empty
+    rate_refresh_s: float = 30.0  # re-read rateLimits at least this often
+    max_wait_s: float = 15.0  # the longest a run waits for budget/Retry-After before ending
+    centra_attempts: int = 4  # attempts per Centra request (429/5xx) inside one send
+    location_ids: tuple[str, ...] = field(default=())  # optional allow-list of estate location ids
+
+    @classmethod
+    def from_env(cls) -> SyncConfig:
+        kinds = os.environ.get("PIPELINES_SYNC_LOCATION_KINDS", "store")
+        return cls(
+            safety_stock=int(_num("PIPELINES_SYNC_SAFETY_STOCK", 1)),
+            rate_share=_num("PIPELINES_SYNC_RATE_SHARE", 0.8),
+            location_kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
+            max_lines=int(_num("PIPELINES_SYNC_MAX_LINES", 200)),
+            settle_s=_num("PIPELINES_SYNC_SETTLE_S", 10.0),
+            drain_s=_num("PIPELINES_SYNC_DRAIN_S", 20.0),
+            poll_s=_num("PIPELINES_SYNC_POLL_S", 0.5),
+        )

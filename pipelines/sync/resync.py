@@ -1,0 +1,134 @@
+"""Full resync: POS on-hand vs Centra physical stock per store warehouse, corrected as counts.
+
+A correction is queued as a synthetic count (`movement_type` count, event `stock_resync`) at the
+moment the POS stock was read, so the regular sync sends it within the rate budget and the
+count/delta rule keeps it exact: a movement of that key still travelling (not yet landed) is
+absorbed if it happened before the read (the POS stock already includes it) and applied on top
+if after. Keys with queued or in-flight movements, or with any movement in the last `quiet_s`
+seconds, are left alone (the POS read is not atomic across pages); the next resync takes them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, or_, select
+
+from pipelines.connectors.centra import CentraClient
+from pipelines.connectors.errors import RateLimited
+from pipelines.connectors.newstore import NewStoreClient
+from pipelines.domain.sync.governor import Governor
+from pipelines.domain.timeutil import utc_text
+from pipelines.estate import Estate
+from pipelines.store.db import table
+from pipelines.sync.config import SyncConfig
+from pipelines.sync.lock import sync_lock
+from pipelines.sync.queue import IN_FLIGHT, PENDING, _insert, _synced, now_text
+
+RESYNC_EVENT = "stock_resync"
+Q_PHYSICAL = """
+query ResyncStock($warehouses: [Int!], $limit: Int!, $page: Int!) {
+  warehouses(where: {id: $warehouses}) { id stock(limit: $limit, page: $page) { productSize { SKU } physicalQuantity } }
+}"""
+PAGE = 200
+
+
+@dataclass
+class ResyncReport:
+    read_at: str = ""
+    keys_compared: int = 0
+    differing: int = 0
+    corrections_queued: int = 0
+    skipped_active: int = 0
+    centra_requests: int = 0
+    units_off: int = 0
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+def centra_physical(client: CentraClient, warehouse_ids: list[int], governor: Governor,
+                    sleep: Callable[[float], None] = time.sleep) -> tuple[dict[tuple[int, str], int], int]:
+    """Physical stock of the given warehouses, one warehouse and page per request, paced by `governor`."""
+    out: dict[tuple[int, str], int] = {}
+    requests = 0
+    for wid in warehouse_ids:
+        page = 1
+        while True:
+            wait = governor.seconds_until_request()
+            if wait > 0:
+                sleep(wait)
+            try:
+                data = client.execute(Q_PHYSICAL, {"warehouses": [wid], "limit": PAGE, "page": page})
+            except RateLimited as exc:
+                governor.on_rate_limited(exc.retry_after)
+                continue
+            finally:
+                governor.spend(requests=1)
+                requests += 1
+            rows = [r for w in data["warehouses"] if w["id"] == wid for r in w.get("stock") or []]
+            for r in rows:
+                out[(wid, r["productSize"]["SKU"])] = int(r["physicalQuantity"])
+            if len(rows) < PAGE:
+                break
+            page += 1
+    return out, requests
+
+
+def _active_keys(engine: Engine, since: str) -> set[tuple[int, str]]:
+    moves = table(engine, "stock_sync_movements")
+    with engine.connect() as conn:
+        rows = conn.execute(select(moves.c.warehouse_id, moves.c.sku).distinct().where(
+            or_(moves.c.status.in_([PENDING, IN_FLIGHT]), moves.c.event_time >= since))).all()
+    return {(r.warehouse_id, r.sku) for r in rows}
+
+
+def queue_corrections(engine: Engine, estate: Estate, centra: CentraClient, newstore: NewStoreClient,
+                      config: SyncConfig | None = None, *, quiet_s: float = 300.0, governor: Governor | None = None,
+                      now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> ResyncReport:
+    """Compare and queue corrections (under the sync lock, so no batch moves Centra meanwhile)."""
+    config = config or SyncConfig()
+    governor = governor or Governor(config.rate_share)
+    locations = [loc for loc in estate.locations if _synced(loc, config)]
+    by_node = {loc.newstore_node_id: loc for loc in locations}
+    report = ResyncReport()
+    with sync_lock(engine):
+        governor.observe(centra.rate_limits())
+        read_at = now()
+        report.read_at = utc_text(read_at)
+        pos = [p for p in newstore.stocked_products(list(by_node)) if p.sku in estate.by_sku]
+        physical, report.centra_requests = centra_physical(centra, [loc.centra_warehouse_id for loc in locations],
+                                                           governor)
+        active = _active_keys(engine, utc_text(read_at - timedelta(seconds=quiet_s)))
+        values = []
+        for p in pos:
+            loc = by_node[p.fulfillment_node_id]
+            key = (loc.centra_warehouse_id, p.sku)
+            report.keys_compared += 1
+            have = physical.get(key, 0)
+            want = max(0, p.on_hand)
+            if have == want:
+                continue
+            report.differing += 1
+            if key in active:
+                report.skipped_active += 1
+                continue
+            report.units_off += abs(want - have)
+            if len(report.samples) < 20:
+                report.samples.append({"warehouse_id": key[0], "sku": p.sku, "pos_on_hand": p.on_hand,
+                                       "centra_physical": have})
+            values.append({
+                "movement_key": f"resync:{report.read_at}:{key[0]}:{p.sku}", "inbox_event_id": 0,
+                "event_name": RESYNC_EVENT, "event_time": report.read_at, "logical_timestamp": None,
+                "received_at": report.read_at, "fulfillment_node_id": loc.newstore_node_id, "location_id": loc.id,
+                "warehouse_id": key[0], "sku": p.sku, "movement_type": "count", "quantity": want,
+                "status": PENDING, "batch_id": None, "isolate": 0, "attempts": 0, "queued_at": now_text(),
+                "applied_at": None, "error": None})
+        if values:
+            stmt, _ = _insert(engine, "stock_sync_movements")
+            with engine.begin() as conn:
+                conn.execute(stmt.on_conflict_do_nothing(index_elements=["movement_key"]), values)
+        report.corrections_queued = len(values)
+    return report

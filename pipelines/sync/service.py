@@ -1,0 +1,353 @@
+"""The stock sync pass and run: recover, ingest, net, govern, send, commit.
+
+A *pass* settles unresolved batches (crash recovery), decodes new inbox events, nets the pending
+movements per (warehouse, SKU), groups them into mutations, and sends what the rate budget allows,
+most urgent first, each under the exactly-once protocol of `batches`. A *run* repeats passes for
+`drain_s` seconds (one Dagster run drains the queue continuously instead of paying a run start-up
+per few movements), holding the sync lock throughout.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from threading import Event
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from pipelines.connectors.centra import CentraClient, CentraUserError
+from pipelines.connectors.errors import ConnectorError, RateLimited
+from pipelines.domain.exceptions import ExceptionRecord
+from pipelines.domain.sync.exceptions import STOCK_SYNC_REJECTED, STOCK_SYNC_UNKNOWN_SIZE
+from pipelines.domain.sync.governor import Governor, mark_critical, prioritise
+from pipelines.domain.sync.model import KeyPlan, Mutation, QueuedMovement
+from pipelines.domain.sync.netting import group_mutations, net_key, newer_count
+from pipelines.domain.sync.stats import percentile
+from pipelines.domain.timeutil import normalise_time, parse_time
+from pipelines.estate import Estate
+from pipelines.store.db import table
+from pipelines.store.inbox import record_exceptions
+from pipelines.sync import batches as b
+from pipelines.sync.centra_io import failing_skus, find_applied, send, stock_view
+from pipelines.sync.config import SyncConfig
+from pipelines.sync.lock import sync_lock
+from pipelines.sync.queue import (
+    applied_after,
+    count_pending,
+    finish_without_mutation,
+    ingest,
+    load_failed,
+    load_pending,
+    load_watermarks,
+    now_text,
+)
+
+log = logging.getLogger(__name__)
+
+#: Errors after which a pass stops and the run backs off (the batch in flight stays `prepared`).
+TRANSIENT = (ConnectorError, httpx.HTTPError, OperationalError)
+
+
+@dataclass
+class PassReport:
+    ingested: int = 0
+    applied: int = 0
+    superseded: int = 0
+    failed: int = 0
+    mutations: int = 0
+    recovered: int = 0
+    deferred: int = 0
+    pending_keys: int = 0
+    lags: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.ingested or self.mutations or self.recovered or self.applied or self.superseded)
+
+
+@dataclass
+class RunReport:
+    run_id: str | None
+    kind: str = "sync"
+    started_at: str = field(default_factory=now_text)
+    finished_at: str = ""
+    passes: int = 0
+    ingested: int = 0
+    applied: int = 0
+    superseded: int = 0
+    failed: int = 0
+    mutations: int = 0
+    recovered: int = 0
+    deferred: int = 0
+    rate_limited: int = 0
+    budget_used: int = 0
+    budget_available: int = 0
+    pending_after: int = 0
+    lags: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, rep: PassReport) -> None:
+        self.passes += 1
+        for name in ("ingested", "applied", "superseded", "failed", "mutations", "recovered"):
+            setattr(self, name, getattr(self, name) + getattr(rep, name))
+        self.deferred = rep.deferred
+        self.lags += rep.lags
+        self.errors += rep.errors
+
+    def lag(self, q: float) -> float | None:
+        value = percentile(self.lags, q)
+        return None if value is None else round(value, 3)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "passes": self.passes, "movements_ingested": self.ingested, "movements_applied": self.applied,
+            "movements_superseded": self.superseded, "movements_failed": self.failed, "mutations": self.mutations,
+            "batches_recovered": self.recovered, "mutations_deferred": self.deferred,
+            "rate_limited": self.rate_limited, "budget_used": self.budget_used,
+            "budget_available": self.budget_available, "pending_after": self.pending_after,
+            "lag_p50_s": self.lag(50), "lag_p95_s": self.lag(95),
+            "lag_max_s": round(max(self.lags), 3) if self.lags else None,
+        }
+
+
+def _lag_s(event_time: str, confirmed_at: str) -> float:
+    return (parse_time(confirmed_at) - parse_time(event_time)).total_seconds()
+
+
+class StockSync:
+    """Stock sync against one store of record and one Centra tenant (see module docstring)."""
+
+    def __init__(self, engine: Engine, estate: Estate, client: CentraClient, config: SyncConfig | None = None, *,
+                 run_id: str | None = None, governor: Governor | None = None,
+                 after_accept: Callable[[b.Batch], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.engine = engine
+        self.estate = estate
+        self.client = client
+        self.config = config or SyncConfig()
+        self.run_id = run_id
+        self.clock = clock
+        self.sleep = sleep
+        self.governor = governor or Governor(self.config.rate_share, clock=clock)
+        self.after_accept = after_accept
+        self.size_ids = {sku: ref.size.size_id for sku, ref in estate.by_sku.items()}
+        self._event_times: dict[int, str] = {}
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, drain_s: float | None = None, stop: Event | None = None, kind: str = "sync") -> RunReport:
+        """Passes for `drain_s` seconds (0: one pass), under the sync lock; records the run."""
+        drain = self.config.drain_s if drain_s is None else drain_s
+        report = RunReport(self.run_id, kind)
+        spent_before = self.governor.spent_mutations
+        limited_before = self.governor.rate_limited
+        with sync_lock(self.engine):
+            deadline = self.clock() + drain
+            backoff = 0.0
+            while True:
+                try:
+                    rep = self.pass_once()
+                    report.budget_available = max(report.budget_available, self.governor.budget().mutations)
+                    backoff = 0.0
+                except RateLimited as exc:
+                    self.governor.on_rate_limited(exc.retry_after)
+                    rep = PassReport(errors=[str(exc)])
+                except TRANSIENT as exc:
+                    rep = PassReport(errors=[f"{type(exc).__name__}: {exc}"])
+                    log.warning("stock sync pass failed: %s", exc)
+                    backoff = min(10.0, max(0.5, backoff * 2))
+                report.add(rep)
+                now = self.clock()
+                if now >= deadline or (stop is not None and stop.is_set()):
+                    break
+                self.sleep(min(self._pause(rep, backoff), max(0.0, deadline - now)))
+            report.pending_after = count_pending(self.engine)
+        report.budget_used = self.governor.spent_mutations - spent_before
+        report.rate_limited = self.governor.rate_limited - limited_before
+        report.finished_at = now_text()
+        record_run(self.engine, report)
+        return report
+
+    def _pause(self, rep: PassReport, backoff: float) -> float:
+        if backoff:
+            return backoff
+        if rep.deferred:
+            return min(self.config.max_wait_s, max(0.1, self.governor.seconds_until_mutation()))
+        return 0.0 if rep.busy else self.config.poll_s
+
+    # ------------------------------------------------------------------ pass
+
+    def pass_once(self) -> PassReport:
+        rep = PassReport()
+        self._refresh_limits()
+        self._recover(rep)
+        rep.ingested = ingest(self.engine, self.estate, self.config).movements
+        blocked = {(x.warehouse_id, sku) for x in b.unresolved(self.engine) for sku in x.lines}
+        pending = load_pending(self.engine, exclude=blocked)
+        rep.pending_keys = len(pending)
+        if not pending:
+            return rep
+        plans = self._plan(pending)
+        self._settle_trivial(plans, rep)
+        mutations = group_mutations([p for p in plans if p.operation != "none"], self.config.max_lines)
+        if not mutations:
+            return rep
+        budget = self.governor.budget()
+        if len(mutations) > budget.mutations and budget.requests > budget.mutations + 1:
+            self._rank(mutations)
+        send_now, deferred = prioritise(mutations, budget.mutations)
+        rep.deferred = len(deferred)
+        for i, m in enumerate(send_now):
+            if self.governor.budget().mutations < 1 or not self._send(b.new_batch(m), rep):
+                rep.deferred += len(send_now) - i
+                break
+        return rep
+
+    def _refresh_limits(self) -> None:
+        g = self.governor
+        now = self.clock()
+        if g.observed_at is not None and now - g.observed_at < self.config.rate_refresh_s:
+            return
+        if now < g.blocked_until:
+            return
+        try:
+            g.observe(self.client.rate_limits(), now)
+        except RateLimited as exc:
+            g.on_rate_limited(exc.retry_after)
+
+    def _plan(self, pending: dict[tuple[int, str], list[QueuedMovement]]) -> list[KeyPlan]:
+        """Net every key. A key getting a newer count also takes its failed movements: the count
+        re-bases them (absorbed if older, carried in the absolute quantity if newer)."""
+        watermarks = load_watermarks(self.engine, pending)
+        counts = {key: newer_count(moves, watermarks.get(key)) for key, moves in pending.items()}
+        failed = load_failed(self.engine, [k for k, c in counts.items() if c is not None])
+        plans = []
+        for key, moves in pending.items():
+            moves = moves + failed.get(key, [])
+            for m in moves:
+                self._event_times[m.id] = m.event_time
+            count = counts[key]
+            plans.append(net_key(moves, watermarks.get(key), applied_after(self.engine, key, count) if count else 0))
+        return plans
+
+    def _settle_trivial(self, plans: list[KeyPlan], rep: PassReport) -> None:
+        """Keys that net to zero, and movements absorbed by a count already applied, settle now."""
+        applies = [i for p in plans if p.operation == "none" for i in p.applies]
+        absorbs = [i for p in plans if p.operation == "none" for i in p.absorbs]
+        if not applies and not absorbs:
+            return
+        at = now_text()
+        finish_without_mutation(self.engine, applies, absorbs, at)
+        rep.applied += len(applies)
+        rep.superseded += len(absorbs)
+        rep.lags += [_lag_s(self._event_times[i], at) for i in applies if i in self._event_times]
+
+    def _rank(self, mutations: list[Mutation]) -> None:
+        """The budget is short: read Centra's stock of the lines at stake and flag the critical ones."""
+        keys = [(m.warehouse_id, sku) for m in mutations if m.operation != "add" for sku in m.lines]
+        try:
+            stock = stock_view(self.client, keys, self.size_ids)
+        except RateLimited as exc:
+            self.governor.on_rate_limited(exc.retry_after)
+            stock = {}
+        finally:
+            self.governor.spend(requests=1)
+        mark_critical(mutations, stock, self.config.safety_stock)
+
+    # ------------------------------------------------------------------ send / recover
+
+    def _send(self, batch: b.Batch, rep: PassReport, *, resend: bool = False) -> bool:
+        """Send one batch (prepared first unless `resend`); False when the pass should stop."""
+        if resend:
+            b.mark_sent(self.engine, batch)
+        else:
+            b.prepare(self.engine, batch, self.run_id)
+        try:
+            result = send(self.client, batch)
+        except CentraUserError as exc:
+            self.governor.spend(requests=1, mutations=1)
+            rep.mutations += 1
+            self._reject(batch, exc, rep)
+            return True
+        except RateLimited as exc:
+            self.governor.on_rate_limited(exc.retry_after)
+            rep.errors.append(f"batch {batch.batch_id}: {exc}")
+            return False
+        except TRANSIENT as exc:
+            self.governor.spend(requests=1, mutations=1)
+            rep.errors.append(f"batch {batch.batch_id}: {type(exc).__name__}: {exc}")
+            log.warning("batch %s not confirmed (%s); it will be looked up before any resend", batch.batch_id, exc)
+            return False
+        self.governor.spend(requests=max(1, result.mutations), mutations=max(1, result.mutations))
+        rep.mutations += max(1, result.mutations)
+        if self.after_accept is not None:
+            self.after_accept(batch)
+        self._commit(batch, result.stock_change_ids, now_text(), rep, recovered=False)
+        return True
+
+    def _commit(self, batch: b.Batch, ids: tuple[int, ...], confirmed_at: str, rep: PassReport, *,
+                recovered: bool) -> None:
+        b.commit(self.engine, batch, change_ids=ids, confirmed_at=confirmed_at, recovered=recovered)
+        applies = [i for p in batch.plan.values() for i in p["applies"]]
+        rep.applied += len(applies)
+        rep.superseded += sum(len(p["absorbs"]) for p in batch.plan.values())
+        rep.lags += [_lag_s(self._event_times.pop(i), confirmed_at) for i in applies if i in self._event_times]
+
+    def _recover(self, rep: PassReport) -> None:
+        """Settle prepared batches: commit those Centra has (no resend), resend the others."""
+        for batch in b.unresolved(self.engine):
+            budget = self.governor.budget()
+            if budget.requests < 2 or budget.mutations < 1:
+                return
+            found = find_applied(self.client, batch)
+            self.governor.spend(requests=1)
+            if found is not None:
+                ids, created_at = found
+                self._commit(batch, ids, normalise_time(created_at), rep, recovered=True)
+                rep.recovered += 1
+                log.info("batch %s was applied by Centra before the crash; committed without resending",
+                         batch.batch_id)
+            elif not self._send(batch, rep, resend=True):
+                return
+
+    def _reject(self, batch: b.Batch, exc: CentraUserError, rep: PassReport) -> None:
+        culprits = failing_skus(exc, batch)
+        if not culprits and len(batch.lines) == 1:
+            culprits = set(batch.lines)
+        b.fail(self.engine, batch, str(exc), culprits)
+        loc = self.estate.by_warehouse.get(batch.warehouse_id)
+        records = []
+        for sku in sorted(culprits):
+            unknown = "not found" in str(exc).lower() or sku not in self.size_ids
+            kind = STOCK_SYNC_UNKNOWN_SIZE if unknown else STOCK_SYNC_REJECTED
+            p = batch.plan[sku]
+            rep.failed += len(p["applies"]) + len(p["absorbs"])
+            records.append(ExceptionRecord.of(
+                kind, f"{batch.warehouse_id}:{sku}", "stock_sync",
+                f"Centra rejected {batch.operation} {batch.lines[sku]} x {sku} in warehouse {batch.warehouse_id}: "
+                f"{exc}", location_id=loc.id if loc else None, sku=sku,
+                payload={"batch_id": batch.batch_id, "description": batch.description, "operation": batch.operation,
+                         "quantity": batch.lines[sku], "movement_ids": [*p["applies"], *p["absorbs"]],
+                         "user_errors": exc.user_errors}))
+        if records:
+            record_exceptions(self.engine, records)
+
+
+def record_run(engine: Engine, report: RunReport) -> None:
+    runs = table(engine, "stock_sync_runs")
+    d = report.as_dict()
+    with engine.begin() as conn:
+        conn.execute(runs.insert().values(
+            run_id=report.run_id, kind=report.kind, started_at=report.started_at,
+            finished_at=report.finished_at or now_text(), passes=report.passes, ingested=report.ingested,
+            applied=report.applied, superseded=report.superseded, failed=report.failed, mutations=report.mutations,
+            recovered=report.recovered, deferred=report.deferred, rate_limited=report.rate_limited,
+            budget_used=report.budget_used, budget_available=report.budget_available,
+            pending_after=report.pending_after, lag_p50_s=d["lag_p50_s"], lag_p95_s=d["lag_p95_s"],
+            lag_max_s=d["lag_max_s"]))

@@ -1,0 +1,71 @@
+"""The rate-budget governor: Centra's buckets mirrored, a share kept for others, oversell risks first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pipelines.domain.sync import Governor, Mutation, mark_critical, prioritise
+from pipelines.domain.sync.model import KeyPlan
+
+
+@dataclass
+class Row:
+    type: str
+    interval_seconds: int
+    quota: int
+    remaining_quota: int
+
+
+GROWTH = [Row("REQUEST_COUNT", 10, 60, 60), Row("REQUEST_COUNT", 3600, 5000, 5000),
+          Row("MUTATION_COUNT", 10, 20, 20), Row("MUTATION_COUNT", 3600, 1800, 1800),
+          Row("QUERY_COMPLEXITY", 10, 250_000, 250_000)]
+
+
+def test_budget_keeps_a_share_for_other_integrations_and_refills() -> None:
+    g = Governor(share=0.8, clock=lambda: 0.0)
+    g.observe(GROWTH, now=0.0)
+    assert g.budget(now=0.0).mutations == 16  # 20 - 20% reserve
+    g.spend(requests=16, mutations=16, now=0.0)
+    assert g.budget(now=0.0).mutations == 0
+    assert g.budget(now=5.0).mutations == 10  # 2 mutations/s refill
+    assert 0.4 < g.seconds_until_mutation(now=0.0) <= 0.5
+
+
+def test_hourly_bucket_caps_the_ten_second_one() -> None:
+    g = Governor(share=1.0)
+    g.observe([Row("MUTATION_COUNT", 10, 20, 20), Row("MUTATION_COUNT", 3600, 1800, 3),
+               Row("REQUEST_COUNT", 10, 60, 60)], now=0.0)
+    assert g.budget(now=0.0).mutations == 3
+
+
+def test_a_429_blocks_until_retry_after() -> None:
+    g = Governor(share=1.0)
+    g.observe(GROWTH, now=0.0)
+    g.on_rate_limited(4.0, now=1.0)
+    assert g.budget(now=2.0).mutations == 0 and g.budget(now=2.0).wait_s == 3.0
+    assert g.budget(now=5.5).mutations > 0
+    assert g.rate_limited == 1
+
+
+def _mutation(wid: int, op: str, lines: dict[str, int], first: str = "2026-11-20T10:00:00Z") -> Mutation:
+    plans = [KeyPlan(wid, s, "delta", -q if op == "remove" else q, (1,), (), first, first) for s, q in lines.items()]
+    return Mutation(wid, op, dict(lines), plans)
+
+
+def test_starved_budget_goes_to_oversell_risks_first() -> None:
+    safe_removal = _mutation(2, "remove", {"A": 1}, first="2026-11-20T09:00:00Z")  # oldest, but plenty left
+    addition = _mutation(3, "add", {"B": 2}, first="2026-11-20T08:00:00Z")
+    risky = _mutation(4, "remove", {"C": 1}, first="2026-11-20T10:00:00Z")  # leaves 1 <= safety stock 1
+    risky_set = _mutation(5, "set", {"D": 0})
+    stock = {(2, "A"): (10, 10), (4, "C"): (2, 2), (5, "D"): (3, 3)}
+    mark_critical([safe_removal, addition, risky, risky_set], stock, safety_stock=1)
+    assert (risky.critical, risky_set.critical, safe_removal.critical, addition.critical) == (True, True, False, False)
+    send, defer = prioritise([addition, safe_removal, risky_set, risky], capacity=2)
+    assert send == [risky, risky_set]
+    assert defer == [safe_removal, addition]  # then removals before additions
+
+
+def test_unknown_stock_counts_as_critical() -> None:
+    m = _mutation(2, "remove", {"X": 1})
+    mark_critical([m], {}, safety_stock=0)
+    assert m.critical
