@@ -16,6 +16,7 @@ from pipelines.defs.partitions import BUSINESS_TIMEZONE, daily_partitions
 from pipelines.defs.pos.assets import (
     newstore_event_inbox,
     pos_catalog,
+    pos_pickups,
     pos_sale_lines,
     pos_stock_movements,
     pos_stock_snapshot,
@@ -25,7 +26,7 @@ from pipelines.defs.reconciliation import reconciliation_definitions
 from pipelines.defs.resources import default_resources
 from pipelines.defs.sync import sync_definitions
 
-daily_assets = [pos_sale_lines, pos_stock_movements, pos_catalog, centra_orders, centra_returns, centra_stock_changes]
+daily_assets = [pos_sale_lines, pos_stock_movements, pos_pickups, pos_catalog, centra_orders, centra_returns, centra_stock_changes]
 snapshot_assets = [pos_stock_snapshot, centra_stock_snapshot, centra_catalog]
 raw_assets = [*daily_assets, *snapshot_assets]
 

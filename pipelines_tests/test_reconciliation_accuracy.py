@@ -28,12 +28,19 @@ def _run_estate(home: Path, faults: FaultConfig, mirror_faults: MirrorFaults, da
                 seed: int = 21) -> tuple[Traded, dg.ExecuteInProcessResult]:
     stack = Stack(home, sizes=120, stores=3, seed=seed, database_url=database_url,
                   trading=TradingConfig(faults=faults, counts_per_store_per_day=0, seed=seed,
-                                        online_orders_per_hour=8, online_return_in_store_share=0.4))
+                                        online_orders_per_hour=8, online_return_in_store_share=0.4,
+                                        click_collect_per_store_per_day=3))
     stack.start()
     start, end = day_window_utc(DAY, stack.estate.business_timezone)
-    stack.simulate(start - timedelta(days=5), end)  # trading stops at the day's cut-off
-    MirrorIntegration(stack.estate, stack.centra.state, stack.truth, mirror_faults, seed=seed).run(
-        start - timedelta(days=5), end)
+    # Trade up to the day's cut-off, the stand-in integration mirroring every quarter of an hour.
+    mirror = MirrorIntegration(stack.estate, stack.centra.state, stack.truth, mirror_faults, seed=seed)
+    t = start - timedelta(days=5)
+    while t < end:
+        step = min(t + timedelta(minutes=15), end)
+        stack.trader.simulate(t, step)
+        mirror.run(t, step)
+        t = step
+    stack.flush()
     traded = Traded(stack)
     earlier = [(date.fromisoformat(DAY) - timedelta(days=n)).isoformat() for n in (5, 1)]
     traded.materialize(daily_assets, tags={"dagster/asset_partition_range_start": earlier[0],
@@ -45,7 +52,8 @@ def _run_estate(home: Path, faults: FaultConfig, mirror_faults: MirrorFaults, da
 @pytest.fixture(scope="module")
 def faulty(tmp_path_factory: pytest.TempPathFactory):
     faults = FaultConfig(unknown_sku=0.02, missing_order_ref=0.15, wrong_price=0.03, refund_wrong_tax=0.15,
-                         refund_wrong_amount=0.15, line_wrong_tax=0.02, missing_centra_return=0.1)
+                         refund_wrong_amount=0.15, line_wrong_tax=0.02, missing_centra_return=0.1,
+                         uncollected_pickup_open=0.3)
     traded, result = _run_estate(tmp_path_factory.mktemp("faulty"), faults,
                                  MirrorFaults(lost=0.02, commerce_adjustments_per_store_day=1.5))
     yield traded, result
@@ -93,6 +101,8 @@ def test_every_injected_fault_is_found_with_its_keys(faulty) -> None:
         assert expected == _keys(df, fault, ("location_id", "sku", "order_ref")), fault
     expected_missing = {(loc(f.node_id), f.sku, str(f.detail["order_number"])) for f in by_type["return_missing_in_commerce"]}
     assert expected_missing == _keys(df, "return_missing_in_commerce", ("location_id", "sku", "order_ref"))
+    expected_open = {(loc(f.node_id), f.ref) for f in by_type["click_collect_open"]}
+    assert expected_open and expected_open == _keys(df, "click_collect_open", ("location_id", "order_ref"))
     amounts = df[df["finding_type"] == "refund_amount_mismatch"].set_index("order_ref")["value_at_risk"]
     for f in by_type["refund_amount_mismatch"]:
         assert amounts[f.ref] == pytest.approx(f.value, abs=0.02)
@@ -106,11 +116,13 @@ def test_sync_failures_and_drift_match_the_ground_truth(faulty) -> None:
     day_diff: dict[tuple, int] = defaultdict(int)
     total_diff: dict[tuple, int] = defaultdict(int)
     for f in truth.faults():
-        if f.fault not in ("sync_lost", "commerce_adjustment") or f.business_date > DAY:
+        if f.fault not in ("sync_lost", "commerce_adjustment", "click_collect_open") or f.business_date > DAY:
             continue
-        effect = int(f.value) if f.fault == "commerce_adjustment" else -int(f.value)  # Centra minus POS
+        # Centra minus POS: a lost POS delta, a manual Centra edit, a pickup Centra never shipped
+        effect = {"sync_lost": -int(f.value or 0), "commerce_adjustment": int(f.value or 0),
+                  "click_collect_open": 1}[f.fault]
         total_diff[(loc(f.node_id), f.sku)] += effect
-        if f.business_date == DAY:
+        if f.business_date == DAY and f.fault != "click_collect_open":
             day_diff[(loc(f.node_id), f.sku)] += effect
     sync_keys = _keys(df, "sync_missing_in_commerce") | _keys(df, "sync_unexpected_in_commerce")
     assert sync_keys == {k for k, v in day_diff.items() if v}

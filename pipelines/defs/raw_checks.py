@@ -13,6 +13,7 @@ raw_checks = [
     schema_check("pos_sale_lines", schemas.PosSaleLines, severity=ERROR),
     schema_check("pos_stock_movements", schemas.PosStockMovements, severity=ERROR),
     schema_check("pos_stock_snapshot", schemas.PosStock, severity=WARN),
+    schema_check("pos_pickups", schemas.PosPickups, severity=ERROR),
     schema_check("pos_catalog", schemas.PosCatalog, severity=WARN),
     schema_check("centra_orders", schemas.CentraOrders, severity=ERROR),
     schema_check("centra_order_lines", schemas.CentraOrderLines, severity=ERROR),

@@ -161,3 +161,16 @@ class CentraStockChanges(pa.DataFrameModel):
 
     class Config:
         coerce = True
+
+
+class PosPickups(pa.DataFrameModel):
+    fulfillment_request_id: Series[str]
+    order_id: Series[str]
+    order_number: Series[str] = pa.Field(nullable=True)
+    fulfillment_node_id: Series[str] = pa.Field(str_length={"min_value": 1})
+    items: Series[int] = pa.Field(gt=0)
+    completed_at: Series[str] = pa.Field(str_matches=r"^\d{4}-\d\d-\d\dT")
+
+    class Config:
+        coerce = True
+        unique = ["fulfillment_request_id", "order_id"]

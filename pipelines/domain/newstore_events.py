@@ -19,6 +19,7 @@ _TIME_FIELDS = {
     "return.processed": ("returned_at",),
     "refund_request.issued": ("requested_at",),
     "inventory_count.items_counted": ("counted_at", "occurred_at", "created_at"),
+    "fulfillment_request.items_completed": ("completed_at",),
 }
 _GENERIC_TIME_FIELDS = ("occurred_at", "created_at", "placed_at", "updated_at")
 
@@ -158,3 +159,10 @@ def decode_return(payload: dict[str, Any], event_time: str) -> list[PosLine]:
             original_transaction_id=str(payload["order_id"]) if payload.get("order_id") else None,
         ))
     return out
+
+
+PICKUP_COMPLETED = "fulfillment_request.items_completed"
+
+
+def is_pickup(payload: dict[str, Any]) -> bool:
+    return "PICKUP" in str(payload.get("service_level") or "").upper()

@@ -42,8 +42,8 @@ class MirrorIntegration:
             self._done = mid
             loc = self.estate.location_of(node)
             size = self.estate.by_sku.get(sku)
-            if loc is None or loc.kind != "store" or size is None:
-                continue
+            if loc is None or loc.kind != "store" or size is None or _kind == "pickup":
+                continue  # a pickup leaves Centra with its own shipment, not through the integration
             when = datetime.fromisoformat(at.replace("Z", "+00:00"))
             if self.rng.random() < self.faults.lost:
                 self.truth.fault(when, "sync_lost", node_id=node, sku=sku, ref=ref, value=float(delta))

@@ -13,6 +13,8 @@ import itertools
 import logging
 import random
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -35,6 +37,7 @@ class FaultConfig:
     refund_wrong_tax: float = 0.0  # an in-store refund of an online order with the wrong tax rate
     refund_wrong_amount: float = 0.0  # an in-store refund of an online order for 10 % less than Centra's
     line_wrong_tax: float = 0.0  # a store sale line taxed at the wrong rate
+    uncollected_pickup_open: float = 0.0  # a click-and-collect pickup completed in store, order left open online
 
 
 @dataclass
@@ -48,6 +51,7 @@ class TradingConfig:
     online_return_in_store_share: float = 0.05  # share of shipped online orders returned in a store
     ship_after_hours: tuple[float, float] = (1.0, 20.0)
     counts_per_store_per_day: float = 0.5
+    click_collect_per_store_per_day: float = 1.0
     replenish_below: int = 1
     discount_share: float = 0.15
     faults: FaultConfig = field(default_factory=FaultConfig)
@@ -75,6 +79,7 @@ class TradingGenerator:
         self._skus = estate.skus()
         self._unknown = itertools.count(1)
         self._lock = threading.Lock()
+        self._replenishing: set[tuple[str, str]] = set()
         self.stats: dict[str, int] = {}
 
     # ---- scheduling -------------------------------------------------------------------------
@@ -112,6 +117,8 @@ class TradingGenerator:
                 for _ in range(self._poisson(self.config.counts_per_store_per_day * days)):
                     at = start + (end - start) * self.rng.random()
                     jobs.append(_Job(at, next(self._seq), "count", {"store": store}))
+                for at in self._arrivals(start, end, self.config.click_collect_per_store_per_day / 24):
+                    jobs.append(_Job(at, next(self._seq), "click_collect", {"store": store}))
             for at in self._arrivals(start, end, self.config.online_orders_per_hour):
                 jobs.append(_Job(at, next(self._seq), "online_order", {}))
             for job in jobs:
@@ -148,7 +155,7 @@ class TradingGenerator:
         picks: list[str] = []
         for _ in range(n * 8):
             sku = self.rng.choice(self._skus)
-            if sku not in picks and self.newstore.on_hand(node, sku) > 0:
+            if sku not in picks and self.newstore.atp(node, sku) > 0:  # units held for pickups are not sold
                 picks.append(sku)
                 if len(picks) == n:
                     break
@@ -196,9 +203,30 @@ class TradingGenerator:
         self.truth.transaction(at, "store_sale", "newstore", node, ref, round(total, 2), store.currency,
                                items=items)
         self._bump("store_sales")
+        for it in items:
+            self._maybe_replenish(at, store, it["sku"])
         if self.rng.random() < self.config.store_return_share:
             back = at + timedelta(hours=self.rng.uniform(1, 48))
             self._push(back, "store_return", store=store, order_id=ref, item=items[0])
+
+    def _maybe_replenish(self, at: datetime, store: Location, sku: str) -> None:
+        """A store running low gets a transfer from the DC the next morning (a stock receipt in the POS)."""
+        key = (store.newstore_node_id, sku)
+        if sku not in self.estate.by_sku or key in self._replenishing:
+            return
+        if self.newstore.on_hand(*key) > self.config.replenish_below:
+            return
+        self._replenishing.add(key)
+        local = at.astimezone(ZoneInfo(store.timezone))
+        morning = (local + timedelta(days=1)).replace(hour=8, minute=self.rng.randint(0, 59), second=0, microsecond=0)
+        self._push(morning.astimezone(UTC), "replenish", store=store, sku=sku, quantity=self.rng.randint(3, 6))
+
+    def _do_replenish(self, at: datetime, store: Location, sku: str, quantity: int) -> None:
+        node = store.newstore_node_id
+        self._replenishing.discard((node, sku))
+        payload = self.newstore.receive_stock(node, {sku: quantity}, at=at, reason="transfer_in")
+        self.truth.movement(at, node, sku, quantity, "receipt", str(payload.get("id")))
+        self._bump("replenishments")
 
     def _do_store_return(self, at: datetime, store: Location, order_id: str, item: dict[str, Any]) -> None:
         if not self._store_open(store, at):
@@ -302,3 +330,67 @@ class TradingGenerator:
             # stock sync carries to the store's warehouse, so restocking here would count it twice.
             self.centra.create_return(number, [(sku, qty)], at=at, restock=False, refund=True)
         self._bump("online_returns_in_store")
+
+    # ---- click-and-collect (Centra order, picked up in a NewStore store) ------------------------
+    def _do_click_collect(self, at: datetime, store: Location) -> None:
+        node, wid = store.newstore_node_id, store.centra_warehouse_id
+        skus = [s for s in self._pick_stocked(node, 3) if self.centra.stock_of(wid, s)["fta"] > 0][:1]
+        if not skus or store.centra_market_id is None:
+            return
+        sku = skus[0]
+        order = self.centra.place_order(store.centra_market_id, [(sku, 1)], email=f"collect{next(self._seq)}@example.com",
+                                        created_at=at, allocate_from=(wid,))
+        number = int(order["number"])
+        price = self.estate.price(sku, store.centra_pricelist_id)
+        rate = self.estate.tax_rates[store.country]
+        body = {
+            "external_id": str(number), "shop": "storefront", "shop_locale": "en-GB", "channel_type": "web",
+            "channel_name": "centra", "currency": store.currency, "price_method": "tax_included",
+            "placed_at": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), "store_id": store.id,
+            "customer_email": f"collect{number}@example.com",
+            "shipping_address": {"address_line_1": store.name, "country": store.country},
+            "shipments": [{"items": [{
+                "external_item_id": f"{number}-1", "product_id": sku,
+                "price": {"item_price": price, "item_list_price": price,
+                          "item_tax_lines": [{"amount": round(price * rate / (1 + rate), 2), "rate": rate, "name": "VAT"}],
+                          "item_discount_info": [], "item_order_discount_info": []}}],
+                "shipping_option": {"service_level_identifier": "IN_STORE_PICKUP", "price": 0, "tax": 0}}],
+            "payments": [{"type": "captured", "amount": price, "method": "credit_card", "processor": "adyen",
+                          "correlation_ref": f"psp-{number}",
+                          "processed_at": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}],
+        }
+        with _world_clock(self.newstore, at):
+            injected = self.newstore.fulfill_order(body)
+        self.truth.transaction(at, "click_collect_order", "centra", node, str(number), price, store.currency)
+        self._bump("click_collect_orders")
+        self._push(at + timedelta(hours=self.rng.uniform(2, 30)), "pickup", store=store, number=number,
+                   ns_order_id=injected["id"], sku=sku, price=price)
+
+    def _do_pickup(self, at: datetime, store: Location, number: int, ns_order_id: str, sku: str, price: float) -> None:
+        if not self._store_open(store, at):
+            self._push(at + timedelta(hours=1), "pickup", store=store, number=number, ns_order_id=ns_order_id,
+                       sku=sku, price=price)
+            return
+        frs = self.newstore.fulfillment_requests(ns_order_id)["fulfillment_requests"]
+        fr = next(f for f in frs if any(i["status"] == "dispatched" for i in f["items"]))
+        items = [{"item_id": i["item_id"], "state": "shipped"} for i in fr["items"] if i["status"] == "dispatched"]
+        self.newstore.set_items_states(fr["fulfillment_request_id"], {"line_items": items}, at=at)
+        # Both platforms take the unit out of the store: the POS at handover, Centra when the order ships.
+        self.truth.movement(at, store.newstore_node_id, sku, -1, "pickup", str(number))
+        self._bump("pickups")
+        if self.rng.random() < self.config.faults.uncollected_pickup_open:
+            self.truth.fault(at, "click_collect_open", node_id=store.newstore_node_id, sku=sku, ref=str(number),
+                             value=price, currency=store.currency)
+        else:
+            self.centra.ship_order(number, at=at)
+
+
+@contextmanager
+def _world_clock(state: Any, at: datetime) -> Iterator[None]:
+    """Run a simulator API call as if at `at` (history mode replays the past)."""
+    saved = state.clock
+    state.clock = lambda: at
+    try:
+        yield
+    finally:
+        state.clock = saved

@@ -24,7 +24,7 @@ from pipelines.connectors.centra import CentraClient, CentraUserError
 from pipelines.connectors.errors import ConnectorError, RateLimited
 from pipelines.domain.exceptions import ExceptionRecord
 from pipelines.domain.sync.exceptions import STOCK_SYNC_REJECTED, STOCK_SYNC_UNKNOWN_SIZE
-from pipelines.domain.sync.governor import Governor, mark_critical, prioritise
+from pipelines.domain.sync.governor import Governor, mark_critical, online_keys, prioritise
 from pipelines.domain.sync.model import KeyPlan, Mutation, QueuedMovement
 from pipelines.domain.sync.netting import group_mutations, net_key, newer_count
 from pipelines.domain.sync.stats import percentile
@@ -137,6 +137,7 @@ class StockSync:
         self.governor = governor or Governor(self.config.rate_share, clock=clock)
         self.after_accept = after_accept
         self.size_ids = {sku: ref.size.size_id for sku, ref in estate.by_sku.items()}
+        self.online = online_warehouses(estate)
         self._event_times: dict[int, str] = {}
 
     # ------------------------------------------------------------------ run
@@ -250,7 +251,7 @@ class StockSync:
 
     def _rank(self, mutations: list[Mutation]) -> None:
         """The budget is short: read Centra's stock of the lines at stake and flag the critical ones."""
-        keys = [(m.warehouse_id, sku) for m in mutations if m.operation != "add" for sku in m.lines]
+        keys = online_keys(mutations, self.online)
         try:
             stock = stock_view(self.client, keys, self.size_ids)
         except RateLimited as exc:
@@ -258,7 +259,7 @@ class StockSync:
             stock = {}
         finally:
             self.governor.spend(requests=1)
-        mark_critical(mutations, stock, self.config.safety_stock)
+        mark_critical(mutations, stock, self.config.safety_stock, self.online)
 
     # ------------------------------------------------------------------ send / recover
 
@@ -337,6 +338,15 @@ class StockSync:
                          "user_errors": exc.user_errors}))
         if records:
             record_exceptions(self.engine, records)
+
+
+def online_warehouses(estate: Estate) -> dict[int, list[tuple[int, ...]]]:
+    """Warehouse -> the warehouse lists of the allocation rules (markets) it sells online through."""
+    out: dict[int, list[tuple[int, ...]]] = {}
+    for rule in estate.centra.allocation_rules:
+        for w in rule.warehouse_ids:
+            out.setdefault(w, []).append(tuple(rule.warehouse_ids))
+    return out
 
 
 def record_run(engine: Engine, report: RunReport) -> None:

@@ -282,10 +282,11 @@ def test_place_order_allocates_fta_not_physical_and_prices(state: CentraState) -
 
 def test_unallocatable_quantity_becomes_demand(state: CentraState) -> None:
     sku = _skus(state, 1)[0]
-    total_fta = sum(state.stock_of(w, sku)["fta"] for w in (1, 2, 3, 4))
+    rule = state.allocation_rules[state.markets[MARKET].allocation_rule_id].warehouse_ids
+    total_fta = sum(state.stock_of(w, sku)["fta"] for w in rule)
     order = state.place_order(MARKET, [(sku, total_fta + 3)], email="c@example.com")
     assert order["lines"][0]["demand"] == 3 and order["lines"][0]["allocated"] == total_fta
-    assert all(state.stock_of(w, sku)["fta"] == 0 for w in (1, 2, 3, 4))
+    assert all(state.stock_of(w, sku)["fta"] == 0 for w in rule)
     assert state.stock_of(DC, sku)["demand"] == 3
 
 

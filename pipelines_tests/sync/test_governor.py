@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipelines.domain.sync import Governor, Mutation, mark_critical, prioritise
+from pipelines.domain.sync import Governor, Mutation, mark_critical, online_keys, prioritise
 from pipelines.domain.sync.model import KeyPlan
 
 
@@ -69,3 +69,14 @@ def test_unknown_stock_counts_as_critical() -> None:
     m = _mutation(2, "remove", {"X": 1})
     mark_critical([m], {}, safety_stock=0)
     assert m.critical
+
+
+def test_critical_means_the_skus_online_free_to_allocate_across_the_allocation_rule() -> None:
+    """Store 2 sells its last unit: no oversell threat while the DC (1) still sells the SKU online."""
+    online = {2: [(1, 2, 3)], 3: [(1, 2, 3)]}
+    sale = _mutation(2, "remove", {"A": 1})
+    assert online_keys([sale], online) == {(1, "A"), (2, "A"), (3, "A")}
+    mark_critical([sale], {(1, "A"): (40, 40), (2, "A"): (1, 1)}, safety_stock=1, online=online)
+    assert not sale.critical
+    mark_critical([sale], {(1, "A"): (0, 0), (2, "A"): (1, 1), (3, "A"): (1, 1)}, safety_stock=1, online=online)
+    assert sale.critical  # 0 + 1 + 1 - 1 = 1 unit left online

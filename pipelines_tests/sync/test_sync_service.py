@@ -109,8 +109,10 @@ def test_crash_between_centra_accepting_and_our_commit_is_not_applied_twice(worl
 def test_crash_before_centra_accepted_resends_once(world: SyncWorld) -> None:
     sku = world.skus(1, min_stock=1)[0]
     land(world.engine, sale(world.store.newstore_node_id, sku, T0))
+    sync = world.sync()
+    sync.governor.observe(world.client().rate_limits())  # so the next request is the mutation
     world.centra.fail_next(500)  # the mutation fails; the ledger lookup that follows finds nothing
-    first = world.sync().run(drain_s=0)
+    first = sync.run(drain_s=0)
     assert first.errors and world.physical(sku) == world.initial(sku)
     assert world.statuses() == {"in_flight": 1}
     second = world.sync().run(drain_s=0)
@@ -121,8 +123,10 @@ def test_crash_before_centra_accepted_resends_once(world: SyncWorld) -> None:
 def test_gateway_error_after_centra_applied_is_found_in_the_ledger(world: SyncWorld) -> None:
     sku = world.skus(1, min_stock=1)[0]
     land(world.engine, sale(world.store.newstore_node_id, sku, T0))
+    sync = world.sync()
+    sync.governor.observe(world.client().rate_limits())
     world.centra.fail_next(502, after_execute=True)  # applied, then answered 502
-    report = world.sync().run(drain_s=0)
+    report = sync.run(drain_s=0)
     assert report.applied == 1 and world.statuses() == {"done": 1}
     assert world.physical(sku) == world.initial(sku) - 1
 
@@ -147,17 +151,21 @@ class Row:
 
 
 def test_starved_budget_serves_the_oversell_risk_first(world: SyncWorld) -> None:
-    """Three warehouses wait; the budget covers one mutation: the sale that leaves the last unit goes."""
+    """Three warehouses wait; the budget covers one mutation: it goes to the sale that leaves the SKU's
+    online free-to-allocate (DC + stores of the market's allocation rule) at the safety stock."""
     a, b, c = world.estate.stores[:3]
     node_stock = world.estate.initial_stock
     risky = next(s for s in world.estate.skus() if node_stock[b.newstore_node_id][s] == 1)
     plenty = next(s for s in world.estate.skus() if node_stock[a.newstore_node_id][s] >= 5)
-    land(world.engine, sale(a.newstore_node_id, plenty, T0),  # oldest, but 4+ units stay
+    size = world.estate.by_sku[risky].size.size_id
+    for loc in (world.estate.distribution_centre, a, c):  # sold out online except the one unit in store b
+        world.centra.apply_stock_set("test setup", loc.centra_warehouse_id, [(size, 0)])
+    land(world.engine, sale(a.newstore_node_id, plenty, T0),  # oldest, but the DC has plenty online
          receipt(c.newstore_node_id, {plenty: 2}, T0 + timedelta(minutes=1)),
-         sale(b.newstore_node_id, risky, T0 + timedelta(minutes=2)))  # leaves 0
+         sale(b.newstore_node_id, risky, T0 + timedelta(minutes=2)))  # the last unit online
     governor = Governor(share=1.0, clock=lambda: 0.0)  # a frozen budget: one mutation, no refill
     governor.observe([Row("MUTATION_COUNT", 10, 20, 1), Row("REQUEST_COUNT", 10, 60, 60)], now=0.0)
-    sync = world.sync(SyncConfig(settle_s=0, safety_stock=1), governor=governor, clock=lambda: 0.0)
+    sync = world.sync(SyncConfig(settle_s=0, safety_stock=0), governor=governor, clock=lambda: 0.0)
     report = sync.pass_once()
     assert report.mutations == 1 and report.deferred == 2
     assert world.physical(risky, b) == 0
@@ -195,7 +203,9 @@ def test_rejection_fails_only_the_culprit_and_replay_sends_it_later(world: SyncW
     empty = next(s for s in world.estate.skus() if world.initial(s) == 0)
     fine = world.skus(1, min_stock=1)[0]
     land(world.engine, sale(node, empty, T0), sale(node, fine, T0))  # POS sold a unit Centra does not have
-    world.sync().run(drain_s=0)
+    first = world.sync().run(drain_s=0)
+    assert first.failed == 1 and first.pending_after == 1  # the other line goes back to the queue...
+    world.sync().run(drain_s=0)  # ...and out with the next pass
     assert world.physical(fine) == world.initial(fine) - 1
     assert world.statuses() == {"done": 1, "failed": 1}
     with world.engine.connect() as conn:

@@ -72,6 +72,22 @@ CREATE TABLE pos_sale_lines (
 );
 CREATE INDEX ix_pos_sale_lines_date ON pos_sale_lines (business_date);
 
+-- Click-and-collect pickups completed in a store (NewStore fulfillment_request.items_completed of an
+-- in-store-pickup order), with the online order they belong to.
+CREATE TABLE pos_pickups (
+    business_date VARCHAR(10) NOT NULL,
+    fulfillment_request_id VARCHAR(64) NOT NULL,
+    order_id VARCHAR(64) NOT NULL,
+    order_number VARCHAR(64),
+    fulfillment_node_id VARCHAR(64) NOT NULL,
+    location_id VARCHAR(64),
+    service_level VARCHAR(64) NOT NULL,
+    items INTEGER NOT NULL,
+    completed_at VARCHAR(40) NOT NULL,
+    source_event VARCHAR(255) NOT NULL
+);
+CREATE INDEX ix_pos_pickups_date ON pos_pickups (business_date);
+
 -- POS stock per location and SKU (snapshot at snapshot_at, labelled with the business date).
 CREATE TABLE pos_stock_snapshot (
     business_date VARCHAR(10) NOT NULL,

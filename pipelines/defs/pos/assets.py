@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from pipelines.defs.metadata import DayOutput, materialize_days
 from pipelines.defs.partitions import daily_partitions, window
 from pipelines.defs.resources import EstateResource, NewStoreResource, StoreOfRecord
+from pipelines.domain.newstore_events import PICKUP_COMPLETED, is_pickup
 from pipelines.domain.pos_lines import SALE_EVENTS, build_pos_lines
 from pipelines.domain.stock_movements import STOCK_EVENTS, build_movements
 from pipelines.domain.timeutil import utc_text
@@ -165,5 +166,47 @@ def pos_catalog(context: dg.AssetExecutionContext, store: StoreOfRecord) -> Iter
         df = df.astype({"locations": int, "on_hand_total": int})
         replace_partitions(engine, day, {"pos_catalog": df})
         return {"pos_catalog": (df, {"sold_but_not_stocked": len(extra)})}
+
+    yield from materialize_days(context, one_day)
+
+
+@dg.asset(
+    group_name="pos",
+    partitions_def=daily_partitions,
+    backfill_policy=SINGLE_RUN,
+    deps=[newstore_event_inbox],
+    owners=OWNERS,
+    kinds=KINDS,
+    description="Click-and-collect pickups completed in a store on the business day: NewStore's "
+                "`fulfillment_request.items_completed` events of in-store-pickup orders, with the online order "
+                "number each belongs to (read from NewStore's order API).",
+)
+def pos_pickups(context: dg.AssetExecutionContext, store: StoreOfRecord, estate: EstateResource,
+                newstore: NewStoreResource) -> Iterator[dg.MaterializeResult]:
+    engine = store.engine()
+    est = estate.get()
+    cols = ["fulfillment_request_id", "order_id", "order_number", "fulfillment_node_id", "location_id",
+            "service_level", "items", "completed_at", "source_event"]
+
+    def one_day(day: str) -> DayOutput:
+        events = [e for e in read_inbox_day(engine, (PICKUP_COMPLETED,), day) if is_pickup(e[3]["payload"])]
+        per_request: dict[tuple[str, str], dict] = {}
+        for key, _name, when, envelope in events:
+            p = envelope["payload"]
+            row = per_request.setdefault((p["id"], p["order_id"]), {
+                "fulfillment_request_id": p["id"], "order_id": p["order_id"], "order_number": None,
+                "fulfillment_node_id": p.get("fulfillment_location_id"), "service_level": p.get("service_level"),
+                "items": 0, "completed_at": when, "source_event": key})
+            row["items"] += len(p.get("items") or [])
+            row["completed_at"] = max(row["completed_at"], when)
+        if per_request:
+            with newstore.client() as client:
+                for row in per_request.values():
+                    row["order_number"] = client.get_order(row["order_id"]).origin_id or None
+                    loc = est.location_of(row["fulfillment_node_id"])
+                    row["location_id"] = loc.id if loc else None
+        df = pd.DataFrame(list(per_request.values()), columns=cols)
+        replace_partitions(engine, day, {"pos_pickups": df})
+        return {"pos_pickups": (df, {"events_read": len(events)})}
 
     yield from materialize_days(context, one_day)

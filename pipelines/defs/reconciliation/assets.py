@@ -10,7 +10,7 @@ import pandas as pd
 
 from pipelines.defs.metadata import DayOutput, materialize_days, preview
 from pipelines.defs.partitions import BUSINESS_TIMEZONE, daily_partitions
-from pipelines.defs.resources import EstateResource, StoreOfRecord
+from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord
 from pipelines.domain.reconciliation import FINDING_COLUMNS, ReconciliationInputs, Tolerance, reconcile
 from pipelines.domain.reconciliation.engine import exception_records
 from pipelines.domain.reconciliation.reference import build_reference
@@ -21,7 +21,7 @@ from pipelines.store.partitions import read_partition, read_sql, replace_partiti
 
 OWNERS = ["team:finance"]
 SINGLE_RUN = dg.BackfillPolicy.single_run()
-RAW_DEPS = ["pos_sale_lines", "pos_stock_movements", "pos_stock_snapshot", "pos_catalog", "centra_orders",
+RAW_DEPS = ["pos_sale_lines", "pos_pickups", "pos_stock_movements", "pos_stock_snapshot", "pos_catalog", "centra_orders",
             "centra_returns", "centra_return_lines", "centra_stock_snapshot", "centra_stock_changes", "centra_catalog"]
 
 monthly_partitions = dg.MonthlyPartitionsDefinition(start_date=daily_partitions.start.strftime("%Y-%m-01"),
@@ -37,8 +37,23 @@ def _days_before(day: str, n: int) -> str:
     return (date.fromisoformat(day) - timedelta(days=n)).isoformat()
 
 
-def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str) -> ReconciliationInputs:
-    """The day's raw datasets from the store of record (plus recent sales for ids and sell-through)."""
+def pickup_orders(centra: CentraResource, numbers: list[int]) -> pd.DataFrame:
+    """Centra's current state of the online orders picked up in stores (created on any earlier day)."""
+    rows = []
+    if numbers:
+        with centra.client() as client:
+            for number in numbers:
+                order = client.order(int(number))
+                if order is not None:
+                    rows.append({"order_number": order.number, "status": order.status,
+                                 "grand_total": order.grand_total, "currency": order.currency})
+    return pd.DataFrame(rows, columns=["order_number", "status", "grand_total", "currency"])
+
+
+def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str,
+                centra: CentraResource | None = None) -> ReconciliationInputs:
+    """The day's raw datasets from the store of record (plus recent sales for ids and sell-through, and
+    Centra's current status of the day's click-and-collect orders)."""
     engine = store.engine()
     recent = read_sql(engine, "SELECT business_date, transaction_id, kind, location_id, fulfillment_node_id, sku, "
                               "quantity FROM pos_sale_lines WHERE business_date >= :start AND business_date <= :day",
@@ -53,6 +68,12 @@ def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str) -> Recon
     sale_ids = set(recent.loc[recent["kind"] == "sale", "transaction_id"])
     store_returns = lines["original_transaction_id"].isin(sale_ids)
     lines.loc[store_returns, "original_order_ref"] = lines.loc[store_returns, "original_transaction_id"]
+    pickups = part("pos_pickups")
+    pickups["order_number"] = pd.to_numeric(pickups["order_number"], errors="coerce").astype("Int64")
+    orders = part("centra_orders")
+    if centra is not None:
+        current = pickup_orders(centra, pickups["order_number"].dropna().astype(int).tolist())
+        orders = pd.concat([orders, current.assign(business_date=day)], ignore_index=True)
     return ReconciliationInputs(
         business_date=day,
         reference=build_reference(estate.get()),
@@ -60,12 +81,13 @@ def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str) -> Recon
         pos_stock_snapshot=part("pos_stock_snapshot"),
         pos_catalog=part("pos_catalog"),
         pos_stock_movements=part("pos_stock_movements"),
-        centra_orders=part("centra_orders"),
+        centra_orders=orders,
         centra_returns=part("centra_returns"),
         centra_return_lines=part("centra_return_lines"),
         centra_stock_snapshot=part("centra_stock_snapshot"),
         centra_stock_changes=part("centra_stock_changes"),
         centra_catalog=part("centra_catalog"),
+        pickups=pickups,
         sell_through=sell_through,
         store_sale_transaction_ids=sorted(sale_ids),
     )
@@ -80,17 +102,18 @@ def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str) -> Recon
     kinds={"pandas", "sql"},
     description="Every difference between the stores (NewStore) and the web shop (Centra) for one business day, "
                 "each from both systems' own records: stock drift (oversell / lost-sales risk), silent sync "
-                "failures, orphaned SKUs, refund and return gaps, tax, discount and price-list mismatches. Each "
+                "failures, orphaned SKUs, refund and return gaps, click-and-collect pickups whose online order is "
+                "still open, tax, discount and price-list mismatches. Each "
                 "finding carries its value at risk (store and base currency), a commercial-risk rank, the owning "
                 "team and the playbook action, and is raised as an exception record.",
 )
-def reconciliation_findings(context: dg.AssetExecutionContext, store: StoreOfRecord,
-                            estate: EstateResource) -> Iterator[dg.MaterializeResult]:
+def reconciliation_findings(context: dg.AssetExecutionContext, store: StoreOfRecord, estate: EstateResource,
+                            centra: CentraResource) -> Iterator[dg.MaterializeResult]:
     engine = store.engine()
     tolerance = tolerance_from_env()
 
     def one_day(day: str) -> DayOutput:
-        result = reconcile(load_inputs(store, estate, day), tolerance)
+        result = reconcile(load_inputs(store, estate, day, centra), tolerance)
         findings = result.findings[FINDING_COLUMNS].drop(columns=["business_date"])
         totals = result.totals.rename(columns={"count": "findings"})
         drift = result.drift_by_store

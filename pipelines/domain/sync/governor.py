@@ -123,21 +123,40 @@ class Governor:
 
 
 def mark_critical(mutations: Iterable[Mutation], stock: Mapping[tuple[int, str], tuple[int, int]],
-                  safety_stock: int) -> None:
-    """Flag the lines that threaten an oversell. `stock`: (warehouse, SKU) -> (physical, free to allocate)
-    as Centra reports them now; unknown keys count as zero stock (the safe assumption)."""
+                  safety_stock: int, online: Mapping[int, Sequence[Sequence[int]]] | None = None) -> None:
+    """Flag the lines that threaten an oversell: those leaving the SKU's online free-to-allocate at
+    or below `safety_stock`.
+
+    `stock`: (warehouse, SKU) -> (physical, free to allocate) as Centra reports them now; unknown
+    keys count as zero (the safe assumption). `online`: warehouse -> the warehouse lists of the
+    allocation rules it belongs to; a SKU's online free-to-allocate through a rule is the sum over
+    its warehouses, and the most exposed rule counts. Without `online` a warehouse stands alone.
+    """
     for m in mutations:
         m.critical_skus.clear()
+        rules = (online or {}).get(m.warehouse_id) or [(m.warehouse_id,)]
         for sku, qty in m.lines.items():
-            physical, fta = stock.get((m.warehouse_id, sku), (0, 0))
+            physical, _ = stock.get((m.warehouse_id, sku), (0, 0))
             if m.operation == REMOVE:
-                after = fta - qty
+                change = -qty
             elif m.operation == SET and qty < physical:
-                after = fta + qty - physical
+                change = qty - physical
             else:
                 continue
-            if after <= safety_stock:
+            exposed = min(sum(stock.get((w, sku), (0, 0))[1] for w in rule) for rule in rules)
+            if exposed + change <= safety_stock:
                 m.critical_skus.add(sku)
+
+
+def online_keys(mutations: Iterable[Mutation], online: Mapping[int, Sequence[Sequence[int]]]) -> set[tuple[int, str]]:
+    """The (warehouse, SKU) stock `mark_critical` needs for the removals and counts of `mutations`."""
+    keys: set[tuple[int, str]] = set()
+    for m in mutations:
+        if m.operation == ADD:
+            continue
+        warehouses = {w for rule in online.get(m.warehouse_id) or [(m.warehouse_id,)] for w in rule}
+        keys |= {(w, sku) for w in warehouses | {m.warehouse_id} for sku in m.lines}
+    return keys
 
 
 def priority(m: Mutation) -> tuple[int, int, str]:

@@ -158,6 +158,7 @@ class OrderRec:
     shipment_ids: list[int] = field(default_factory=list)
     return_ids: list[int] = field(default_factory=list)
     payment_history: list[PaymentRec] = field(default_factory=list)
+    allocate_from: tuple[int, ...] | None = None  # click-and-collect: the pickup store's warehouse only
 
 
 @dataclass
@@ -505,7 +506,7 @@ class CentraState:
         """Allocate up to `qty` of `line` following the market's allocation rule; returns allocated."""
         market = self.markets[order.market_id]
         rule = self.allocation_rules.get(market.allocation_rule_id)
-        warehouses = rule.warehouse_ids if rule else tuple(self.warehouses)
+        warehouses = order.allocate_from or (rule.warehouse_ids if rule else tuple(self.warehouses))
         sid = line.ref.size.size_id
         left = qty
         for wid in warehouses:
@@ -575,8 +576,10 @@ class CentraState:
 
     def place_order(self, market_id: int, lines: list[tuple[str, int]], *, email: str,
                     created_at: datetime | None = None, unit_prices: dict[str, float] | None = None,
-                    external_id: str | None = None, shipping: float = 0.0) -> dict[str, Any]:
-        """Create a PENDING DTC order, allocating stock per the market's allocation rule.
+                    external_id: str | None = None, shipping: float = 0.0,
+                    allocate_from: tuple[int, ...] | None = None) -> dict[str, Any]:
+        """Create a PENDING DTC order, allocating stock per the market's allocation rule (or only from the
+        `allocate_from` warehouses, as for a click-and-collect order picked up in a store).
 
         Prices come from the market's pricelist (tax-included); `unit_prices` overrides the charged
         unit price per SKU (unitOriginalPrice stays the list price). Unallocatable units become demand.
@@ -609,7 +612,7 @@ class CentraState:
                 currency=pricelist.currency, country=country,
                 currency_base_rate=self.estate.fx_to_base.get(pricelist.currency, 1.0),
                 email=email, customer_id=customer_id, external_id=external_id, lines=[],
-                shipping_value=round(float(shipping), 2))
+                shipping_value=round(float(shipping), 2), allocate_from=allocate_from)
             for sku, qty in lines:
                 ref = self.size_by_sku[sku]
                 list_price = round(ref.variant.prices[pricelist.id], 2)

@@ -1,0 +1,139 @@
+"""Dagster wiring: sensor ticks, the sync job in process, replay, retention, the lag asset."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from sqlalchemy import text
+
+from pipelines.definitions import defs
+from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord
+from pipelines.defs.sync.assets import stock_sync_lag
+from pipelines.defs.sync.jobs import (
+    SYNC_TAGS,
+    stock_sync_job,
+    stock_sync_replay_job,
+    stock_sync_retention_job,
+)
+from pipelines.defs.sync.sensors import stock_sync_sensor
+from pipelines_tests.sync.conftest import T0, TOKEN, SyncWorld, land, sale
+
+ONE_PASS = {"ops": {"sync_store_stock": {"config": {"drain_s": 0.0}}}}
+
+
+@pytest.fixture
+def resources(world: SyncWorld, small_estate_dict: dict, tmp_path: Path) -> dict:
+    estate_file = tmp_path / "estate.json"
+    estate_file.write_text(json.dumps(small_estate_dict))
+    return {"store": StoreOfRecord(database_url=world.engine.url.render_as_string(hide_password=False)),
+            "estate": EstateResource(path=str(estate_file)),
+            "centra": CentraResource(base_url=world.server.url, token=TOKEN)}
+
+
+def tick(instance: dg.DagsterInstance, cursor: str | None, resources: dict) -> dg.SensorResult:
+    result = stock_sync_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
+    return result if isinstance(result, dg.SensorResult) else dg.SensorResult(skip_reason=result)
+
+
+def test_definitions_wire_the_sync() -> None:
+    job = defs.resolve_job_def("stock_sync_job")
+    assert job.executor_def.name == "in_process" and job.tags == SYNC_TAGS
+    for name in ("stock_sync_replay_job", "stock_resync_job"):
+        assert defs.resolve_job_def(name).tags == SYNC_TAGS
+    assert defs.resolve_sensor_def("stock_sync_sensor").minimum_interval_seconds <= 10
+    for name in ("stock_resync_schedule", "stock_sync_retention_schedule", "stock_sync_lag_schedule"):
+        assert defs.resolve_schedule_def(name).cron_schedule
+
+
+def test_sensor_ticks_first_nothing_new_new_movements(world: SyncWorld, resources: dict) -> None:
+    node = world.store.newstore_node_id
+    sku = world.skus(1, min_stock=2)[0]
+    with dg.instance_for_test() as instance:
+        first = tick(instance, None, resources)  # first tick, empty inbox
+        assert not first.run_requests and first.skip_reason
+        assert json.loads(first.cursor) == {"inbox": 0}
+
+        land(world.engine, sale(node, sku, T0))  # new movements
+        second = tick(instance, first.cursor, resources)
+        (request,) = second.run_requests
+        assert request.run_key.startswith("stock-sync:") and request.tags == SYNC_TAGS
+        again = tick(instance, first.cursor, resources)  # re-evaluating the same state: the same run key
+        assert [r.run_key for r in again.run_requests] == [request.run_key]
+
+        queued = instance.create_run_for_job(stock_sync_job, run_config=ONE_PASS, tags=SYNC_TAGS)
+        busy = tick(instance, second.cursor, resources)  # one sync run at a time
+        assert not busy.run_requests and "still" in str(busy.skip_reason)
+        instance.delete_run(queued.run_id)
+
+        result = stock_sync_job.execute_in_process(instance=instance, resources=resources, run_config=ONE_PASS)
+        assert result.success and world.physical(sku) == world.initial(sku) - 1
+        meta = result.get_step_success_events()[0]
+        outputs = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+        assert meta and outputs[0].event_specific_data.metadata["movements_applied"].value == 1
+        run_tags = instance.get_run_by_id(result.run_id).tags
+        assert run_tags["stock_sync/applied"] == "1"
+
+        idle = tick(instance, second.cursor, resources)  # nothing new
+        assert not idle.run_requests and idle.skip_reason
+
+        land(world.engine, sale(node, sku, T0 + timedelta(minutes=1)))
+        third = tick(instance, idle.cursor, resources)
+        assert third.run_requests and third.run_requests[0].run_key != request.run_key
+
+
+def test_replay_job_resends_failed_movements(world: SyncWorld, resources: dict) -> None:
+    node = world.store.newstore_node_id
+    empty = next(s for s in world.estate.skus() if world.initial(s) == 0)
+    land(world.engine, sale(node, empty, T0))
+    with dg.instance_for_test() as instance:
+        stock_sync_job.execute_in_process(instance=instance, resources=resources, run_config=ONE_PASS)
+        assert world.statuses() == {"failed": 1}
+        world.centra.apply_stock_change("manual fix", [(world.estate.by_sku[empty].size.size_id, 2)],
+                                        into=world.store.centra_warehouse_id)
+        result = stock_sync_replay_job.execute_in_process(
+            instance=instance, resources=resources,
+            run_config={"ops": {"replay_stock_movements": {"config": {"sku": empty}}}})
+    assert result.success and world.statuses() == {"done": 1}
+    assert world.physical(empty) == 1
+
+
+def test_retention_job_deletes_old_sync_runs_and_their_event_logs(world: SyncWorld, resources: dict) -> None:
+    with dg.instance_for_test() as instance:
+        runs = [stock_sync_job.execute_in_process(instance=instance, resources=resources, run_config=ONE_PASS).run_id
+                for _ in range(3)]
+        assert all(instance.all_logs(r) for r in runs)
+        keep = {"sync_run_hours": 1.0, "failed_run_days": 7.0, "tick_hours": 24.0, "store_days": 90.0}
+        stock_sync_retention_job.execute_in_process(
+            instance=instance, resources=resources,
+            run_config={"ops": {"prune_stock_sync_history": {"config": keep}}})
+        assert len(instance.get_runs(filters=dg.RunsFilter(job_name="stock_sync_job"))) == 3  # too young
+        prune = keep | {"sync_run_hours": 0.0}
+        result = stock_sync_retention_job.execute_in_process(
+            instance=instance, resources=resources,
+            run_config={"ops": {"prune_stock_sync_history": {"config": prune}}})
+        assert result.success
+        assert instance.get_runs(filters=dg.RunsFilter(job_name="stock_sync_job")) == []
+        assert all(not instance.all_logs(r) for r in runs)
+
+
+def test_lag_asset_reports_the_day(world: SyncWorld, resources: dict) -> None:
+    node = world.store.newstore_node_id
+    sku = world.skus(1, min_stock=1)[0]
+    land(world.engine, sale(node, sku, T0))
+    world.sync().run(drain_s=0)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([stock_sync_lag], resources=resources, instance=instance)
+    meta = result.asset_materializations_for_node("stock_sync_lag")[0].metadata
+    assert meta["movements_applied_today"].value == 1 and meta["pending_movements"].value == 0
+    assert "| hour |" in meta["by_hour"].value
+
+
+def test_runs_table_keeps_one_row_per_run(world: SyncWorld) -> None:
+    world.sync().run(drain_s=0)
+    world.sync().run(drain_s=0)
+    with world.engine.connect() as conn:
+        assert conn.execute(text("SELECT COUNT(*) FROM stock_sync_runs")).scalar() == 2
