@@ -90,7 +90,8 @@ def test_datasets_match_ground_truth(traded: Traded) -> None:
     (units,) = truth.query("SELECT -sum(delta) FROM movements WHERE kind = 'sale' AND business_date = ?", DAY)[0]
     assert sales["transaction_id"].nunique() == n_sales > 0
     assert sales["quantity"].sum() == units  # duplicated and reordered deliveries counted once
-    (n_orders,) = truth.query("SELECT count(*) FROM transactions WHERE kind = 'online_order' AND business_date = ?",
+    (n_orders,) = truth.query("SELECT count(*) FROM transactions WHERE kind IN ('online_order', 'click_collect_order')"
+                              " AND business_date = ?",
                               DAY)[0]
     assert len(traded.table("centra_orders")) == n_orders > 0
     moves = traded.table("pos_stock_movements")
