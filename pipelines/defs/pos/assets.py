@@ -4,6 +4,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
+from functools import partial
 
 import dagster as dg
 import pandas as pd
@@ -33,6 +34,11 @@ newstore_event_inbox = dg.AssetSpec(
 )
 
 
+# A daily POS dataset built from the landed event stream (one business day, or a range as one run).
+inbox_asset = partial(dg.asset, group_name="pos", partitions_def=daily_partitions, backfill_policy=SINGLE_RUN,
+                      deps=[newstore_event_inbox], owners=OWNERS, kinds=KINDS)
+
+
 def read_inbox_day(engine: Engine, names: tuple[str, ...], day: str) -> list[tuple[str, str, str, dict]]:
     """NewStore inbox events of the given names whose event time falls on the business day."""
     start, end = window(day)
@@ -47,13 +53,7 @@ def read_inbox_day(engine: Engine, names: tuple[str, ...], day: str) -> list[tup
     return [(r.dedup_key, r.event_name, r.event_time, json.loads(r.payload)) for r in raw.itertuples()]
 
 
-@dg.asset(
-    group_name="pos",
-    partitions_def=daily_partitions,
-    backfill_policy=SINGLE_RUN,
-    deps=[newstore_event_inbox],
-    owners=OWNERS,
-    kinds=KINDS,
+@inbox_asset(
     description="Store sales and returns at line level for one business day, decoded from NewStore's "
                 "`order.opened` (IN_STORE_HANDOVER items) and `return.processed` events in the inbox. "
                 "Unknown SKUs and unmapped stores are kept (flagged) and raised as exception records.",
@@ -79,13 +79,7 @@ def pos_sale_lines(context: dg.AssetExecutionContext, store: StoreOfRecord,
     yield from materialize_days(context, one_day)
 
 
-@dg.asset(
-    group_name="pos",
-    partitions_def=daily_partitions,
-    backfill_policy=SINGLE_RUN,
-    deps=[newstore_event_inbox],
-    owners=OWNERS,
-    kinds=KINDS,
+@inbox_asset(
     description="Stock-affecting POS events of the business day as movements per (location, SKU): sales, "
                 "return restocks, receipts and adjustments as signed deltas, stock counts as absolute "
                 "quantities, each with event time and NewStore's logical timestamp.",
@@ -170,13 +164,7 @@ def pos_catalog(context: dg.AssetExecutionContext, store: StoreOfRecord) -> Iter
     yield from materialize_days(context, one_day)
 
 
-@dg.asset(
-    group_name="pos",
-    partitions_def=daily_partitions,
-    backfill_policy=SINGLE_RUN,
-    deps=[newstore_event_inbox],
-    owners=OWNERS,
-    kinds=KINDS,
+@inbox_asset(
     description="Click-and-collect pickups completed in a store on the business day: NewStore's "
                 "`fulfillment_request.items_completed` events of in-store-pickup orders, with the online order "
                 "number each belongs to (read from NewStore's order API).",

@@ -51,24 +51,32 @@ def reconciliation_findings_schema(context: dg.AssetCheckExecutionContext,
     return validate_frame(read_findings(store, context.partition_key), Findings, dg.AssetCheckSeverity.ERROR)
 
 
+def _value_check(findings: pd.DataFrame, types: tuple[str, ...], limit_env: str, severity: dg.AssetCheckSeverity,
+                 what: str) -> dg.AssetCheckResult:
+    """Fails when the day's findings of `types` put more than the configured value (base currency) at risk."""
+    hits = findings[findings["finding_type"].isin(types)]
+    value = float(hits["value_at_risk_base"].sum())
+    limit = _threshold(limit_env)
+    return dg.AssetCheckResult(
+        passed=hits.empty or value <= limit,
+        severity=severity,
+        description=f"{len(hits)} {what}, {value:.2f} at risk (limit {limit:.2f})",
+        metadata={"failing_rows": len(hits), "value_at_risk_base": value,
+                  "units": int(hits["quantity_diff"].abs().sum()) if not hits.empty else 0,
+                  "by_type": dg.MetadataValue.json({str(k): int(v) for k, v in
+                                                    hits["finding_type"].value_counts().items()}),
+                  "sample": _sample(hits)},
+    )
+
+
 @dg.asset_check(asset=reconciliation_findings, partitions_def=daily_partitions, blocking=True,
                 description="ERROR, blocking the finance report: money mismatches (refunds, returns, tax, "
                             "store sales, open pickups) whose value at risk exceeds "
                             "PIPELINES_RECON_BLOCKING_VALUE_BASE (base currency, default 0).")
 def money_mismatches_within_tolerance(context: dg.AssetCheckExecutionContext,
                                       store: StoreOfRecord) -> dg.AssetCheckResult:
-    findings = read_findings(store, context.partition_key)
-    money = findings[findings["finding_type"].isin(MONEY_TYPES)]
-    value = float(money["value_at_risk_base"].sum())
-    limit = _threshold("PIPELINES_RECON_BLOCKING_VALUE_BASE")
-    return dg.AssetCheckResult(
-        passed=money.empty or value <= limit,
-        severity=dg.AssetCheckSeverity.ERROR,
-        description=f"{len(money)} money mismatch(es), {value:.2f} at risk (limit {limit:.2f})",
-        metadata={"mismatches": len(money), "value_at_risk_base": value,
-                  "by_type": dg.MetadataValue.json(money["finding_type"].value_counts().to_dict()),
-                  "sample": _sample(money)},
-    )
+    return _value_check(read_findings(store, context.partition_key), MONEY_TYPES,
+                        "PIPELINES_RECON_BLOCKING_VALUE_BASE", dg.AssetCheckSeverity.ERROR, "money mismatch(es)")
 
 
 @dg.asset_check(asset=reconciliation_findings, partitions_def=daily_partitions,
@@ -76,18 +84,9 @@ def money_mismatches_within_tolerance(context: dg.AssetCheckExecutionContext,
                             "value exceeds PIPELINES_RECON_DRIFT_WARN_VALUE_BASE (base currency, default 0).")
 def stock_drift_within_tolerance(context: dg.AssetCheckExecutionContext,
                                  store: StoreOfRecord) -> dg.AssetCheckResult:
-    findings = read_findings(store, context.partition_key)
-    drift = findings[findings["finding_type"].isin(DRIFT_TYPES)]
-    value = float(drift["value_at_risk_base"].sum())
-    limit = _threshold("PIPELINES_RECON_DRIFT_WARN_VALUE_BASE")
-    return dg.AssetCheckResult(
-        passed=drift.empty or value <= limit,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=f"{len(drift)} drifting (store, SKU) pair(s), {value:.2f} at risk",
-        metadata={"drifting_pairs": len(drift), "value_at_risk_base": value,
-                  "units": int(drift["quantity_diff"].abs().sum()) if not drift.empty else 0,
-                  "sample": _sample(drift)},
-    )
+    return _value_check(read_findings(store, context.partition_key), DRIFT_TYPES,
+                        "PIPELINES_RECON_DRIFT_WARN_VALUE_BASE", dg.AssetCheckSeverity.WARN,
+                        "drifting (store, SKU) pair(s)")
 
 
 REPORT_DEADLINE_HOUR = int(os.environ.get("PIPELINES_RECON_REPORT_DEADLINE_HOUR", "7"))
