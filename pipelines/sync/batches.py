@@ -19,9 +19,9 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from pipelines.domain.sync.model import SET, Mutation
+from pipelines.domain.sync.model import Mutation, Watermark
 from pipelines.store.db import table
-from pipelines.sync.queue import DONE, FAILED, IN_FLIGHT, PENDING, SUPERSEDED, _insert, now_text
+from pipelines.sync.queue import DONE, FAILED, IN_FLIGHT, PENDING, SUPERSEDED, now_text, upsert_watermark
 
 PREPARED, APPLIED, BATCH_FAILED, RELEASED = "prepared", "applied", "failed", "released"
 DESCRIPTION_PREFIX = "pipelines-stock-sync"
@@ -101,7 +101,6 @@ def commit(engine: Engine, batch: Batch, *, change_ids: tuple[int, ...], confirm
     batches = table(engine, "stock_sync_batches")
     moves = table(engine, "stock_sync_movements")
     ledger = table(engine, "stock_sync_ledger")
-    wm_stmt, _ = _insert(engine, "stock_sync_watermarks")
     applies = [i for p in batch.plan.values() for i in p["applies"]]
     absorbs = [i for p in batch.plan.values() for i in p["absorbs"]]
     with engine.begin() as conn:
@@ -117,15 +116,11 @@ def commit(engine: Engine, batch: Batch, *, change_ids: tuple[int, ...], confirm
             for start in range(0, len(ids), 500):
                 conn.execute(update(moves).where(moves.c.id.in_(ids[start:start + 500]))
                              .values(status=status, applied_at=confirmed_at, error=None))
-        if batch.operation == SET:
-            for sku, p in batch.plan.items():
-                if p["watermark"] is None:
-                    continue
+        for sku, p in batch.plan.items():
+            if p["watermark"] is not None:
                 event_time, lts, qty, mid = p["watermark"]
-                values = {"event_time": event_time, "logical_timestamp": lts, "quantity": qty, "movement_id": mid,
-                          "applied_at": confirmed_at}
-                conn.execute(wm_stmt.values(warehouse_id=batch.warehouse_id, sku=sku, **values)
-                             .on_conflict_do_update(index_elements=["warehouse_id", "sku"], set_=values))
+                upsert_watermark(conn, engine, batch.warehouse_id, sku, Watermark(event_time, lts, qty, mid),
+                                 confirmed_at)
 
 
 def fail(engine: Engine, batch: Batch, error: str, failing_skus: set[str]) -> None:

@@ -18,12 +18,13 @@ class SyncConfig:
     location_kinds: tuple[str, ...] = ("store",)  # estate location kinds whose movements are synced
     max_lines: int = 200  # lines per mutation
     settle_s: float = 10.0  # inbox events younger than this are re-read (late commits on PostgreSQL)
-    drain_s: float = 20.0  # a sync run keeps draining new movements this long
+    drain_s: float = 50.0  # a sync run keeps draining new movements this long
     poll_s: float = 0.5  # pause between passes while the queue is empty
     rate_refresh_s: float = 30.0  # re-read rateLimits at least this often
-    max_wait_s: float = 15.0  # the longest a run waits for budget/Retry-After before ending
-    centra_attempts: int = 4  # attempts per Centra request (429/5xx) inside one send
+    max_wait_s: float = 15.0  # the longest single pause between passes while waiting for budget
     location_ids: tuple[str, ...] = field(default=())  # optional allow-list of estate location ids
+    counts_as: str = "delta"  # "delta": a count goes out as changeStock against Centra's physical read just
+    #                           before (merged with the warehouse's other lines); "set": as setStock
 
     @classmethod
     def from_env(cls) -> SyncConfig:
@@ -34,6 +35,7 @@ class SyncConfig:
             location_kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
             max_lines=int(_num("PIPELINES_SYNC_MAX_LINES", 200)),
             settle_s=_num("PIPELINES_SYNC_SETTLE_S", 10.0),
-            drain_s=_num("PIPELINES_SYNC_DRAIN_S", 20.0),
+            drain_s=_num("PIPELINES_SYNC_DRAIN_S", 50.0),
             poll_s=_num("PIPELINES_SYNC_POLL_S", 0.5),
+            counts_as=os.environ.get("PIPELINES_SYNC_COUNTS_AS", "delta").strip() or "delta",
         )

@@ -234,10 +234,22 @@ def applied_after(engine: Engine, key: tuple[int, str], count: QueuedMovement) -
                if order_key(r.event_time, r.logical_timestamp, False, r.id) > count.order)
 
 
-def finish_without_mutation(engine: Engine, applies: list[int], absorbs: list[int], at: str) -> None:
-    """Movements that net to nothing (or are absorbed by a count already applied) are settled now."""
+def upsert_watermark(conn: Any, engine: Engine, warehouse_id: int, sku: str, wm: Watermark, at: str) -> None:
+    stmt, _ = _insert(engine, "stock_sync_watermarks")
+    values = {"event_time": wm.event_time, "logical_timestamp": wm.logical_timestamp, "quantity": wm.quantity,
+              "movement_id": wm.movement_id, "applied_at": at}
+    conn.execute(stmt.values(warehouse_id=warehouse_id, sku=sku, **values)
+                 .on_conflict_do_update(index_elements=["warehouse_id", "sku"], set_=values))
+
+
+def finish_without_mutation(engine: Engine, applies: list[int], absorbs: list[int], at: str,
+                            watermarks: Iterable[tuple[int, str, Watermark]] = ()) -> None:
+    """Movements that net to nothing (or are absorbed by a count already applied) are settled now,
+    with the count watermarks of counts that matched Centra already."""
     moves = table(engine, "stock_sync_movements")
     with engine.begin() as conn:
+        for wid, sku, wm in watermarks:
+            upsert_watermark(conn, engine, wid, sku, wm, at)
         for ids, status in ((applies, DONE), (absorbs, SUPERSEDED)):
             for start in range(0, len(ids), 500):
                 conn.execute(update(moves).where(moves.c.id.in_(ids[start:start + 500]),

@@ -27,7 +27,7 @@ from pipelines.estate import Estate
 from pipelines.store.db import table
 from pipelines.sync.config import SyncConfig
 from pipelines.sync.lock import sync_lock
-from pipelines.sync.queue import IN_FLIGHT, PENDING, _insert, _synced, now_text
+from pipelines.sync.queue import IN_FLIGHT, PENDING, _insert, _synced, ingest, now_text
 
 RESYNC_EVENT = "stock_resync"
 Q_PHYSICAL = """
@@ -101,6 +101,7 @@ def queue_corrections(engine: Engine, estate: Estate, centra: CentraClient, news
         pos = [p for p in newstore.stocked_products(list(by_node)) if p.sku in estate.by_sku]
         physical, report.centra_requests = centra_physical(centra, [loc.centra_warehouse_id for loc in locations],
                                                            governor)
+        ingest(engine, estate, config)  # what has landed counts as in flight, decoded or not
         active = _active_keys(engine, utc_text(read_at - timedelta(seconds=quiet_s)))
         values = []
         for p in pos:

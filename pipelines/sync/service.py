@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from threading import Event
 from typing import Any
 
@@ -194,7 +194,7 @@ class StockSync:
         rep.pending_keys = len(pending)
         if not pending:
             return rep
-        plans = self._plan(pending)
+        plans = self._counts_as_deltas(self._plan(pending))
         self._settle_trivial(plans, rep)
         mutations = group_mutations([p for p in plans if p.operation != "none"], self.config.max_lines)
         if not mutations:
@@ -237,6 +237,32 @@ class StockSync:
             plans.append(net_key(moves, watermarks.get(key), applied_after(self.engine, key, count) if count else 0))
         return plans
 
+    def _counts_as_deltas(self, plans: list[KeyPlan]) -> list[KeyPlan]:
+        """With `counts_as="delta"`, an absolute quantity becomes the difference to Centra's physical
+        stock read just now, so it rides in the warehouse's changeStock instead of a setStock of its
+        own (one mutation fewer) and can always be found in the ledger. Keys whose stock cannot be
+        read now wait for the next pass."""
+        sets = [p for p in plans if p.operation == "set"]
+        if self.config.counts_as != "delta" or not sets:
+            return plans
+        others = [p for p in plans if p.operation != "set"]
+        if self.governor.budget().requests < 1:
+            return others
+        try:
+            stock = stock_view(self.client, [p.key for p in sets], self.size_ids)
+        except RateLimited as exc:
+            self.governor.on_rate_limited(exc.retry_after)
+            return others
+        except TRANSIENT as exc:
+            log.warning("stock read for counts failed (%s); counts wait for the next pass", exc)
+            return others
+        finally:
+            self.governor.spend(requests=1)
+        for p in sets:
+            delta = p.quantity - stock.get(p.key, (0, 0))[0]
+            others.append(replace(p, operation="delta" if delta else "none", quantity=delta))
+        return others
+
     def _settle_trivial(self, plans: list[KeyPlan], rep: PassReport) -> None:
         """Keys that net to zero, and movements absorbed by a count already applied, settle now."""
         applies = [i for p in plans if p.operation == "none" for i in p.applies]
@@ -244,7 +270,9 @@ class StockSync:
         if not applies and not absorbs:
             return
         at = now_text()
-        finish_without_mutation(self.engine, applies, absorbs, at)
+        finish_without_mutation(self.engine, applies, absorbs, at,
+                                [(p.warehouse_id, p.sku, p.watermark) for p in plans
+                                 if p.operation == "none" and p.watermark is not None])
         rep.applied += len(applies)
         rep.superseded += len(absorbs)
         rep.lags += [_lag_s(self._event_times[i], at) for i in applies if i in self._event_times]

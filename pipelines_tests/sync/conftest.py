@@ -106,6 +106,7 @@ class SyncWorld:
 @pytest.fixture
 def world(db_url: str, small_estate: Estate) -> Iterator[SyncWorld]:
     sim = CentraSimulator(small_estate, tokens=[TOKEN])
+    sim.state.set_rate_limits(tier="ENTERPRISE")  # tests about rate limits set their own budget
     engine = make_engine(db_url)
     server = BackgroundServer(sim.app).start()
     try:

@@ -24,15 +24,29 @@ GROWTH = [Row("REQUEST_COUNT", 10, 60, 60), Row("REQUEST_COUNT", 3600, 5000, 500
 def test_budget_keeps_a_share_for_other_integrations_and_refills() -> None:
     g = Governor(share=0.8, clock=lambda: 0.0)
     g.observe(GROWTH, now=0.0)
-    assert g.budget(now=0.0).mutations == 16  # 20 - 20% reserve
-    g.spend(requests=16, mutations=16, now=0.0)
+    assert g.budget(now=0.0).mutations == 4  # burst: what keeps any 10 s window within the quota of 20
+    g.spend(requests=4, mutations=4, now=0.0)
     assert g.budget(now=0.0).mutations == 0
-    assert g.budget(now=5.0).mutations == 10  # 2 mutations/s refill
-    assert 0.4 < g.seconds_until_mutation(now=0.0) <= 0.5
+    assert g.budget(now=2.5).mutations == 4  # refilled at 80 % of 2 mutations/s
+    assert g.seconds_until_mutation(now=0.0) == 0.625
+
+
+def test_greedy_spending_never_exceeds_the_quota_in_any_window_nor_the_share_over_time() -> None:
+    g = Governor(share=0.8, clock=lambda: 0.0)
+    g.observe(GROWTH, now=0.0)
+    sent, t = [], 0.0
+    while t < 600:
+        n = g.budget(now=t).mutations
+        g.spend(requests=n, mutations=n, now=t)
+        sent += [t] * n
+        t = round(t + 0.05, 2)
+    windows = [sum(1 for x in sent if s <= x < s + 10) for s in sorted(set(sent))]
+    assert max(windows) <= 20
+    assert len(sent) <= 4 + 0.8 * 2 * 600  # 80 % of the sustained rate
 
 
 def test_hourly_bucket_caps_the_ten_second_one() -> None:
-    g = Governor(share=1.0)
+    g = Governor(share=0.5)
     g.observe([Row("MUTATION_COUNT", 10, 20, 20), Row("MUTATION_COUNT", 3600, 1800, 3),
                Row("REQUEST_COUNT", 10, 60, 60)], now=0.0)
     assert g.budget(now=0.0).mutations == 3
@@ -62,7 +76,7 @@ def test_starved_budget_goes_to_oversell_risks_first() -> None:
     assert (risky.critical, risky_set.critical, safe_removal.critical, addition.critical) == (True, True, False, False)
     send, defer = prioritise([addition, safe_removal, risky_set, risky], capacity=2)
     assert send == [risky, risky_set]
-    assert defer == [safe_removal, addition]  # then removals before additions
+    assert defer == [addition, safe_removal]  # then the oldest first, whatever the operation
 
 
 def test_unknown_stock_counts_as_critical() -> None:

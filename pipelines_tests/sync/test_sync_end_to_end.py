@@ -38,7 +38,7 @@ def test_centra_store_stock_ends_equal_to_the_ground_truth(db_url: str, tmp_path
         runs = 0
         with dg.instance_for_test() as instance:
             cursor = None
-            for _ in range(10):
+            for _ in range(30):
                 result = stock_sync_sensor(dg.build_sensor_context(instance=instance, cursor=cursor,
                                                                    resources=resources))
                 if not isinstance(result, dg.SensorResult) or not result.run_requests:
@@ -47,7 +47,7 @@ def test_centra_store_stock_ends_equal_to_the_ground_truth(db_url: str, tmp_path
                 (request,) = result.run_requests
                 run = stock_sync_job.execute_in_process(
                     instance=instance, resources=resources, tags={**request.tags, "dagster/run_key": request.run_key},
-                    run_config={"ops": {"sync_store_stock": {"config": {"drain_s": 0.0}}}})
+                    run_config={"ops": {"sync_store_stock": {"config": {"drain_s": 2.0}}}})  # waits for budget
                 assert run.success
                 runs += 1
         assert runs >= 1

@@ -1,14 +1,17 @@
 """The rate-budget governor: Centra's token buckets mirrored locally, and what to send first.
 
 Centra limits requests, mutations and query complexity per 10 s and per hour, for every
-integration on the environment together. The governor is told the buckets (`rateLimits`), counts
-what the sync spends, refills continuously like Centra does, and keeps `1 - share` of every quota
-for the other integrations. A 429 blocks everything until its Retry-After.
+integration on the environment together (token buckets). The governor mirrors each bucket from
+`rateLimits` (refilling it like Centra does, and counting what the sync spends), and gives the sync
+its own bucket beside it: refilled at `share` of the quota's rate, holding at most `share` of an
+hourly quota, but for short windows only what keeps any 10 s window within the nominal quota
+(`quota - share * quota`, at least 1). The sync may spend what both allow, so it never takes more
+than its share over time, never bursts past the quota, and never causes a 429 when other
+integrations use their part. A 429 blocks everything until its Retry-After.
 
 When the budget does not cover every mutation of a pass, `prioritise` spends it first on those
-that threaten an oversell: a line that leaves the warehouse's free-to-allocate at or below the
-safety stock. Then removals before absolute counts before additions (late additions never
-oversell), oldest first.
+that threaten an oversell (`mark_critical`), then on the oldest; removals before counts before
+additions only break ties (late additions never oversell, but nothing waits forever).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pipelines.domain.sync.model import ADD, REMOVE, SET, Mutation
 
 MUTATIONS, REQUESTS, COMPLEXITY = "MUTATION_COUNT", "REQUEST_COUNT", "QUERY_COMPLEXITY"
 _OP_RANK = {REMOVE: 0, SET: 1, ADD: 2}
+_SHORT_WINDOW_S = 60.0
 
 
 class RateLimitRow(Protocol):
@@ -34,14 +38,18 @@ class RateLimitRow(Protocol):
 
 @dataclass
 class _Bucket:
-    type: str
-    interval_s: float
-    quota: int
-    remaining: float
+    """A token bucket: `level` tokens at time `at`, refilling at `rate` per second up to `cap`."""
+
+    cap: float
+    rate: float
+    level_at: float
     at: float
 
     def level(self, now: float) -> float:
-        return min(float(self.quota), self.remaining + max(0.0, now - self.at) * self.quota / self.interval_s)
+        return min(self.cap, self.level_at + max(0.0, now - self.at) * self.rate)
+
+    def take(self, tokens: float, now: float) -> None:
+        self.level_at, self.at = self.level(now) - tokens, now
 
 
 @dataclass(frozen=True)
@@ -59,7 +67,8 @@ class Governor:
             raise ValueError("share must be in (0, 1]")
         self.share = share
         self.clock = clock
-        self._buckets: dict[tuple[str, float], _Bucket] = {}
+        self._centra: dict[tuple[str, float], _Bucket] = {}
+        self._own: dict[tuple[str, float], _Bucket] = {}
         self.blocked_until = 0.0
         self.observed_at: float | None = None
         self.spent_mutations = 0
@@ -67,19 +76,28 @@ class Governor:
         self.rate_limited = 0
 
     def observe(self, rows: Iterable[RateLimitRow], now: float | None = None) -> None:
-        """Take Centra's `rateLimits` answer as the new truth."""
+        """Take Centra's `rateLimits` answer as the new truth for the shared buckets."""
         now = self.clock() if now is None else now
         for r in rows:
-            if r.interval_seconds > 0:
-                self._buckets[(r.type, float(r.interval_seconds))] = _Bucket(
-                    r.type, float(r.interval_seconds), int(r.quota), float(r.remaining_quota), now)
+            if r.interval_seconds <= 0 or r.quota <= 0:
+                continue
+            key, interval = (r.type, float(r.interval_seconds)), float(r.interval_seconds)
+            self._centra[key] = _Bucket(float(r.quota), r.quota / interval, float(r.remaining_quota), now)
+            if key not in self._own:
+                if interval < _SHORT_WINDOW_S:
+                    cap = max(1.0, round(r.quota * (1 - self.share), 6))
+                    rate = min(r.quota * self.share, r.quota - cap) / interval
+                else:
+                    cap, rate = r.quota * self.share, r.quota * self.share / interval
+                self._own[key] = _Bucket(cap, max(rate, 1e-9), min(cap, float(r.remaining_quota)), now)
         self.observed_at = now
 
     def spend(self, *, requests: int = 1, mutations: int = 0, complexity: int = 0, now: float | None = None) -> None:
         now = self.clock() if now is None else now
         costs = {REQUESTS: requests, MUTATIONS: mutations, COMPLEXITY: complexity}
-        for b in self._buckets.values():
-            b.remaining, b.at = b.level(now) - costs.get(b.type, 0), now
+        for buckets in (self._centra, self._own):
+            for (kind, _), b in buckets.items():
+                b.take(costs.get(kind, 0), now)
         self.spent_requests += requests
         self.spent_mutations += mutations
 
@@ -90,7 +108,7 @@ class Governor:
         self.blocked_until = max(self.blocked_until, now + (retry_after_s if retry_after_s is not None else 10.0))
 
     def _allowance(self, kind: str, now: float) -> float:
-        levels = [b.level(now) - b.quota * (1 - self.share) for b in self._buckets.values() if b.type == kind]
+        levels = [b.level(now) for buckets in (self._centra, self._own) for (k, _), b in buckets.items() if k == kind]
         return min(levels) if levels else math.inf
 
     def budget(self, now: float | None = None) -> Budget:
@@ -100,7 +118,7 @@ class Governor:
         requests = self._allowance(REQUESTS, now)
         mutations = min(self._allowance(MUTATIONS, now), requests)
         cap = 1_000_000
-        return Budget(max(0, int(min(mutations, cap))), max(0, int(min(requests, cap))))
+        return Budget(max(0, int(min(mutations, cap) + 1e-9)), max(0, int(min(requests, cap) + 1e-9)))
 
     def seconds_until_mutation(self, now: float | None = None) -> float:
         """How long until one more mutation fits the budget (0 if it fits now)."""
@@ -113,12 +131,12 @@ class Governor:
     def _seconds_until(self, kinds: tuple[str, ...], now: float | None) -> float:
         now = self.clock() if now is None else now
         wait = max(0.0, self.blocked_until - now)
-        for b in self._buckets.values():
-            if b.type not in kinds:
-                continue
-            missing = 1 + b.quota * (1 - self.share) - b.level(now + wait)
-            if missing > 0:
-                wait += missing * b.interval_s / b.quota
+        for buckets in (self._centra, self._own):
+            for (kind, _), b in buckets.items():
+                if kind in kinds:
+                    missing = 1 - b.level(now + wait)
+                    if missing > 0:
+                        wait += missing / b.rate
         return wait
 
 
@@ -159,8 +177,8 @@ def online_keys(mutations: Iterable[Mutation], online: Mapping[int, Sequence[Seq
     return keys
 
 
-def priority(m: Mutation) -> tuple[int, int, str]:
-    return (0 if m.critical else 1, _OP_RANK.get(m.operation, 3), m.oldest_event_time)
+def priority(m: Mutation) -> tuple[int, str, int]:
+    return (0 if m.critical else 1, m.oldest_event_time, _OP_RANK.get(m.operation, 3))
 
 
 def prioritise(mutations: Sequence[Mutation], capacity: int) -> tuple[list[Mutation], list[Mutation]]:
