@@ -142,17 +142,6 @@ def fail(engine: Engine, batch: Batch, error: str, failing_skus: set[str]) -> No
                              .values(attempts=moves.c.attempts + 1, **values))
 
 
-def release(engine: Engine, batch: Batch, reason: str) -> None:
-    """The mutation was provably not applied (e.g. HTTP 429): movements back to pending."""
-    batches = table(engine, "stock_sync_batches")
-    moves = table(engine, "stock_sync_movements")
-    with engine.begin() as conn:
-        conn.execute(update(batches).where(batches.c.batch_id == batch.batch_id)
-                     .values(status=RELEASED, error=reason[:4000]))
-        conn.execute(update(moves).where(moves.c.batch_id == batch.batch_id, moves.c.status == IN_FLIGHT)
-                     .values(status=PENDING, batch_id=None))
-
-
 def unresolved(engine: Engine) -> list[Batch]:
     """Batches prepared but never settled (a crash or an ambiguous failure), oldest first."""
     batches = table(engine, "stock_sync_batches")

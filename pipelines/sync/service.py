@@ -202,11 +202,24 @@ class StockSync:
         budget = self.governor.budget()
         if len(mutations) > budget.mutations and budget.requests > budget.mutations + 1:
             self._rank(mutations)
-        send_now, deferred = prioritise(mutations, budget.mutations)
-        rep.deferred = len(deferred)
-        for i, m in enumerate(send_now):
-            if self.governor.budget().mutations < 1 or not self._send(b.new_batch(m), rep):
-                rep.deferred += len(send_now) - i
+        ranked, _ = prioritise(mutations, len(mutations))
+        waited = 0.0
+        for i, m in enumerate(ranked):
+            if self.governor.budget().mutations < 1:
+                # Keep sending in this order as the budget refills, for up to `send_window_s`: planning
+                # a pass costs far more than waiting for the next token, but new (maybe critical)
+                # movements are only seen by the next pass.
+                wait = self.governor.seconds_until_mutation()
+                if waited + wait > self.config.send_window_s:
+                    rep.deferred = len(ranked) - i
+                    break
+                self.sleep(wait)
+                waited += wait
+                if self.governor.budget().mutations < 1:
+                    rep.deferred = len(ranked) - i
+                    break
+            if not self._send(b.new_batch(m), rep):
+                rep.deferred = len(ranked) - i
                 break
         return rep
 

@@ -167,7 +167,8 @@ def test_starved_budget_serves_the_oversell_risk_first(world: SyncWorld) -> None
     now = [0.0]  # a frozen clock: no refill between observations
     governor = Governor(share=0.5, clock=lambda: now[0])
     governor.observe([Row("MUTATION_COUNT", 10, 20, 1), Row("REQUEST_COUNT", 10, 60, 60)])  # one mutation left
-    sync = world.sync(SyncConfig(settle_s=0, safety_stock=0), governor=governor, clock=lambda: now[0])
+    sync = world.sync(SyncConfig(settle_s=0, safety_stock=0, send_window_s=0), governor=governor,
+                      clock=lambda: now[0])
     report = sync.pass_once()
     assert report.mutations == 1 and report.deferred == 2
     assert world.physical(risky, b) == 0
@@ -177,6 +178,35 @@ def test_starved_budget_serves_the_oversell_risk_first(world: SyncWorld) -> None
     sync.pass_once()
     assert world.physical(plenty, a) == world.initial(plenty, a) - 1  # then the oldest
     assert world.physical(plenty, c) == world.initial(plenty, c)
+
+
+def test_a_pass_keeps_sending_in_priority_order_as_the_budget_refills(world: SyncWorld) -> None:
+    """One token now, more later: within its send window the pass waits for each token instead of
+    ending (planning a pass costs more than waiting), and sends every warehouse's mutation in order."""
+    a, b, c = world.estate.stores[:3]
+    skus = world.skus(3, min_stock=2)
+    land(world.engine, sale(a.newstore_node_id, skus[0], T0), sale(b.newstore_node_id, skus[1], T0),
+         sale(c.newstore_node_id, skus[2], T0))
+    now, waits = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    governor = Governor(share=0.5, clock=lambda: now[0])
+    governor.observe([Row("MUTATION_COUNT", 10, 20, 1), Row("REQUEST_COUNT", 10, 60, 60)])
+    sync = world.sync(SyncConfig(settle_s=0, send_window_s=5), governor=governor, clock=lambda: now[0], sleep=sleep)
+    report = sync.pass_once()
+    assert report.mutations == 3 and report.deferred == 0 and len(waits) == 2
+    assert [world.physical(s, st) for s, st in zip(skus, (a, b, c), strict=True)] == [
+        world.initial(s, st) - 1 for s, st in zip(skus, (a, b, c), strict=True)]
+    fresh = Governor(share=0.5, clock=lambda: now[0])
+    fresh.observe([Row("MUTATION_COUNT", 10, 20, 1), Row("REQUEST_COUNT", 10, 60, 60)])
+    short = world.sync(SyncConfig(settle_s=0, send_window_s=0), governor=fresh, clock=lambda: now[0], sleep=sleep)
+    land(world.engine, sale(a.newstore_node_id, skus[0], T0 + timedelta(minutes=1)),
+         sale(b.newstore_node_id, skus[1], T0 + timedelta(minutes=1)))
+    rep = short.pass_once()
+    assert (rep.mutations, rep.deferred) == (1, 1)  # no window: what the budget does not cover waits for the next pass
 
 
 def test_unknown_sku_and_location_become_exceptions_not_crashes(world: SyncWorld) -> None:

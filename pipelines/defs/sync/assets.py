@@ -6,14 +6,20 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 import dagster as dg
+import pandas as pd
 from sqlalchemy import func, select
 
+from pipelines.defs.metadata import table_metadata
 from pipelines.defs.partitions import BUSINESS_TIMEZONE
 from pipelines.defs.resources import StoreOfRecord
 from pipelines.domain.sync.stats import percentile
 from pipelines.domain.timeutil import business_date, day_window_utc, parse_time, utc_text
 from pipelines.store.db import table
 from pipelines.sync.queue import DONE, PENDING
+
+HOUR_COLUMNS = {"hour": "business hour (HH:00) in which Centra confirmed the movements",
+                "movements": "movements applied in that hour", "p50_s": "median lag, POS event -> Centra",
+                "p95_s": "95th percentile lag (s)", "max_s": "largest lag (s)"}
 
 
 def lag_by_hour(rows: list[tuple[str, str]], tz: str) -> list[dict[str, object]]:
@@ -47,15 +53,16 @@ def stock_sync_lag(store: StoreOfRecord) -> dg.MaterializeResult:
                                        .where(moves.c.status == PENDING)).one()
         failed = conn.execute(select(func.count()).where(moves.c.status == "failed")).scalar()
     lags = [(parse_time(a) - parse_time(e)).total_seconds() for e, a in rows]
-    table_rows = lag_by_hour([(e, a) for e, a in rows], BUSINESS_TIMEZONE)
-    md = "| hour | movements | p50 s | p95 s | max s |\n|---|---|---|---|---|\n" + "\n".join(
-        f"| {r['hour']} | {r['movements']} | {r['p50_s']} | {r['p95_s']} | {r['max_s']} |" for r in table_rows)
-    return dg.MaterializeResult(metadata={
-        "movements_applied_today": len(lags),
-        "lag_p50_s": round(percentile(lags, 50) or 0.0, 2),
-        "lag_p95_s": round(percentile(lags, 95) or 0.0, 2),
-        "pending_movements": int(waiting or 0),
-        "oldest_pending_age_s": round((now - parse_time(oldest)).total_seconds(), 1) if oldest else 0.0,
-        "failed_movements": int(failed or 0),
-        "by_hour": dg.MetadataValue.md(md if table_rows else "no movements applied yet today"),
-    })
+    by_hour = pd.DataFrame(lag_by_hour([(e, a) for e, a in rows], BUSINESS_TIMEZONE),
+                           columns=["hour", "movements", "p50_s", "p95_s", "max_s"])
+    return dg.MaterializeResult(metadata=table_metadata(
+        by_hour, HOUR_COLUMNS,
+        movements_applied_today=len(lags),
+        lag_p50_s=round(percentile(lags, 50) or 0.0, 2),
+        lag_p95_s=round(percentile(lags, 95) or 0.0, 2),
+        pending_movements=int(waiting or 0),
+        oldest_pending_age_s=round((now - parse_time(oldest)).total_seconds(), 1) if oldest else 0.0,
+        failed_movements=int(failed or 0),
+        by_hour=dg.MetadataValue.md(by_hour.to_markdown(index=False) if len(by_hour) else
+                                    "no movements applied yet today"),
+    ))

@@ -1,9 +1,15 @@
 """Bounded Dagster storage for a high-frequency job: delete old sync runs (with their event logs)
 and old ticks of the sync sensor. `dagster.yaml` retention covers ticks only in whole days, and
-Dagster never deletes runs or event logs by itself."""
+Dagster never deletes runs or event logs by itself.
+
+On SQLite, Dagster keeps each run's event log in its own file (`history/runs/<run_id>.db`) and
+`delete_run` only empties it: the empty file (~100 KB of schema and pages) would stay forever, so
+the shard files of deleted runs are removed here too."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -23,8 +29,24 @@ def prune_runs(instance: dg.DagsterInstance, job_names: Iterable[str], before: d
             filters=dg.RunsFilter(job_name=job, statuses=list(statuses), updated_before=before), limit=limit)
         for record in records:
             instance.delete_run(record.dagster_run.run_id)
+            remove_event_log_shard(instance, record.dagster_run.run_id)
             deleted += 1
     return deleted
+
+
+def remove_event_log_shard(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """Delete the per-run SQLite event-log file of a deleted run (no-op on other storages)."""
+    path_for_shard = getattr(instance.event_log_storage, "path_for_shard", None)
+    if path_for_shard is None:
+        return False
+    path = path_for_shard(run_id)
+    getattr(instance.event_log_storage, "_initialized_dbs", set()).discard(run_id)  # re-create on a later read
+    removed = False
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path + suffix)
+            removed = True
+    return removed
 
 
 def purge_sensor_ticks(instance: dg.DagsterInstance, sensor_name: str, before: datetime,
