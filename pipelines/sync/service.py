@@ -202,7 +202,7 @@ class StockSync:
         budget = self.governor.budget()
         if len(mutations) > budget.mutations and budget.requests > budget.mutations + 1:
             self._rank(mutations)
-        ranked, _ = prioritise(mutations, len(mutations))
+        ranked, _ = prioritise(mutations, len(mutations), self.config.max_defer_s)
         waited = 0.0
         for i, m in enumerate(ranked):
             if self.governor.budget().mutations < 1:

@@ -79,6 +79,16 @@ def test_starved_budget_goes_to_oversell_risks_first() -> None:
     assert defer == [addition, safe_removal]  # then the oldest first, whatever the operation
 
 
+def test_earliest_deadline_first_lets_old_work_overtake_fresh_oversell_risks() -> None:
+    risky = _mutation(4, "remove", {"C": 1}, first="2026-11-20T10:00:00Z")
+    risky.critical_skus.add("C")
+    waited = _mutation(2, "add", {"A": 1}, first="2026-11-20T09:58:30Z")  # 90 s older than the risk
+    fresh = _mutation(3, "remove", {"B": 1}, first="2026-11-20T09:59:30Z")  # 30 s older
+    send, defer = prioritise([fresh, risky, waited], capacity=1, max_defer_s=60)
+    assert send == [waited] and defer == [risky, fresh]  # due 09:59:30, 10:00:00, 10:00:30
+    assert prioritise([fresh, risky, waited], capacity=1)[0] == [risky]  # without a deadline: critical first
+
+
 def test_unknown_stock_counts_as_critical() -> None:
     m = _mutation(2, "remove", {"X": 1})
     mark_critical([m], {}, safety_stock=0)

@@ -162,8 +162,8 @@ def test_starved_budget_serves_the_oversell_risk_first(world: SyncWorld) -> None
     for loc in (world.estate.distribution_centre, a, c):  # sold out online except the one unit in store b
         world.centra.apply_stock_set("test setup", loc.centra_warehouse_id, [(size, 0)])
     land(world.engine, sale(a.newstore_node_id, plenty, T0),  # oldest, but the DC has plenty online
-         receipt(c.newstore_node_id, {plenty: 2}, T0 + timedelta(minutes=1)),
-         sale(b.newstore_node_id, risky, T0 + timedelta(minutes=2)))  # the last unit online
+         receipt(c.newstore_node_id, {plenty: 2}, T0 + timedelta(seconds=1)),
+         sale(b.newstore_node_id, risky, T0 + timedelta(seconds=2)))  # the last unit online (within max_defer_s)
     now = [0.0]  # a frozen clock: no refill between observations
     governor = Governor(share=0.5, clock=lambda: now[0])
     governor.observe([Row("MUTATION_COUNT", 10, 20, 1), Row("REQUEST_COUNT", 10, 60, 60)])  # one mutation left

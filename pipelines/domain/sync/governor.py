@@ -10,8 +10,9 @@ than its share over time, never bursts past the quota, and never causes a 429 wh
 integrations use their part. A 429 blocks everything until its Retry-After.
 
 When the budget does not cover every mutation of a pass, `prioritise` spends it first on those
-that threaten an oversell (`mark_critical`), then on the oldest; removals before counts before
-additions only break ties (late additions never oversell, but nothing waits forever).
+that threaten an oversell (`mark_critical`), then on the oldest, as earliest-deadline-first: a
+critical line is due at its event time, any other `max_defer_s` later, so a stream of oversell
+risks cannot starve the rest. Removals before counts before additions only break ties.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from pipelines.domain.sync.model import ADD, REMOVE, SET, Mutation
+from pipelines.domain.timeutil import parse_time
 
 MUTATIONS, REQUESTS, COMPLEXITY = "MUTATION_COUNT", "REQUEST_COUNT", "QUERY_COMPLEXITY"
 _OP_RANK = {REMOVE: 0, SET: 1, ADD: 2}
@@ -177,12 +179,21 @@ def online_keys(mutations: Iterable[Mutation], online: Mapping[int, Sequence[Seq
     return keys
 
 
-def priority(m: Mutation) -> tuple[int, str, int]:
-    return (0 if m.critical else 1, m.oldest_event_time, _OP_RANK.get(m.operation, 3))
+def priority(m: Mutation, max_defer_s: float | None = None) -> tuple[float | int | str, ...]:
+    """Sort key. Without `max_defer_s`: critical first, then the oldest. With it: earliest deadline
+    first, the deadline being the oldest movement's event time, plus `max_defer_s` unless critical,
+    so an oversell risk gets a head start of `max_defer_s` but nothing starves behind a stream of
+    critical work (a movement that waited `max_defer_s` ranks like a fresh critical one)."""
+    op = _OP_RANK.get(m.operation, 3)
+    if max_defer_s is None:
+        return (0 if m.critical else 1, m.oldest_event_time, op)
+    due = parse_time(m.oldest_event_time).timestamp() + (0.0 if m.critical else max_defer_s)
+    return (due, op)
 
 
-def prioritise(mutations: Sequence[Mutation], capacity: int) -> tuple[list[Mutation], list[Mutation]]:
-    """Split into (send now, defer): the `capacity` most urgent mutations first."""
-    ranked = sorted(mutations, key=priority)
+def prioritise(mutations: Sequence[Mutation], capacity: int,
+               max_defer_s: float | None = None) -> tuple[list[Mutation], list[Mutation]]:
+    """Split into (send now, defer): the `capacity` most urgent mutations first (see `priority`)."""
+    ranked = sorted(mutations, key=lambda m: priority(m, max_defer_s))
     capacity = max(0, capacity)
     return ranked[:capacity], ranked[capacity:]
