@@ -21,6 +21,7 @@ class SyncConfig:
     drain_s: float = 50.0  # a sync run keeps draining new movements this long
     poll_s: float = 0.5  # pause between passes while the queue is empty
     max_defer_s: float | None = 60.0  # a non-critical line ranks like a fresh critical one after this wait
+    rank_cache_s: float = 30.0  # Centra stock read for ranking is reused this long (keys we change: re-read)
     send_window_s: float = 3.0  # a pass keeps sending its ranked mutations as the budget refills this long
     rate_refresh_s: float = 30.0  # re-read rateLimits at least this often
     max_wait_s: float = 15.0  # the longest single pause between passes while waiting for budget
@@ -40,6 +41,7 @@ class SyncConfig:
             drain_s=_num("PIPELINES_SYNC_DRAIN_S", 50.0),
             poll_s=_num("PIPELINES_SYNC_POLL_S", 0.5),
             send_window_s=_num("PIPELINES_SYNC_SEND_WINDOW_S", 3.0),
+            rank_cache_s=_num("PIPELINES_SYNC_RANK_CACHE_S", 30.0),
             max_defer_s=_num("PIPELINES_SYNC_MAX_DEFER_S", 60.0) or None,
             counts_as=os.environ.get("PIPELINES_SYNC_COUNTS_AS", "delta").strip() or "delta",
         )

@@ -139,6 +139,7 @@ class StockSync:
         self.size_ids = {sku: ref.size.size_id for sku, ref in estate.by_sku.items()}
         self.online = online_warehouses(estate)
         self._event_times: dict[int, str] = {}
+        self._stock_cache: dict[tuple[int, str], tuple[int, int, float]] = {}  # (physical, free, read at)
 
     # ------------------------------------------------------------------ run
 
@@ -291,15 +292,30 @@ class StockSync:
         rep.lags += [_lag_s(self._event_times[i], at) for i in applies if i in self._event_times]
 
     def _rank(self, mutations: list[Mutation]) -> None:
-        """The budget is short: read Centra's stock of the lines at stake and flag the critical ones."""
+        """The budget is short: flag the critical lines from Centra's stock of the keys at stake.
+
+        The stock is cached for `rank_cache_s` (a key the sync changes is dropped on commit), so a
+        pass reads only keys it has not seen lately: reading every warehouse of an allocation rule for
+        every SKU at stake on every pass costs more time and request budget than the ranking is worth.
+        Keys Centra has no stock row for are cached as zero; unreadable keys count as zero (critical).
+        """
         keys = online_keys(mutations, self.online)
-        try:
-            stock = stock_view(self.client, keys, self.size_ids)
-        except RateLimited as exc:
-            self.governor.on_rate_limited(exc.retry_after)
-            stock = {}
-        finally:
-            self.governor.spend(requests=1)
+        now = self.clock()
+        stale = [k for k in keys if k not in self._stock_cache or now - self._stock_cache[k][2] > self.config.rank_cache_s]
+        if stale:
+            try:
+                read = stock_view(self.client, stale, self.size_ids)
+                for k in stale:
+                    self._stock_cache[k] = (*read.get(k, (0, 0)), now)
+                for k, (physical, free) in read.items():
+                    self._stock_cache[k] = (physical, free, now)
+            except RateLimited as exc:
+                self.governor.on_rate_limited(exc.retry_after)
+            except TRANSIENT as exc:
+                log.warning("stock read for ranking failed (%s); unread keys count as critical", exc)
+            finally:
+                self.governor.spend(requests=1)
+        stock = {k: self._stock_cache[k][:2] for k in keys if k in self._stock_cache}
         mark_critical(mutations, stock, self.config.safety_stock, self.online)
 
     # ------------------------------------------------------------------ send / recover
@@ -336,6 +352,8 @@ class StockSync:
     def _commit(self, batch: b.Batch, ids: tuple[int, ...], confirmed_at: str, rep: PassReport, *,
                 recovered: bool) -> None:
         b.commit(self.engine, batch, change_ids=ids, confirmed_at=confirmed_at, recovered=recovered)
+        for sku in batch.lines:
+            self._stock_cache.pop((batch.warehouse_id, sku), None)
         applies = [i for p in batch.plan.values() for i in p["applies"]]
         rep.applied += len(applies)
         rep.superseded += sum(len(p["absorbs"]) for p in batch.plan.values())

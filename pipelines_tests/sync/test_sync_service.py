@@ -209,6 +209,45 @@ def test_a_pass_keeps_sending_in_priority_order_as_the_budget_refills(world: Syn
     assert (rep.mutations, rep.deferred) == (1, 1)  # no window: what the budget does not cover waits for the next pass
 
 
+def test_ranking_reuses_its_stock_read_and_rereads_keys_it_changed(world: SyncWorld) -> None:
+    """Ranking reads Centra's stock of every warehouse of the allocation rule: that read is cached for
+    `rank_cache_s`, except for the keys a committed batch changed."""
+    a, b = world.estate.stores[:2]
+    stock = world.estate.initial_stock
+    skus = [s for s in world.estate.skus()
+            if min(stock[a.newstore_node_id][s], stock[b.newstore_node_id][s]) >= 3][:2]
+    now, queries = [0.0], []
+    client = world.client()
+    execute = client.execute
+
+    def counting(query: str, variables: dict | None = None) -> dict:
+        queries.append(query.split("(")[0].split()[-1])
+        return execute(query, variables)
+
+    client.execute = counting  # type: ignore[method-assign]  # a spy on the real client
+    governor = Governor(share=0.5, clock=lambda: now[0])
+    governor.observe([Row("MUTATION_COUNT", 10, 20, 1), Row("REQUEST_COUNT", 10, 60, 60)])
+    sync = StockSync(world.engine, world.estate, client, SyncConfig(settle_s=0, send_window_s=0, rank_cache_s=30),
+                     governor=governor, clock=lambda: now[0])
+    land(world.engine, sale(a.newstore_node_id, skus[0], T0), sale(b.newstore_node_id, skus[1], T0))
+    sync.pass_once()  # two mutations, one token: ranked with one stock read; one sent
+    assert queries.count("SyncStock") == 1
+    sent = {k for k in sync._stock_cache if k[1] in skus}
+    land(world.engine, sale(a.newstore_node_id, skus[0], T0 + timedelta(seconds=1)),
+         sale(b.newstore_node_id, skus[1], T0 + timedelta(seconds=1)))
+    now[0] = 5.0
+    governor.observe([Row("MUTATION_COUNT", 10, 20, 1), Row("REQUEST_COUNT", 10, 60, 60)])  # short again
+    rep2 = sync.pass_once()  # within the cache age: only the key changed by the sent batch is read again
+    assert queries.count("SyncStock") == 2, (queries, rep2)
+    assert len(sent) == len({k for k in sync._stock_cache if k[1] in skus})
+    now[0] = 100.0
+    land(world.engine, sale(a.newstore_node_id, skus[0], T0 + timedelta(seconds=2)),
+         sale(b.newstore_node_id, skus[1], T0 + timedelta(seconds=2)))
+    governor.observe([Row("MUTATION_COUNT", 10, 20, 1), Row("REQUEST_COUNT", 10, 60, 60)])
+    sync.pass_once()
+    assert queries.count("SyncStock") == 3  # expired: read again
+
+
 def test_unknown_sku_and_location_become_exceptions_not_crashes(world: SyncWorld) -> None:
     node = world.store.newstore_node_id
     known = world.skus(1, min_stock=1)[0]
