@@ -179,6 +179,9 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
+    # Started in the background by a non-interactive shell, SIGINT arrives ignored, and the children
+    # (dagster dev maps SIGTERM onto its SIGINT handler) would inherit that and never stop: reinstate it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     home = Path(os.environ.get("PIPELINES_HOME", REPO / "data")).resolve() / "devstack"
     if home.exists():
         shutil.rmtree(home)
