@@ -2,6 +2,7 @@
 
     python bench/stock_sync_latency.py            # 50 stores, 20 POS stock events/s for 5 minutes
     python bench/stock_sync_latency.py --quick    # 10 stores, 5 events/s for 40 s (under two minutes)
+    python bench/stock_sync_latency.py --hourly-drained   # the steady state of a long peak (hourly quota used up)
 
 The simulated estate runs in this process (Centra and NewStore simulators, intake, ground truth); a
 real `dagster-daemon` (the repository's dagster.yaml and workspace.yaml, SQLite instance) evaluates
@@ -85,6 +86,9 @@ def main() -> None:
     ap.add_argument("--scarce", type=float, default=0.1, help="share of SKUs sold out at the DC")
     ap.add_argument("--drain", type=float, default=50.0, help="PIPELINES_SYNC_DRAIN_S for the runs")
     ap.add_argument("--storage-runs", type=int, default=20, help="runs for the in-process storage measurement")
+    ap.add_argument("--hourly-drained", action="store_true",
+                    help="start trading with Centra's hourly mutation quota used up (the steady state after "
+                         "~20 min of peak): only the hourly refill is left")
     args = ap.parse_args()
     stores = args.stores or (10 if args.quick else 50)
     rate = args.rate or (5.0 if args.quick else 20.0)
@@ -110,6 +114,9 @@ def main() -> None:
             if settled_count(stack) == 0:
                 raise SystemExit(f"no movement synced within 180 s; see {home / 'daemon.log'}")
             trader.generated.clear()
+            if args.hourly_drained:
+                stack.centra.state.rate_limiter.set_remaining("MUTATION_COUNT", "ONE_HOUR", 0)
+                result["hourly_drained"] = True
             runs0, ticks0, tick_bytes0 = sync_runs(dagster_home)
             bytes0 = dir_bytes(dagster_home)
             log("trading")

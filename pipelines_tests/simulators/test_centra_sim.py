@@ -511,3 +511,19 @@ def test_centra_simulator_convenience() -> None:
             sim.state.place_order(MARKET, [(sku, 1)], email="l@example.com")
             assert sim.webhooks is not None and sim.webhooks.flush(10)
     assert receiver.calls and _events(receiver.calls[0]["body"])[0]["action"] == "insert"
+
+
+def test_hourly_quota_used_up_leaves_only_its_refill() -> None:
+    """The knob the latency benchmark uses for the steady state of a long peak."""
+    from pipelines.simulators.centra.ratelimit import RateLimiter
+
+    now = [0.0]
+    limiter = RateLimiter("GROWTH", time_fn=lambda: now[0])
+    assert limiter.acquire({"MUTATION_COUNT": 1, "REQUEST_COUNT": 1}).allowed
+    limiter.set_remaining("MUTATION_COUNT", "ONE_HOUR", 0)
+    refused = limiter.acquire({"MUTATION_COUNT": 1, "REQUEST_COUNT": 1})
+    assert not refused.allowed and refused.limited_by == ("MUTATION_COUNT", "ONE_HOUR")
+    assert refused.retry_after_s == 2.0  # 1,800 an hour: one token every 2 s
+    assert limiter.acquire({"REQUEST_COUNT": 1}).allowed  # queries are not limited by it
+    now[0] = 2.0
+    assert limiter.acquire({"MUTATION_COUNT": 1, "REQUEST_COUNT": 1}).allowed

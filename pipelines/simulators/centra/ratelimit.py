@@ -121,6 +121,13 @@ class RateLimiter:
         with self._lock:
             self._rebuild()
 
+    def set_remaining(self, kind: str, interval: str, tokens: float) -> None:
+        """Test knob: the tokens left in one bucket now (e.g. an hourly quota other integrations used up)."""
+        with self._lock:
+            bucket = self._buckets[(kind, interval)]
+            bucket.refill(self._time())
+            bucket.tokens = max(0.0, min(float(bucket.quota), tokens))
+
     def _rebuild(self) -> None:
         if self.multiplier <= 0 or self.interval_scale <= 0:
             raise ValueError("multiplier and interval_scale must be positive")
