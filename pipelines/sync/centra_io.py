@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pipelines.connectors.centra import CentraClient, CentraUserError, StockChangeResult
@@ -64,9 +64,10 @@ def failing_skus(error: CentraUserError, batch: Batch) -> set[str]:
     return out
 
 
-def stock_view(client: CentraClient, keys: Iterable[tuple[int, str]],
-               size_ids: dict[str, int]) -> dict[tuple[int, str], tuple[int, int]]:
-    """(warehouse, SKU) -> (physical, free to allocate) for the given keys, in few requests."""
+def stock_view(client: CentraClient, keys: Iterable[tuple[int, str]], size_ids: dict[str, int],
+               on_request: Callable[[], None] = lambda: None) -> dict[tuple[int, str], tuple[int, int]]:
+    """(warehouse, SKU) -> (physical, free to allocate) for the given keys, in few requests (one page
+    of every warehouse per request); `on_request` is called before each one (the rate budget)."""
     keys = list(keys)
     warehouses = sorted({w for w, _ in keys})
     sizes = sorted({size_ids[s] for _, s in keys if s in size_ids})
@@ -76,6 +77,7 @@ def stock_view(client: CentraClient, keys: Iterable[tuple[int, str]],
     page = 1
     where: dict[str, Any] = {"warehouseId": warehouses, "productSizeId": sizes}
     while True:
+        on_request()
         data = client.execute(Q_SYNC_STOCK, {"warehouses": warehouses, "where": where, "limit": STOCK_PAGE,
                                              "page": page})
         more = False

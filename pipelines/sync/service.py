@@ -24,7 +24,7 @@ from pipelines.connectors.centra import CentraClient, CentraUserError
 from pipelines.connectors.errors import ConnectorError, RateLimited
 from pipelines.domain.exceptions import ExceptionRecord
 from pipelines.domain.sync.exceptions import STOCK_SYNC_REJECTED, STOCK_SYNC_UNKNOWN_SIZE
-from pipelines.domain.sync.governor import Governor, mark_critical, online_keys, prioritise
+from pipelines.domain.sync.governor import Governor, mark_critical, online_keys, rank
 from pipelines.domain.sync.model import KeyPlan, Mutation, QueuedMovement
 from pipelines.domain.sync.netting import group_mutations, net_key, newer_count
 from pipelines.domain.sync.stats import percentile
@@ -203,23 +203,17 @@ class StockSync:
         budget = self.governor.budget()
         if len(mutations) > budget.mutations and budget.requests > budget.mutations + 1:
             self._rank(mutations)
-        ranked, _ = prioritise(mutations, len(mutations), self.config.max_defer_s)
+        ranked = rank(mutations, self.config.max_defer_s)
         waited = 0.0
         for i, m in enumerate(ranked):
-            if self.governor.budget().mutations < 1:
-                # Keep sending in this order as the budget refills, for up to `send_window_s`: planning
-                # a pass costs far more than waiting for the next token, but new (maybe critical)
-                # movements are only seen by the next pass.
-                wait = self.governor.seconds_until_mutation()
-                if waited + wait > self.config.send_window_s:
-                    rep.deferred = len(ranked) - i
-                    break
+            # Keep sending in this order as the budget refills, for up to `send_window_s`: planning a
+            # pass costs far more than waiting for the next token, but new (maybe critical) movements
+            # are only seen by the next pass.
+            wait = self.governor.seconds_until_mutation()
+            if wait > 0 and waited + wait <= self.config.send_window_s:
                 self.sleep(wait)
                 waited += wait
-                if self.governor.budget().mutations < 1:
-                    rep.deferred = len(ranked) - i
-                    break
-            if not self._send(b.new_batch(m), rep):
+            if self.governor.budget().mutations < 1 or not self._send(b.new_batch(m), rep):
                 rep.deferred = len(ranked) - i
                 break
         return rep
@@ -262,16 +256,9 @@ class StockSync:
         others = [p for p in plans if p.operation != "set"]
         if self.governor.budget().requests < 1:
             return others
-        try:
-            stock = stock_view(self.client, [p.key for p in sets], self.size_ids)
-        except RateLimited as exc:
-            self.governor.on_rate_limited(exc.retry_after)
+        stock = self._read_stock([p.key for p in sets], "counts wait for the next pass")
+        if stock is None:
             return others
-        except TRANSIENT as exc:
-            log.warning("stock read for counts failed (%s); counts wait for the next pass", exc)
-            return others
-        finally:
-            self.governor.spend(requests=1)
         for p in sets:
             delta = p.quantity - stock.get(p.key, (0, 0))[0]
             others.append(replace(p, operation="delta" if delta else "none", quantity=delta))
@@ -302,21 +289,23 @@ class StockSync:
         keys = online_keys(mutations, self.online)
         now = self.clock()
         stale = [k for k in keys if k not in self._stock_cache or now - self._stock_cache[k][2] > self.config.rank_cache_s]
-        if stale:
-            try:
-                read = stock_view(self.client, stale, self.size_ids)
-                for k in stale:
-                    self._stock_cache[k] = (*read.get(k, (0, 0)), now)
-                for k, (physical, free) in read.items():
-                    self._stock_cache[k] = (physical, free, now)
-            except RateLimited as exc:
-                self.governor.on_rate_limited(exc.retry_after)
-            except TRANSIENT as exc:
-                log.warning("stock read for ranking failed (%s); unread keys count as critical", exc)
-            finally:
-                self.governor.spend(requests=1)
+        read = self._read_stock(stale, "unread keys count as critical") if stale else None
+        if read is not None:
+            for k in {*stale, *read}:
+                self._stock_cache[k] = (*read.get(k, (0, 0)), now)
         stock = {k: self._stock_cache[k][:2] for k in keys if k in self._stock_cache}
         mark_critical(mutations, stock, self.config.safety_stock, self.online)
+
+    def _read_stock(self, keys: list[tuple[int, str]], if_unread: str) -> dict[tuple[int, str], tuple[int, int]] | None:
+        """Centra's (physical, free to allocate) of `keys`, every request charged to the budget;
+        None when it cannot be read now (a 429 blocks the governor until its Retry-After)."""
+        try:
+            return stock_view(self.client, keys, self.size_ids, lambda: self.governor.spend(requests=1))
+        except RateLimited as exc:
+            self.governor.on_rate_limited(exc.retry_after)
+        except TRANSIENT as exc:
+            log.warning("stock read failed (%s); %s", exc, if_unread)
+        return None
 
     # ------------------------------------------------------------------ send / recover
 

@@ -59,6 +59,7 @@ def test_a_429_blocks_until_retry_after() -> None:
     assert g.budget(now=2.0).mutations == 0 and g.budget(now=2.0).wait_s == 3.0
     assert g.budget(now=5.5).mutations > 0
     assert g.rate_limited == 1
+    assert g.observed_at is None  # the mirror was wrong: rateLimits is read again once unblocked
 
 
 def _mutation(wid: int, op: str, lines: dict[str, int], first: str = "2026-11-20T10:00:00Z") -> Mutation:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -22,7 +23,7 @@ HOUR_COLUMNS = {"hour": "business hour (HH:00) in which Centra confirmed the mov
                 "p95_s": "95th percentile lag (s)", "max_s": "largest lag (s)"}
 
 
-def lag_by_hour(rows: list[tuple[str, str]], tz: str) -> list[dict[str, object]]:
+def lag_by_hour(rows: Iterable[Sequence[str]], tz: str) -> list[dict[str, object]]:
     """(event_time, applied_at) pairs -> per business-hour count and lag percentiles (seconds)."""
     from zoneinfo import ZoneInfo
 
@@ -53,8 +54,7 @@ def stock_sync_lag(store: StoreOfRecord) -> dg.MaterializeResult:
                                        .where(moves.c.status == PENDING)).one()
         failed = conn.execute(select(func.count()).where(moves.c.status == "failed")).scalar()
     lags = [(parse_time(a) - parse_time(e)).total_seconds() for e, a in rows]
-    by_hour = pd.DataFrame(lag_by_hour([(e, a) for e, a in rows], BUSINESS_TIMEZONE),
-                           columns=["hour", "movements", "p50_s", "p95_s", "max_s"])
+    by_hour = pd.DataFrame(lag_by_hour(rows, BUSINESS_TIMEZONE), columns=list(HOUR_COLUMNS))
     return dg.MaterializeResult(metadata=table_metadata(
         by_hour, HOUR_COLUMNS,
         movements_applied_today=len(lags),

@@ -34,19 +34,15 @@ def prune_runs(instance: dg.DagsterInstance, job_names: Iterable[str], before: d
     return deleted
 
 
-def remove_event_log_shard(instance: dg.DagsterInstance, run_id: str) -> bool:
+def remove_event_log_shard(instance: dg.DagsterInstance, run_id: str) -> None:
     """Delete the per-run SQLite event-log file of a deleted run (no-op on other storages)."""
     path_for_shard = getattr(instance.event_log_storage, "path_for_shard", None)
     if path_for_shard is None:
-        return False
-    path = path_for_shard(run_id)
+        return
     getattr(instance.event_log_storage, "_initialized_dbs", set()).discard(run_id)  # re-create on a later read
-    removed = False
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(path + suffix)
-            removed = True
-    return removed
+            os.unlink(path_for_shard(run_id) + suffix)
 
 
 def purge_sensor_ticks(instance: dg.DagsterInstance, sensor_name: str, before: datetime,

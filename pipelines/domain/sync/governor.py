@@ -104,9 +104,11 @@ class Governor:
         self.spent_mutations += mutations
 
     def on_rate_limited(self, retry_after_s: float | None, now: float | None = None) -> None:
-        """A 429: nothing more until Retry-After (10 s when the server gave none)."""
+        """A 429: nothing more until Retry-After (10 s when the server gave none), and the mirror was
+        wrong (others spent more than it knew): `rateLimits` is to be read again once unblocked."""
         now = self.clock() if now is None else now
         self.rate_limited += 1
+        self.observed_at = None
         self.blocked_until = max(self.blocked_until, now + (retry_after_s if retry_after_s is not None else 10.0))
 
     def _allowance(self, kind: str, now: float) -> float:
@@ -191,9 +193,14 @@ def priority(m: Mutation, max_defer_s: float | None = None) -> tuple[float | int
     return (due, op)
 
 
+def rank(mutations: Iterable[Mutation], max_defer_s: float | None = None) -> list[Mutation]:
+    """Most urgent first (see `priority`)."""
+    return sorted(mutations, key=lambda m: priority(m, max_defer_s))
+
+
 def prioritise(mutations: Sequence[Mutation], capacity: int,
                max_defer_s: float | None = None) -> tuple[list[Mutation], list[Mutation]]:
-    """Split into (send now, defer): the `capacity` most urgent mutations first (see `priority`)."""
-    ranked = sorted(mutations, key=lambda m: priority(m, max_defer_s))
+    """Split into (send now, defer): the `capacity` most urgent mutations first."""
+    ranked = rank(mutations, max_defer_s)
     capacity = max(0, capacity)
     return ranked[:capacity], ranked[capacity:]
