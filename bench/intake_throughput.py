@@ -88,7 +88,7 @@ def _newstore(run: str, n: int, rng: random.Random) -> Delivery:
     minute = n % 1440
     doc = {"tenant": "bench", "name": "order.opened", "published_at": f"2026-11-24T{minute // 60:02d}:{minute % 60:02d}:00Z",
            "payload": {"id": f"{run}-o-{n}", "external_id": f"POS-{run}-{n}", "channel_type": "store",
-                       "fulfillment_node_id": f"SE{rng.randrange(1, 13):02d}", "currency": "SEK",
+                       "channel": f"ST-SE{rng.randrange(1, 13):02d}", "price_method": "tax_included", "currency": "SEK",
                        "placed_at": f"2026-11-24T{minute // 60:02d}:{minute % 60:02d}:{n % 60:02d}Z",
                        "items": items}}
     return Delivery("newstore", "/newstore/events", json.dumps(doc, separators=(",", ":")).encode(),

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from urllib.parse import quote
 
 import httpx
 import pytest
 from sqlalchemy import text
 
 from pipelines.intake.app import IntakeConfig, create_intake_app
-from pipelines.intake.verify import centra_signature
 from pipelines.simulators.serving import serve
 from pipelines.store import make_engine
+from pipelines_tests.intake_support import centra_form_body, signed_headers
 
 API_KEY = "test-api-key"
 SECRET = "test-webhook-secret"
@@ -68,14 +67,11 @@ def test_newstore_refusals_are_quarantined(intake, headers, body, status) -> Non
     assert "wrong" not in row.headers and API_KEY not in row.headers  # credentials never stored
 
 
-def _centra_body(events: list[dict]) -> bytes:
-    return ("payload=" + quote(json.dumps({"events": events}))).encode()
+_centra_body = centra_form_body
 
 
 def _signed(body: bytes, secret: str = SECRET, t: int | None = None) -> dict:
-    t = int(time.time()) if t is None else t
-    return {"X-Centra-Signature": f"t={t},v1={centra_signature(secret, str(t), body)}",
-            "content-type": "application/x-www-form-urlencoded"}
+    return signed_headers(body, secret=secret, t=t)
 
 
 def test_centra_webhook_verified_and_deduplicated(intake) -> None:
@@ -156,18 +152,26 @@ def test_store_failure_is_not_acknowledged_and_the_body_is_kept(intake, monkeypa
     assert _count(engine, "SELECT count(*) FROM inbox_events") == 0
 
 
-def test_quarantine_failure_asks_for_a_retry_and_logs_the_body(intake, monkeypatch, caplog) -> None:
-    url, engine = intake
+def test_quarantine_failure_asks_for_a_retry_and_logs_size_and_hash_never_the_body(intake, monkeypatch,
+                                                                                    caplog) -> None:
+    import hashlib
 
-    def broken(*_args, **_kwargs):
-        raise OSError("quarantine unavailable")
+    url, engine = intake
+    body = b"{not json but precious"
+
+    def broken(*_args, **kwargs):
+        # As a driver error would: the statement's parameters (the body) are in the exception's message.
+        raise OSError(f"quarantine unavailable [parameters: {kwargs['body']!r}]")
 
     monkeypatch.setattr("pipelines.intake.app.quarantine", broken)
-    with caplog.at_level(logging.ERROR, logger="pipelines.intake.app"):
-        r = httpx.post(f"{url}/newstore/events", content=b"{not json but precious",
+    with caplog.at_level(logging.DEBUG, logger="pipelines"):
+        r = httpx.post(f"{url}/newstore/events", content=body,
                        headers={"Authorization": f"Bearer {API_KEY}", "content-type": "application/json"})
     assert r.status_code == 503 and r.headers["retry-after"]
-    assert any("not json but precious" in rec.getMessage() for rec in caplog.records)
+    assert "precious" not in caplog.text  # caplog.text holds formatted tracebacks too
+    (failure,) = [rec.getMessage() for rec in caplog.records if "could not quarantine" in rec.getMessage()]
+    assert hashlib.sha256(body).hexdigest() in failure and f"{len(body)} bytes" in failure
+    assert "body is not JSON" in failure and "status 400" in failure
 
 
 def test_unmigrated_database_answers_503(tmp_path) -> None:

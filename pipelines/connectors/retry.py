@@ -36,6 +36,8 @@ R = TypeVar("R")
 RETRYABLE_STATUSES: frozenset[int] = frozenset({408, 425, 429, 499})
 #: Values above this are read as a Unix timestamp rather than a number of seconds.
 _EPOCH_THRESHOLD = 1_000_000_000
+#: Float slack when comparing waits with the budget.
+_EPSILON_S = 1e-6
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
@@ -118,8 +120,19 @@ def is_retryable(exc: BaseException, *, idempotent: bool = True) -> bool:
     return False
 
 
+def _elapsed(retry_state: RetryCallState) -> float:
+    """Time spent so far: the clock, or the sleeps taken if more (an injected `sleep` may not advance
+    the clock, and then the budget must still count every second it was asked to wait)."""
+    return max(retry_state.seconds_since_start or 0.0, retry_state.idle_for)
+
+
 class wait_retry_after_or_backoff(tenacity.wait.wait_base):
-    """Wait `Retry-After` (+ small jitter) when the error carries one, else exponential full jitter."""
+    """Wait `Retry-After` (+ small jitter) when the error carries one, else exponential full jitter.
+
+    `cap_s` is the total wait budget: a `Retry-After` that fits what is left of it is waited, its
+    jitter clipped so as never to push it past the budget; one that does not fit is returned as is,
+    so `stop_before_budget` gives up instead of retrying before the server allows.
+    """
 
     def __init__(self, *, base_s: float = 0.5, max_s: float = 30.0, cap_s: float = 60.0,
                  rng: random.Random | None = None) -> None:
@@ -132,10 +145,25 @@ class wait_retry_after_or_backoff(tenacity.wait.wait_base):
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
+            retry_after = max(0.0, float(retry_after))
+            remaining = self.cap_s - _elapsed(retry_state)
+            if retry_after > remaining + _EPSILON_S:
+                return retry_after
             jitter = self.rng.uniform(0.0, min(1.0, 0.1 * retry_after + 0.05))
-            return min(self.cap_s, float(retry_after) + jitter)
+            return max(retry_after, min(retry_after + jitter, remaining))
         exp = self.base_s * (2 ** max(0, retry_state.attempt_number - 1))
         return min(self.cap_s, self.rng.uniform(0.0, min(self.max_s, exp)))
+
+
+class stop_before_budget(tenacity.stop.stop_base):
+    """Stop when the next sleep would end past `budget_s` after the first attempt (ending exactly at
+    the budget is allowed). Time is counted as in `_elapsed`."""
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s = budget_s
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return _elapsed(retry_state) + retry_state.upcoming_sleep > self.budget_s + _EPSILON_S
 
 
 def _log_before_sleep(logger: logging.Logger) -> Callable[[RetryCallState], None]:
@@ -150,17 +178,18 @@ def retrying(*, max_attempts: int = 6, max_wait_s: float = 60.0, base_delay_s: f
              max_delay_s: float = 30.0, idempotent: bool = True,
              retry_if: Callable[[BaseException], bool] | None = None,
              sleep: Callable[[float], None] = time.sleep,
-             logger: logging.Logger | None = None) -> tenacity.Retrying:
+             logger: logging.Logger | None = None, rng: random.Random | None = None) -> tenacity.Retrying:
     """A `tenacity.Retrying` with the policy above.
 
     `max_attempts` counts the first try; `max_wait_s` bounds the elapsed time including the next
-    sleep (a Retry-After beyond it stops retrying and re-raises). `retry_if` replaces the default
-    predicate (`is_retryable`).
+    sleep (a Retry-After beyond what is left of it stops retrying and re-raises; one ending exactly at
+    the budget is waited). `retry_if` replaces the default predicate (`is_retryable`); `rng` drives
+    the jitter.
     """
     predicate = retry_if or functools.partial(is_retryable, idempotent=idempotent)
     return tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(max(1, max_attempts)) | tenacity.stop_before_delay(max_wait_s),
-        wait=wait_retry_after_or_backoff(base_s=base_delay_s, max_s=max_delay_s, cap_s=max_wait_s),
+        stop=tenacity.stop_after_attempt(max(1, max_attempts)) | stop_before_budget(max_wait_s),
+        wait=wait_retry_after_or_backoff(base_s=base_delay_s, max_s=max_delay_s, cap_s=max_wait_s, rng=rng),
         retry=tenacity.retry_if_exception(predicate),
         reraise=True,
         sleep=sleep,

@@ -9,28 +9,26 @@ import os
 from functools import cached_property
 
 import dagster as dg
-from pydantic import PrivateAttr
 from sqlalchemy import Engine
 
 from pipelines.connectors.centra import CentraClient
 from pipelines.connectors.newstore import NewStoreClient
 from pipelines.estate import Estate, load_estate
 from pipelines.settings import settings
-from pipelines.store import make_engine, migrate
+from pipelines.store.db import shared_engine
 
 
 class StoreOfRecord(dg.ConfigurableResource):
-    """SQLAlchemy engine over PIPELINES_DATABASE_URL (SQLite file by default, PostgreSQL in production)."""
+    """SQLAlchemy engine over PIPELINES_DATABASE_URL (SQLite file by default, PostgreSQL in production).
+
+    Dagster builds a resource per run and per sensor tick; the engine is the process's one engine for the
+    URL (built and migrated once per process, `pipelines.store.db.shared_engine`), not one per instance.
+    """
 
     database_url: str
 
-    _engine: Engine | None = PrivateAttr(default=None)
-
     def engine(self) -> Engine:
-        if self._engine is None:
-            self._engine = make_engine(self.database_url)
-            migrate(self._engine)
-        return self._engine
+        return shared_engine(self.database_url)
 
 
 class EstateResource(dg.ConfigurableResource):

@@ -140,15 +140,15 @@ class PosStockMovements(pa.DataFrameModel):
     event_time: Series[str] = pa.Field(str_matches=r"^\d{4}-\d\d-\d\dT")
     fulfillment_node_id: Series[str] = pa.Field(str_length={"min_value": 1})
     sku: Series[str] = pa.Field(str_length={"min_value": 1})
-    movement_type: Series[str] = pa.Field(isin=["sale", "return", "receipt", "adjustment", "count"])
+    movement_type: Series[str] = pa.Field(isin=["sale", "return", "receipt", "adjustment", "count", "shipment"])
     quantity: Series[int]
 
     class Config:
         coerce = True
 
-    @pa.dataframe_check(error="sales must be negative deltas, counts non-negative")
+    @pa.dataframe_check(error="sales and shipments must be negative deltas, counts non-negative")
     def signs(cls, df):  # noqa: N805
-        return ~((df["movement_type"] == "sale") & (df["quantity"] >= 0)) & \
+        return ~(df["movement_type"].isin(["sale", "shipment"]) & (df["quantity"] >= 0)) & \
             ~((df["movement_type"] == "count") & (df["quantity"] < 0))
 
 

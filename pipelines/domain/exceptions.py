@@ -26,11 +26,27 @@ UNMAPPED_LOCATION = ExceptionType(
 )
 UNDECODABLE_EVENT = ExceptionType(
     "undecodable_event", "ERROR", "integration",
-    "An inbox event could not be decoded. Inspect the payload in the exception record, fix the "
-    "decoder or the sender, then re-materialise the day.",
+    "An inbox event could not be decoded: a field is missing or malformed, or a value is out of bounds "
+    "(quantities must fit 32 bits, logical timestamps 63 bits, SKUs 128 characters, location ids 64). "
+    "Only this event was held back; everything else flowed on. Inspect the payload in the exception "
+    "record, fix the sender (or the decoder), then replay the event and re-materialise the day.",
+)
+FULFILMENT_ORDER_UNKNOWN = ExceptionType(
+    "fulfilment_order_unknown", "WARN", "integration",
+    "A fulfilment request completed for an order whose order event has not landed, so it is not known "
+    "whether the shipped units left a store's stock outside the commerce platform. If the order is a "
+    "NewStore store order shipped from a store, the units show as stock drift at the next reconciliation: "
+    "check NewStore's order, and replay the completion once its order event has landed.",
+)
+EVENT_CLOCK_SKEW = ExceptionType(
+    "event_clock_skew", "WARN", "retail_operations",
+    "A stock event was stamped later than it was received, beyond the clock-skew tolerance (a device "
+    "clock running ahead). It was applied at its receive time instead, so it cannot supersede sales made "
+    "after it. Check the clock of the device at that location.",
 )
 
-CATALOGUE = {t.name: t for t in (UNKNOWN_SKU, UNMAPPED_LOCATION, UNDECODABLE_EVENT)}
+CATALOGUE = {t.name: t for t in (UNKNOWN_SKU, UNMAPPED_LOCATION, UNDECODABLE_EVENT, FULFILMENT_ORDER_UNKNOWN,
+                                 EVENT_CLOCK_SKEW)}
 
 
 @dataclass(frozen=True)

@@ -1,29 +1,36 @@
 """Decoding NewStore event-stream payloads into POS sale and return lines (pure functions).
 
-Payload shapes follow NewStore's integration dataclasses (see README, "NewStore events"): store
-sales arrive as `order.opened` with `IN_STORE_HANDOVER` items, one item per unit; returns as
-`return.processed`.
+Payload shapes follow NewStore's integration dataclasses and its own integrations (see
+`pipelines/simulators/newstore/PROVENANCE.md`): store sales arrive as `order.opened` with
+`IN_STORE_HANDOVER` items, one item per unit; returns as `return.processed`. Every number and
+identifier read from a payload passes `pipelines.domain.bounds` first, so one malformed event
+becomes one exception record instead of stopping everything landed after it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+from pipelines.domain.bounds import check_id, check_int, check_money, check_sku
 from pipelines.domain.timeutil import normalise_time
 
+# The payload's own business-time field per event. Events without one (`inventory_count.items_counted`,
+# `fulfillment_request.*`) take `published_at`, which NewStore may set hours after the fact.
 _TIME_FIELDS = {
     "order.created": ("placed_at", "created_at"),
     "order.opened": ("placed_at", "created_at"),
     "return.processed": ("returned_at",),
     "refund_request.issued": ("requested_at",),
-    "inventory_count.items_counted": ("counted_at", "occurred_at", "created_at"),
-    "fulfillment_request.items_completed": ("completed_at",),
+    "inventory_transaction.items_received": ("processed_at",),
 }
-_GENERIC_TIME_FIELDS = ("occurred_at", "created_at", "placed_at", "updated_at")
+_GENERIC_TIME_FIELDS = ("processed_at", "created_at", "placed_at")
 
 IN_STORE_HANDOVER = "IN_STORE_HANDOVER"
+TAX_EXCLUDED = "tax_excluded"
 
 
 def event_time_of(name: str, payload: dict[str, Any], published_at: str | None) -> str | None:
@@ -67,25 +74,36 @@ def _num(value: Any) -> float:
         return 0.0
     if isinstance(value, dict):  # {"amount": x} forms
         value = value.get("amount", value.get("value", 0))
-    return float(value)
+    return check_money(float(value), "amount")
 
 
 def _discount_total(entries: Any) -> float:
     if not entries:
         return 0.0
     if isinstance(entries, (int, float, str)):
-        return float(entries)
+        return _num(entries)
     total = 0.0
     for e in entries:
-        total += abs(_num(e.get("price_adjustment", e.get("amount", 0)))) if isinstance(e, dict) else abs(float(e))
+        total += abs(_num(e.get("price_adjustment", e.get("amount", 0)) if isinstance(e, dict) else e))
     return total
 
 
 def store_node_of(payload: dict[str, Any]) -> str | None:
-    for key in ("fulfillment_node_id", "store_id", "channel", "return_location_id"):
+    """The store or node a payload happened at (node id or store id; `Estate.location_of` takes both).
+
+    `fulfillment_location_id` is where inventory and fulfilment events happen; `channel` is the store
+    of a store order; `return_location_id` the store that took a return.
+    """
+    for key in ("fulfillment_location_id", "channel", "return_location_id"):
         if payload.get(key):
-            return str(payload[key])
+            return check_id(payload[key], key)
     return None
+
+
+def sku_of(item: dict[str, Any]) -> str:
+    """An item's SKU: `external_identifiers.sku` where sent, else `product_id` (the SKU in this integration)."""
+    ids = item.get("external_identifiers") or {}
+    return check_sku(ids.get("sku") or item["product_id"])
 
 
 def online_order_ref(payload: dict[str, Any]) -> str | None:
@@ -114,21 +132,25 @@ def decode_store_sale(payload: dict[str, Any], event_time: str) -> list[PosLine]
             continue
         if item.get("status") == "cancelled":
             continue
+        sku = sku_of(item)
+        qty = check_int(item.get("quantity", 1), "quantity")
         ids = item.get("external_identifiers") or {}
-        sku = str(ids.get("sku") or item.get("product_id"))
-        qty = int(item.get("quantity") or 1)
         agg = lines.setdefault(sku, {"ean": ids.get("ean13"), "qty": 0, "unit": _num(item.get("list_price")),
                                      "disc": 0.0, "tax": 0.0})
         agg["qty"] += qty
         agg["disc"] += _discount_total(item.get("item_discounts")) + _discount_total(item.get("order_discounts"))
         agg["tax"] += _num(item.get("tax"))
+    # `price_method`: with tax_included (the default, as at a European till) list prices contain the
+    # tax, so net = gross - discount - tax; with tax_excluded the tax comes on top: net = gross - discount.
+    tax_in_price = payload.get("price_method") != TAX_EXCLUDED
     out = []
     for n, (sku, a) in enumerate(lines.items(), start=1):
         gross = a["unit"] * a["qty"]
+        net = gross - a["disc"] - (a["tax"] if tax_in_price else 0.0)
         out.append(PosLine(
-            transaction_id=str(payload["id"]), line_no=n, kind="sale", fulfillment_node_id=node, sku=sku,
-            ean=a["ean"], quantity=a["qty"], unit_price=round(a["unit"], 2), discount=round(a["disc"], 2),
-            tax=round(a["tax"], 2), net_amount=round(gross - a["disc"] - a["tax"], 2),
+            transaction_id=check_id(payload["id"], "id"), line_no=n, kind="sale", fulfillment_node_id=node,
+            sku=sku, ean=a["ean"], quantity=a["qty"], unit_price=round(a["unit"], 2), discount=round(a["disc"], 2),
+            tax=round(a["tax"], 2), net_amount=round(net, 2),
             currency=str(payload.get("currency") or ""), event_time=event_time,
             original_order_ref=online_order_ref(payload),
         ))
@@ -141,18 +163,19 @@ def decode_return(payload: dict[str, Any], event_time: str) -> list[PosLine]:
     Amounts are the refund: unit_price is the refunded amount per unit incl. tax, tax the refunded
     tax, net_amount the refund excluding tax.
     """
-    node = str(payload.get("return_location_id") or store_node_of(payload) or "")
+    node = check_id(payload["return_location_id"], "return_location_id") if payload.get("return_location_id") \
+        else store_node_of(payload) or ""
     out = []
     for n, item in enumerate(payload.get("items") or [], start=1):
-        qty = int(item.get("quantity") or 1)
+        qty = check_int(item.get("quantity", 1), "quantity")
         refund = _num(item.get("refund_amount"))
         tax = _num(item.get("refund_tax"))
         excl = item.get("refund_excl_tax")
         net = _num(excl) if excl is not None else refund - tax
         ids = item.get("external_identifiers") or {}
         out.append(PosLine(
-            transaction_id=str(payload["id"]), line_no=n, kind="return", fulfillment_node_id=node,
-            sku=str(ids.get("sku") or item.get("product_id")), ean=ids.get("ean13"), quantity=qty,
+            transaction_id=check_id(payload["id"], "id"), line_no=n, kind="return", fulfillment_node_id=node,
+            sku=sku_of(item), ean=ids.get("ean13"), quantity=qty,
             unit_price=round(refund / qty, 2) if qty else 0.0, discount=0.0, tax=round(tax, 2),
             net_amount=round(net, 2), currency=str(payload.get("currency") or ""), event_time=event_time,
             original_order_ref=online_order_ref(payload),
@@ -166,3 +189,51 @@ PICKUP_COMPLETED = "fulfillment_request.items_completed"
 
 def is_pickup(payload: dict[str, Any]) -> bool:
     return "PICKUP" in str(payload.get("service_level") or "").upper()
+
+
+# Events whose payload `id` names one transaction (order, return, refund request, inventory
+# transaction, fulfilment request). `payment_account.*` is left out: its `id` is the payment account,
+# shared by every refund on it.
+_ID_KEYED = ("order.", "return.processed", "refund_request.", "inventory_transaction.", "fulfillment_request.")
+# Events of which one transaction publishes several, told apart only by their items (one
+# `items_completed` per shipped item, one `items_cancelled` per cancellation).
+_ITEM_KEYED = ("fulfillment_request.", "order.items_")
+COUNT_EVENT = "inventory_count.items_counted"
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()[:32]
+
+
+def business_key(name: str, payload: dict[str, Any]) -> str:
+    """The identity of the business fact an event reports, the same for every redelivery of it.
+
+    NewStore delivers at least once, and a redelivery may carry a new `published_at` or extra fields,
+    so the envelope and the whole body cannot be the identity. It is the event name plus the
+    transaction's `id`, its `logical_timestamp` and `chunk_number` where present, and the item ids
+    where one transaction publishes several events of that name. A count has no id: its identity is
+    the location, the chunk and the counted items. Events with none of these fall back to a hash of
+    the payload (a changed redelivery of those is stored twice, and is harmless: none moves stock).
+    """
+    if name == COUNT_EVENT:
+        items = sorted((str(i.get("product_id")), str(i.get("count")), str(i.get("stock_on_hand")))
+                       for i in payload.get("items") or [] if isinstance(i, dict))
+        return (f"{name}:{payload.get('fulfillment_location_id')}:chunk={payload.get('chunk_number')}"
+                f"/{payload.get('total_chunks')}:items={_digest(items)}")
+    ident = payload.get("id")
+    if ident in (None, "") or isinstance(ident, (dict, list)) or not name.startswith(_ID_KEYED):
+        return f"{name}:sha256:{_digest(payload)}"
+    parts = [name, str(ident)]
+    if payload.get("logical_timestamp") is not None:
+        parts.append(f"lt={payload['logical_timestamp']}")
+    if payload.get("chunk_number") is not None:
+        parts.append(f"chunk={payload['chunk_number']}")
+    if name.startswith(_ITEM_KEYED):
+        ids = sorted(str(i.get("id")) for i in payload.get("items") or [] if isinstance(i, dict))
+        parts.append(f"items={_digest(ids)}")
+    return ":".join(parts)
+
+
+def order_key_prefix(name: str, order_id: str) -> str:
+    """The start of `business_key` for an order event of `order_id` (for look-ups by order)."""
+    return f"{name}:{order_id}"

@@ -38,7 +38,7 @@ def build_pos_lines(events: Iterable[tuple[str, str, str, dict[str, Any]]], esta
         try:
             decoded: list[PosLine] = decode_store_sale(payload, when) if name == "order.opened" \
                 else decode_return(payload, when)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:  # bounds: ValueError
             problems.append(ExceptionRecord.of(UNDECODABLE_EVENT, key, "newstore", f"{name}: {exc!r}",
                                                business_date=business_date, payload=payload))
             continue

@@ -9,17 +9,23 @@ Answers (the sender retries anything but 2xx and 4xx):
 * 200: stored, or a duplicate of an event already stored (acknowledged, not stored twice). Only sent
   after the transaction holding every event of the delivery has committed.
 * 4xx with `{"error": reason}`: refused (401/403 credentials or signature, 400 unparsable, 413 too
-  large, 415 wrong content type, 422 wrong shape); the raw body is in `intake_quarantine`.
-* 503 with `Retry-After`: the store of record is unreachable (or a refused body could not be
-  quarantined, which is then logged in full): nothing was acknowledged, the sender must retry.
-* 500: an unexpected error while storing; the body is quarantined (or logged) and the sender retries.
+  large, 415 wrong content type, 422 wrong shape, 431 headers too large); the delivery is in
+  `intake_quarantine`: its whole body when the sender's credentials checked out, else only the body's
+  first 4 KiB with its size and SHA-256 (and for a 431 only a bounded summary of the headers).
+* 503 with `Retry-After`: the store of record is unreachable (or a refused delivery could not be
+  quarantined; its size and hash are logged, never its body): nothing was acknowledged, the sender
+  must retry.
+* 500: an unexpected error while parsing or storing; the body is quarantined and the sender retries.
+
+Credentials are checked from the headers before the body is read (NewStore's Bearer key; the shape and
+timestamp of Centra's signature, whose HMAC then needs the body, read up to the body limit). The
+quarantine has a byte budget and a retention (`QuarantineBudget`, trimmed as it grows and hourly).
 """
 
 from __future__ import annotations
 
-import base64
 import functools
-import json
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -44,11 +50,18 @@ from pipelines.intake.verify import (
     parse_centra_webhook,
     parse_newstore_event,
 )
-from pipelines.store.inbox import quarantine, store_events
+from pipelines.store.inbox import QuarantineBudget, quarantine, store_events
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
+# All request headers together (name + value + 4 bytes each, as on the wire); above it: 431.
+MAX_HEADER_BYTES = 16 * 1024
+# What is kept of the body of a sender whose credentials did not check out (plus its size and hash).
+UNVERIFIED_BODY_PREFIX_BYTES = 4 * 1024
+QUARANTINE_MAX_BYTES = 256 * 1024 * 1024
+QUARANTINE_RETENTION_DAYS = 30
+_HOUSEKEEPING_S = 3600.0  # retention trim: at start, then hourly
 
 # Errors meaning "the database cannot take the write now": answer 503 so the sender retries.
 # (OperationalError covers refused connections, a dropped database, SQLite's "database is locked",
@@ -74,13 +87,29 @@ class IntakeConfig:
     # pool capacity): more threads only contend for the GIL (see docs/intake.md).
     db_concurrency: int | None = None
     retry_after_s: int = 5
+    max_header_bytes: int = MAX_HEADER_BYTES
+    unverified_body_prefix_bytes: int = UNVERIFIED_BODY_PREFIX_BYTES
+    # intake_quarantine: total `stored_bytes` kept (trimmed to 7/8 of it, unverified senders' rows and
+    # oldest first) and age of the oldest row kept.
+    quarantine_max_bytes: int = QUARANTINE_MAX_BYTES
+    quarantine_retention_days: int = QUARANTINE_RETENTION_DAYS
 
 
-class _TooLarge(Exception):
-    def __init__(self, prefix: bytes, declared: str | None):
-        super().__init__("body too large")
-        self.prefix = prefix
-        self.declared = declared
+@dataclass(frozen=True)
+class _Body:
+    data: bytes  # the body, or its first bytes when not all of it is kept
+    size: int  # bytes received (for an oversized body: until reading stopped)
+    sha256: str  # hex digest of the bytes received
+    complete: bool  # False: reading stopped past the limit
+    declared: str | None  # Content-Length as sent
+
+
+class _Unverified(Exception):
+    """The body's signature did not check out (the sender is a stranger)."""
+
+    def __init__(self, rejected: Rejected):
+        super().__init__(rejected.reason)
+        self.rejected = rejected
 
 
 def default_db_concurrency(engine: Engine) -> int:
@@ -96,29 +125,58 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-def _loggable_body(body: bytes) -> str:
-    try:
-        return "utf-8 " + json.dumps(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        return "base64 " + base64.b64encode(body).decode("ascii")
+def _describe(exc: BaseException) -> str:
+    """An exception's class (and the driver's error class and SQLSTATE), never its message: driver and
+    SQLAlchemy messages can carry the statement's parameters, i.e. the body."""
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return type(exc).__name__
+    state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return f"{type(exc).__name__} ({type(orig).__name__}{f', SQLSTATE {state}' if state else ''})"
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refusing (without buffering it all) anything over `limit` bytes."""
+def _header_bytes(request: Request) -> int:
+    return sum(len(k) + len(v) + 4 for k, v in request.scope["headers"])
+
+
+_SUMMARY_HEADERS = ("host", "user-agent", "content-type", "content-length")
+
+
+def _header_summary(request: Request, total: int) -> dict[str, str]:
+    """What a 431 keeps of the headers: sizes, the first 32 names and a few short values (< 3 KiB)."""
+    raw = request.scope["headers"]
+    summary = {":header-bytes": str(total), ":header-count": str(len(raw)),
+               ":header-names": ",".join(k.decode("latin-1")[:64] for k, _ in raw[:32])}
+    for k, v in raw:
+        name = k.decode("latin-1").lower()
+        if name in _SUMMARY_HEADERS and name not in summary:
+            summary[name] = v.decode("latin-1")[:128]
+    return summary
+
+
+async def _read_body(request: Request, limit: int, keep: int) -> _Body:
+    """Stream the body, hashing it, until its end or past `limit` bytes; keep at most `keep` bytes."""
     declared = request.headers.get("content-length")
+    digest = hashlib.sha256()
     chunks: list[bytes] = []
-    size = 0
+    size = kept = 0
     async for chunk in request.stream():
-        chunks.append(chunk)
+        digest.update(chunk)
         size += len(chunk)
+        if kept < keep:
+            piece = chunk[:keep - kept]
+            chunks.append(piece)
+            kept += len(piece)
         if size > limit:
-            raise _TooLarge(b"".join(chunks)[:limit], declared)
-    return b"".join(chunks)
+            return _Body(b"".join(chunks)[:limit], size, digest.hexdigest(), False, declared)
+    return _Body(b"".join(chunks), size, digest.hexdigest(), True, declared)
 
 
 def create_intake_app(engine: Engine, config: IntakeConfig) -> Starlette:
     concurrency = config.db_concurrency or default_db_concurrency(engine)
     limiter: anyio.CapacityLimiter | None = None
+    budget = QuarantineBudget(config.quarantine_max_bytes, config.quarantine_retention_days)
+    prefix = config.unverified_body_prefix_bytes
 
     async def in_db_thread(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         nonlocal limiter
@@ -126,48 +184,94 @@ def create_intake_app(engine: Engine, config: IntakeConfig) -> Starlette:
             limiter = anyio.CapacityLimiter(concurrency)
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=limiter)
 
-    async def keep(source: str, request: Request, body: bytes, reason: str, status: int) -> bool:
-        """Quarantine the raw body; if even that fails, log it in full (never lost silently)."""
+    async def keep(source: str, request: Request, reason: str, status: int, body: _Body | None, *,
+                   verified: bool, headers: dict[str, str] | None = None) -> bool:
+        """Quarantine the delivery (all of a verified sender's body, else its first `prefix` bytes; with
+        `body=None` no body). If that fails, log its size and hash: never the body itself."""
         try:
-            await in_db_thread(quarantine, engine, source=source, reason=reason, status_code=status,
-                               headers=dict(request.headers), body=body)
+            if body is None:
+                await in_db_thread(quarantine, engine, source=source, reason=reason, status_code=status,
+                                   headers=headers if headers is not None else dict(request.headers),
+                                   body=b"", body_read=False, verified=verified, budget=budget)
+            else:
+                await in_db_thread(quarantine, engine, source=source, reason=reason, status_code=status,
+                                   headers=headers if headers is not None else dict(request.headers),
+                                   body=body.data, body_size=body.size, body_sha256=body.sha256,
+                                   verified=verified, keep_bytes=None if verified else prefix, budget=budget)
             return True
-        except Exception:  # noqa: BLE001 - whatever happened, the body goes to the log instead
-            log.exception("could not quarantine a %s delivery (reason: %s, status %d); raw body (%d bytes) "
-                          "follows: %s", source, reason, status, len(body), _loggable_body(body))
+        except Exception as exc:  # noqa: BLE001 - whatever happened, the sender is asked to retry
+            what = ("body not read" if body is None else
+                    f"body {body.size} bytes{'' if body.complete else ' (reading stopped at the limit)'}, "
+                    f"sha256 {body.sha256}")
+            log.error("could not quarantine a %s delivery (reason: %s, status %d, %s sender; %s; the body is "
+                      "not logged): %s", source, reason[:255], status, "verified" if verified else "unverified",
+                      what, _describe(exc))
             return False
 
     def unavailable(reason: str) -> JSONResponse:
         return JSONResponse({"error": reason}, status_code=503, headers={"Retry-After": str(config.retry_after_s)})
 
-    async def refuse(source: str, request: Request, body: bytes, exc: Rejected) -> JSONResponse:
-        log.warning("refused %s delivery: %s", source, exc.reason)
-        if not await keep(source, request, body, exc.reason, exc.status):
+    async def refuse(source: str, request: Request, exc: Rejected, body: _Body | None, *, verified: bool,
+                     headers: dict[str, str] | None = None) -> JSONResponse:
+        log.warning("refused %s delivery: %s", source, exc.reason[:255])
+        if not await keep(source, request, exc.reason, exc.status, body, verified=verified, headers=headers):
             # Not kept: ask for the delivery again rather than dropping it with a 4xx.
             return unavailable(f"{exc.reason} (and the delivery could not be quarantined: retry later)")
         return JSONResponse({"error": exc.reason}, status_code=exc.status)
 
-    async def intake(source: str, request: Request,
+    async def intake(source: str, request: Request, check_headers: Callable[[Request], None],
+                     check_body: Callable[[bytes], None] | None,
                      parse: Callable[[Request, bytes], list[InboundEvent]],
                      ) -> tuple[Response | None, list[InboundEvent], list[bool]]:
-        """Read, verify, parse and store one delivery; a Response when it was not (all) stored."""
+        """Check the headers, read, verify, parse and store one delivery; a Response when not (all) stored.
+
+        Order: header size (431), credentials from the headers (a stranger's body is only hashed and
+        its start kept), the body up to the limit (413), the body's signature (`check_body`), parsing.
+        """
+        header_bytes = _header_bytes(request)
+        if header_bytes > config.max_header_bytes:
+            exc = Rejected(431, f"request headers total {header_bytes} bytes, more than {config.max_header_bytes}")
+            return await refuse(source, request, exc, None, verified=False,
+                                headers=_header_summary(request, header_bytes)), [], []
         try:
-            body = await _read_body(request, config.max_body_bytes)
-        except _TooLarge as big:
-            size = f"{big.declared} bytes" if big.declared else "unknown size"
-            reason = (f"body larger than {config.max_body_bytes} bytes ({size}); "
-                      f"only its first {len(big.prefix)} bytes are quarantined")
-            return await refuse(source, request, big.prefix, Rejected(413, reason)), [], []
+            try:
+                check_headers(request)
+            except Rejected as exc:
+                body = await _read_body(request, config.max_body_bytes, prefix)
+                return await refuse(source, request, exc, body, verified=False), [], []
+            body = await _read_body(request, config.max_body_bytes, config.max_body_bytes)
         except ClientDisconnect:
             log.info("%s sender disconnected before the body was complete; nothing stored", source)
             return Response(status_code=400), [], []
+        if not body.complete:
+            verified = check_body is None  # a signature over a body not read whole cannot be checked
+            size = f"{body.declared[:20]} bytes" if body.declared else "unknown size"
+            kept = len(body.data) if verified else min(prefix, len(body.data))
+            reason = (f"body larger than {config.max_body_bytes} bytes ({size}); "
+                      f"only its first {kept} bytes are quarantined")
+            return await refuse(source, request, Rejected(413, reason), body, verified=verified), [], []
+
+        def verify_and_parse(request: Request, data: bytes) -> list[InboundEvent]:
+            if check_body is not None:
+                try:
+                    check_body(data)
+                except Rejected as exc:
+                    raise _Unverified(exc) from exc
+            return parse(request, data)
+
         try:
-            if len(body) > _PARSE_INLINE_BYTES:  # a big body is parsed off the event loop
-                events = await anyio.to_thread.run_sync(parse, request, body)
+            if body.size > _PARSE_INLINE_BYTES:  # a big body is verified and parsed off the event loop
+                events = await anyio.to_thread.run_sync(verify_and_parse, request, body.data)
             else:
-                events = parse(request, body)
+                events = verify_and_parse(request, body.data)
+        except _Unverified as exc:
+            return await refuse(source, request, exc.rejected, body, verified=False), [], []
         except Rejected as exc:
-            return await refuse(source, request, body, exc), [], []
+            return await refuse(source, request, exc, body, verified=True), [], []
+        except Exception as exc:  # noqa: BLE001 - a parsing bug: keep the body, let the sender retry
+            log.error("parsing a %s delivery failed: %s", source, _describe(exc))
+            await keep(source, request, f"parse failed: {type(exc).__name__}", 500, body, verified=True)
+            return JSONResponse({"error": "the delivery could not be parsed, retry later"}, status_code=500), [], []
         try:
             return None, events, await in_db_thread(store_events, engine, events)
         except DB_UNAVAILABLE as exc:
@@ -176,19 +280,19 @@ def create_intake_app(engine: Engine, config: IntakeConfig) -> Starlette:
             return unavailable("store of record unavailable, retry later"), [], []
         except Exception as exc:  # noqa: BLE001 - never acknowledge what was not stored
             log.exception("storing a %s delivery failed", source)
-            await keep(source, request, body, f"store failed: {type(exc).__name__}", 500)
+            await keep(source, request, f"store failed: {type(exc).__name__}", 500, body, verified=True)
             return JSONResponse({"error": "the delivery could not be stored, retry later"}, status_code=500), [], []
 
-    def parse_newstore(request: Request, body: bytes) -> list[InboundEvent]:
+    def newstore_credentials(request: Request) -> None:
         check_bearer(request.headers.get("authorization"), config.newstore_api_key)
+
+    def parse_newstore(request: Request, body: bytes) -> list[InboundEvent]:
         media = _media_type(request)
         if media and media not in _JSON_TYPES and not media.endswith("+json"):
             raise Rejected(415, f"content type {media!r} is not application/json")
         return [parse_newstore_event(body)]
 
     def parse_centra(request: Request, body: bytes) -> list[InboundEvent]:
-        check_centra_signature(request.headers.get("x-centra-signature"), body,
-                               config.centra_webhook_secret, time.time(), config.signature_tolerance_s)
         media = _media_type(request)
         if media in _JSON_TYPES:
             return parse_centra_webhook(body, form=False)
@@ -197,13 +301,23 @@ def create_intake_app(engine: Engine, config: IntakeConfig) -> Starlette:
         return parse_centra_webhook(body)
 
     async def newstore_events(request: Request) -> Response:
-        response, events, stored = await intake("newstore", request, parse_newstore)
+        response, events, stored = await intake("newstore", request, newstore_credentials, None, parse_newstore)
         if response is not None:
             return response
         return JSONResponse({"status": "stored" if stored[0] else "duplicate", "dedup_key": events[0].dedup_key})
 
     async def centra_webhooks(request: Request) -> Response:
-        response, _, stored = await intake("centra", request, parse_centra)
+        now = time.time()  # the signature's age is judged at the request's arrival
+        header = request.headers.get("x-centra-signature")
+        secret, tolerance = config.centra_webhook_secret, config.signature_tolerance_s
+
+        def signature_header(_: Request) -> None:
+            check_centra_signature(header, None, secret, now, tolerance)
+
+        def signature(body: bytes) -> None:
+            check_centra_signature(header, body, secret, now, tolerance)
+
+        response, _, stored = await intake("centra", request, signature_header, signature, parse_centra)
         if response is not None:
             return response
         return JSONResponse({"stored": sum(stored), "duplicates": len(stored) - sum(stored)})
@@ -224,11 +338,22 @@ def create_intake_app(engine: Engine, config: IntakeConfig) -> Starlette:
             return unavailable("store of record unavailable")
         return JSONResponse({"status": "ready"})
 
+    async def housekeeping() -> None:
+        """Quarantine retention (and budget) at start and hourly, outside the requests' thread limiter."""
+        while True:
+            await anyio.to_thread.run_sync(budget.trim, engine)
+            await anyio.sleep(_HOUSEKEEPING_S)
+
     @asynccontextmanager
     async def lifespan(_: Starlette):
-        log.info("intake ready (%s, %d database thread(s), body limit %d bytes)", engine.dialect.name,
-                 concurrency, config.max_body_bytes)
-        yield
+        log.info("intake ready (%s, %d database thread(s), body limit %d bytes, header limit %d bytes, "
+                 "quarantine budget %d bytes / %d days)", engine.dialect.name, concurrency,
+                 config.max_body_bytes, config.max_header_bytes, config.quarantine_max_bytes,
+                 config.quarantine_retention_days)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(housekeeping)
+            yield
+            tasks.cancel_scope.cancel()
 
     return Starlette(routes=[
         Route("/newstore/events", newstore_events, methods=["POST"]),

@@ -15,6 +15,11 @@ Environment (besides PIPELINES_DATABASE_URL / PIPELINES_HOME):
                                                         (1 on SQLite, else the engine's pool capacity)
   PIPELINES_INTAKE_MAX_BODY_BYTES                       largest accepted body (5242880)
   PIPELINES_INTAKE_SIGNATURE_TOLERANCE_S                Centra signature timestamp tolerance (300)
+  PIPELINES_INTAKE_MAX_HEADER_BYTES                     all request headers together, else 431 (16384)
+  PIPELINES_INTAKE_QUARANTINE_MAX_BYTES                 byte budget of intake_quarantine (268435456,
+                                                        at least 2 x the body limit)
+  PIPELINES_INTAKE_QUARANTINE_RETENTION_DAYS            quarantined deliveries older than this are
+                                                        deleted (30)
   PIPELINES_INTAKE_LIMIT_CONCURRENCY                    open requests per worker before uvicorn answers
                                                         503 (unset: no limit)
   PIPELINES_INTAKE_LOG_LEVEL                            info
@@ -29,7 +34,14 @@ import sys
 import uvicorn
 from starlette.applications import Starlette
 
-from pipelines.intake.app import MAX_BODY_BYTES, IntakeConfig, create_intake_app
+from pipelines.intake.app import (
+    MAX_BODY_BYTES,
+    MAX_HEADER_BYTES,
+    QUARANTINE_MAX_BYTES,
+    QUARANTINE_RETENTION_DAYS,
+    IntakeConfig,
+    create_intake_app,
+)
 from pipelines.settings import settings
 from pipelines.store import make_engine, migrate
 
@@ -53,12 +65,20 @@ def config_from_env() -> IntakeConfig:
     missing = [v for v in ("NEWSTORE_EVENTSTREAM_API_KEY", "CENTRA_WEBHOOK_SECRET") if not os.environ.get(v)]
     if missing:
         sys.exit(f"pipelines-intake: set {', '.join(missing)}")
+    max_body = _int_env("PIPELINES_INTAKE_MAX_BODY_BYTES", MAX_BODY_BYTES)
+    budget = _int_env("PIPELINES_INTAKE_QUARANTINE_MAX_BYTES", QUARANTINE_MAX_BYTES)
+    if budget < 2 * max_body:  # else one refused delivery could trim away all the others
+        sys.exit("pipelines-intake: PIPELINES_INTAKE_QUARANTINE_MAX_BYTES must be at least twice "
+                 f"PIPELINES_INTAKE_MAX_BODY_BYTES ({2 * max_body})")
     return IntakeConfig(
         newstore_api_key=os.environ["NEWSTORE_EVENTSTREAM_API_KEY"],
         centra_webhook_secret=os.environ["CENTRA_WEBHOOK_SECRET"],
         signature_tolerance_s=_int_env("PIPELINES_INTAKE_SIGNATURE_TOLERANCE_S", 300),
-        max_body_bytes=_int_env("PIPELINES_INTAKE_MAX_BODY_BYTES", MAX_BODY_BYTES),
+        max_body_bytes=max_body,
         db_concurrency=_int_env("PIPELINES_INTAKE_DB_CONCURRENCY", None),
+        max_header_bytes=_int_env("PIPELINES_INTAKE_MAX_HEADER_BYTES", MAX_HEADER_BYTES, minimum=1024),
+        quarantine_max_bytes=budget,
+        quarantine_retention_days=_int_env("PIPELINES_INTAKE_QUARANTINE_RETENTION_DAYS", QUARANTINE_RETENTION_DAYS),
     )
 
 

@@ -224,7 +224,7 @@ class TradingGenerator:
     def _do_replenish(self, at: datetime, store: Location, sku: str, quantity: int) -> None:
         node = store.newstore_node_id
         self._replenishing.discard((node, sku))
-        payload = self.newstore.receive_stock(node, {sku: quantity}, at=at, reason="transfer_in")
+        (payload,) = self.newstore.receive_stock(node, {sku: quantity}, at=at)
         self.truth.movement(at, node, sku, quantity, "receipt", str(payload.get("id")))
         self._bump("replenishments")
 

@@ -62,34 +62,66 @@ def store_events(engine: Engine, events: Iterable[Any]) -> list[bool]:
 
 
 def quarantine(engine: Engine, *, source: str, reason: str, status_code: int, headers: dict[str, str],
-               body: bytes) -> None:
-    """Keep a refused delivery: its reason, status, headers (credentials redacted) and raw body.
+               body: bytes, body_size: int | None = None, body_sha256: str | None = None,
+               body_read: bool = True, verified: bool = True, keep_bytes: int | None = None,
+               budget: QuarantineBudget | None = None) -> None:
+    """Keep a refused delivery: reason, status, headers (credentials redacted), body, its size and hash.
 
-    The body is stored as text when it is UTF-8 without NUL characters (PostgreSQL text cannot hold
-    NUL); otherwise base64 of the exact bytes, and the stored headers say so with the pseudo-header
-    `":body-encoding": "base64"`. Database errors propagate (the caller logs the body).
+    `body` is what the intake read (all of it, or the start when reading stopped at the limit);
+    `body_size` and `body_sha256` describe the body as received (default: `body` itself), and
+    `body_read=False` says it was not read at all (431). With `keep_bytes` only that many bytes are
+    stored (`body_kept = 'prefix'`): a sender whose credentials did not check out cannot fill the
+    table. `verified` is recorded as `sender` ('verified' / 'unverified'); unverified rows are trimmed
+    first. The body is stored as text when it is UTF-8 without NUL characters (PostgreSQL text cannot
+    hold NUL; a prefix cut inside a UTF-8 sequence loses that sequence's bytes); otherwise base64 of the
+    exact bytes, and the stored headers say so with the pseudo-header `":body-encoding": "base64"`.
+
+    `budget`, if given, is told the row's size (`stored_bytes`) and trims the table when due, after the
+    insert committed (a failing trim is logged, never raised). Database errors of the insert propagate
+    (the caller logs the body's size and hash, never the body).
     """
     import base64
+    import hashlib
 
     from sqlalchemy import column
     from sqlalchemy import table as table_clause
 
     redacted = ("authorization", "proxy-authorization", "cookie", "x-centra-signature", "x-api-key")
     safe_headers = {k: ("<redacted>" if k.lower() in redacted else v) for k, v in headers.items()}
+    if body_read:
+        size = len(body) if body_size is None else body_size
+        digest = body_sha256 or hashlib.sha256(body).hexdigest()
+        stored = body if keep_bytes is None else body[:max(0, keep_bytes)]
+        kept = "all" if len(stored) == size else "prefix"
+    else:
+        size, digest, stored, kept = None, None, b"", "none"
     try:
-        text_body = body.decode("utf-8")
+        text_body = stored.decode("utf-8")
         if "\x00" in text_body:
             raise ValueError("NUL in body")
-    except ValueError:  # UnicodeDecodeError is a ValueError
-        text_body = base64.b64encode(body).decode("ascii")
+    except UnicodeDecodeError as exc:
+        text_body = _text_prefix(stored, exc) if kept == "prefix" else None
+        if text_body is None or "\x00" in text_body:
+            text_body = base64.b64encode(stored).decode("ascii")
+            safe_headers[":body-encoding"] = "base64"
+    except ValueError:
+        text_body = base64.b64encode(stored).decode("ascii")
         safe_headers[":body-encoding"] = "base64"
+    headers_json = json.dumps(safe_headers)
+    reason = reason[:255]
+    stored_bytes = len(text_body.encode("utf-8")) + len(headers_json) + len(reason.encode("utf-8")) + 64
     tbl = table_clause("intake_quarantine", column("source"), column("received_at"), column("reason"),
-                       column("status_code"), column("headers"), column("body"))
+                       column("status_code"), column("headers"), column("body"), column("sender"),
+                       column("body_bytes"), column("body_sha256"), column("body_kept"), column("stored_bytes"))
     with engine.begin() as conn:
         conn.execute(tbl.insert().values(
-            source=source[:32], received_at=utc_text(datetime.now(UTC)), reason=reason[:255],
-            status_code=status_code, headers=json.dumps(safe_headers), body=text_body,
+            source=source[:32], received_at=utc_text(datetime.now(UTC)), reason=reason,
+            status_code=status_code, headers=headers_json, body=text_body,
+            sender="verified" if verified else "unverified", body_bytes=size, body_sha256=digest,
+            body_kept=kept, stored_bytes=stored_bytes,
         ))
+    if budget is not None and budget.note(stored_bytes):
+        budget.trim(engine)
 
 
 def record_exceptions(engine: Engine, records: Iterable[ExceptionRecord]) -> int:
@@ -112,3 +144,106 @@ def record_exceptions(engine: Engine, records: Iterable[ExceptionRecord]) -> int
             ))
             n += 1
     return n
+
+
+# --- quarantine budget and retention (helpers of `quarantine`) --------------------------------------
+
+_TRIM_LOCK_KEY = 727002  # PostgreSQL advisory lock: one trimmer at a time (migrations use 727001)
+
+
+def _text_prefix(prefix: bytes, exc: UnicodeDecodeError) -> str | None:
+    """A prefix cut inside a UTF-8 sequence, as text without that partial sequence; None if not UTF-8."""
+    if exc.reason != "unexpected end of data" or exc.start < len(prefix) - 3:
+        return None
+    try:
+        return prefix[:exc.start].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+class QuarantineBudget:
+    """When to trim `intake_quarantine` (per process; each intake worker has its own).
+
+    `note(stored_bytes)` counts the bytes this process quarantined and says "trim now" each time they
+    pass another `trim_every_bytes` (default an eighth of the budget): one integer addition per refused
+    request, and a trim (a few queries) per slice. Between trims the table can exceed `max_bytes` by
+    at most one slice per process; the intake also trims at start and hourly (retention).
+    """
+
+    def __init__(self, max_bytes: int, retention_days: float, *, trim_every_bytes: int | None = None):
+        import threading
+
+        self.max_bytes = max_bytes
+        self.retention_days = retention_days
+        self.trim_every_bytes = trim_every_bytes or max(1, max_bytes // 8)
+        self._since_trim = 0
+        self._lock = threading.Lock()
+
+    def note(self, stored_bytes: int) -> bool:
+        with self._lock:
+            self._since_trim += stored_bytes
+            if self._since_trim < self.trim_every_bytes:
+                return False
+            self._since_trim = 0
+            return True
+
+    def trim(self, engine: Engine) -> tuple[int, int]:
+        """`trim_quarantine` with this budget; errors are logged (the caller's request is unaffected)."""
+        import logging
+
+        try:
+            return trim_quarantine(engine, max_bytes=self.max_bytes, retention_days=self.retention_days)
+        except Exception as exc:  # noqa: BLE001 - trimming is housekeeping, never a reason to fail a request
+            logging.getLogger(__name__).warning("could not trim intake_quarantine: %s", type(exc).__name__)
+            return 0, 0
+
+
+def trim_quarantine(engine: Engine, *, max_bytes: int, retention_days: float,
+                    now: datetime | None = None, chunk: int = 500) -> tuple[int, int]:
+    """Delete quarantine rows older than `retention_days`, then, if the rest holds more than
+    `max_bytes` (sum of `stored_bytes`), the rows beyond 7/8 of it: unverified senders' rows first,
+    oldest first, so a stranger's flood evicts its own rows before any verified delivery's.
+
+    Returns (deleted for age, deleted for the budget). Portable SQL (a window function, SQLite >= 3.25
+    and PostgreSQL); the candidates are read in one transaction and deleted in short transactions of
+    `chunk` rows, so an SQLite writer never waits long behind a trim. On PostgreSQL a session advisory
+    lock lets one trimmer run at a time (another returns (0, 0) at once).
+    """
+    from datetime import timedelta
+
+    from sqlalchemy import bindparam, text
+
+    cutoff = utc_text((now or datetime.now(UTC)) - timedelta(days=retention_days))
+    target = max_bytes - max_bytes // 8
+    pg = engine.dialect.name == "postgresql"
+    with engine.connect() as conn:
+        if pg:
+            locked = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": _TRIM_LOCK_KEY}).scalar()
+            conn.commit()
+            if not locked:
+                return 0, 0
+        try:
+            old = [r[0] for r in conn.execute(
+                text("SELECT id FROM intake_quarantine WHERE received_at < :cutoff"), {"cutoff": cutoff})]
+            total = conn.execute(text("SELECT COALESCE(SUM(stored_bytes), 0) FROM intake_quarantine "
+                                      "WHERE received_at >= :cutoff"), {"cutoff": cutoff}).scalar() or 0
+            over: list[int] = []
+            if total > max_bytes:
+                over = [r[0] for r in conn.execute(text(
+                    "SELECT id FROM (SELECT id, SUM(stored_bytes) OVER ("
+                    "ORDER BY CASE WHEN sender = 'verified' THEN 0 ELSE 1 END, id DESC) AS kept "
+                    "FROM intake_quarantine WHERE received_at >= :cutoff) ranked WHERE kept > :target"),
+                    {"cutoff": cutoff, "target": target})]
+            conn.commit()
+            delete = text("DELETE FROM intake_quarantine WHERE id IN :ids").bindparams(
+                bindparam("ids", expanding=True))
+            ids = old + over
+            for start in range(0, len(ids), chunk):
+                with conn.begin():
+                    conn.execute(delete, {"ids": ids[start:start + chunk]})
+        finally:
+            if pg:
+                conn.rollback()
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _TRIM_LOCK_KEY})
+                conn.commit()
+    return len(old), len(over)

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pipelines.connectors.centra import CentraClient, CentraUserError, StockChangeResult
+from pipelines.connectors.centra import CentraClient, StockChangeResult
 from pipelines.domain.sync.model import ADD, REMOVE, SET
 from pipelines.sync.batches import Batch
 
@@ -48,11 +48,16 @@ def find_applied(client: CentraClient, batch: Batch) -> tuple[tuple[int, ...], s
     return ids, max(c.created_at for c in changes)
 
 
-def failing_skus(error: CentraUserError, batch: Batch) -> set[str]:
-    """The SKUs a userError names (by productSizes index in its path, or by SKU in its message)."""
+_LIST_INDEX = re.compile(r"productSizes\[(\d+)\]")
+
+
+def failing_skus(errors: list[dict[str, Any]], batch: Batch) -> set[str]:
+    """The SKUs Centra's errors name: by `productSizes` index in a userError's `path`, by
+    `productSizes[i]` in a GraphQL error's message (variable coercion errors carry no path), or by SKU
+    in the message."""
     skus = list(batch.lines)  # the order the connector sent them in
     out: set[str] = set()
-    for e in error.user_errors:
+    for e in errors:
         path = [str(p) for p in e.get("path") or []]
         if "productSizes" in path:
             idx = path.index("productSizes") + 1
@@ -60,6 +65,10 @@ def failing_skus(error: CentraUserError, batch: Batch) -> set[str]:
                 out.add(skus[int(path[idx])])
                 continue
         message = str(e.get("message") or "")
+        indexed = {int(i) for i in _LIST_INDEX.findall(message) if int(i) < len(skus)}
+        if indexed:
+            out |= {skus[i] for i in indexed}
+            continue
         out |= {s for s in skus if re.search(rf"(?<![\w-]){re.escape(s)}(?![\w-])", message)}
     return out
 

@@ -26,6 +26,7 @@ class SyncConfig:
     rate_refresh_s: float = 30.0  # re-read rateLimits at least this often
     max_wait_s: float = 15.0  # the longest single pause between passes while waiting for budget
     location_ids: tuple[str, ...] = field(default=())  # optional allow-list of estate location ids
+    clock_skew_s: float = 300.0  # an event stamped further ahead of its receive time is applied at receive time
     counts_as: str = "delta"  # "delta": a count goes out as changeStock against Centra's physical read just
     #                           before (merged with the warehouse's other lines); "set": as setStock
 
@@ -43,5 +44,6 @@ class SyncConfig:
             send_window_s=_num("PIPELINES_SYNC_SEND_WINDOW_S", 3.0),
             rank_cache_s=_num("PIPELINES_SYNC_RANK_CACHE_S", 30.0),
             max_defer_s=_num("PIPELINES_SYNC_MAX_DEFER_S", 60.0) or None,
+            clock_skew_s=_num("PIPELINES_SYNC_CLOCK_SKEW_S", 300.0),
             counts_as=os.environ.get("PIPELINES_SYNC_COUNTS_AS", "delta").strip() or "delta",
         )

@@ -18,14 +18,22 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, func, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, IntegrityError
 
-from pipelines.domain.exceptions import UNDECODABLE_EVENT, UNKNOWN_SKU, UNMAPPED_LOCATION, ExceptionRecord
-from pipelines.domain.stock_movements import STOCK_EVENTS, decode_movements
+from pipelines.domain.exceptions import (
+    EVENT_CLOCK_SKEW,
+    UNDECODABLE_EVENT,
+    UNKNOWN_SKU,
+    UNMAPPED_LOCATION,
+    ExceptionRecord,
+)
+from pipelines.domain.stock_movements import STOCK_EVENTS, OrderContext, decode_or_report
 from pipelines.domain.sync.model import COUNT, QueuedMovement, Watermark, order_key
-from pipelines.domain.timeutil import normalise_time, utc_text
+from pipelines.domain.timeutil import normalise_time, parse_time, utc_text
 from pipelines.estate import Estate
 from pipelines.store.db import table
 from pipelines.store.inbox import record_exceptions
+from pipelines.store.inbox_orders import InboxOrders
 from pipelines.sync.config import SyncConfig
 
 PENDING, IN_FLIGHT, DONE, SUPERSEDED = "pending", "in_flight", "done", "superseded"
@@ -96,24 +104,26 @@ def ingest(engine: Engine, estate: Estate, config: SyncConfig, *, now: datetime 
             new_cursor = max(new_cursor, r.id)
     values: list[dict[str, Any]] = []
     problems: list[ExceptionRecord] = []
+    context = InboxOrders(engine)
     for r in rows:
         if r.id in done:
             continue
         result.events += 1
-        envelope = json.loads(r.payload)
-        rows_out, errs = _decode(r, envelope, estate, config)
+        rows_out, errs = _decode(r, estate, config, context)
         values += rows_out
         problems += errs
     queued = now_text()
-    stmt, _ = _insert(engine, "stock_sync_movements")
-    with engine.begin() as conn:
-        if values:
-            for v in values:
-                v["queued_at"] = queued
-            conn.execute(stmt.on_conflict_do_nothing(index_elements=["movement_key"]), values)
-            result.movements = len(values)
-        if new_cursor != cursor:
-            set_cursor(conn, engine, INBOX_CURSOR, new_cursor)
+    for v in values:
+        v["queued_at"] = queued
+    try:
+        _store(engine, values, cursor, new_cursor)
+    except (DataError, IntegrityError, OverflowError):
+        # A row the database refuses although it passed the bounds: store row by row, so the refused
+        # one becomes an exception record instead of blocking this and every later pass.
+        values, refused = _store_each(engine, values)
+        problems += refused
+        _store(engine, [], cursor, new_cursor)
+    result.movements = len(values)
     for v in values:
         result.by_status[v["status"]] = result.by_status.get(v["status"], 0) + 1
     if problems:
@@ -122,16 +132,63 @@ def ingest(engine: Engine, estate: Estate, config: SyncConfig, *, now: datetime 
     return result
 
 
-def _decode(r: Any, envelope: dict[str, Any], estate: Estate,
-            config: SyncConfig) -> tuple[list[dict[str, Any]], list[ExceptionRecord]]:
-    payload = envelope.get("payload", envelope) if isinstance(envelope, dict) else {}
+def _store(engine: Engine, values: list[dict[str, Any]], cursor: int, new_cursor: int) -> None:
+    stmt, _ = _insert(engine, "stock_sync_movements")
+    with engine.begin() as conn:
+        if values:
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["movement_key"]), values)
+        if new_cursor != cursor:
+            set_cursor(conn, engine, INBOX_CURSOR, new_cursor)
+
+
+def _store_each(engine: Engine, values: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[ExceptionRecord]]:
+    stmt, _ = _insert(engine, "stock_sync_movements")
+    stored, refused = [], []
+    for v in values:
+        try:
+            with engine.begin() as conn:
+                conn.execute(stmt.on_conflict_do_nothing(index_elements=["movement_key"]), [v])
+            stored.append(v)
+        except (DataError, IntegrityError, OverflowError) as exc:
+            refused.append(ExceptionRecord.of(
+                UNDECODABLE_EVENT, f"stock_sync:{v['movement_key']}", "stock_sync",
+                f"{v['event_name']}: the store of record refused the movement: {type(exc).__name__}",
+                payload={k: v[k] for k in ("inbox_event_id", "event_name", "sku", "quantity", "fulfillment_node_id")}))
+    return stored, refused
+
+
+def _event_time(r: Any, config: SyncConfig) -> tuple[str, ExceptionRecord | None]:
+    """The event's time, clamped to its receive time when stamped further ahead than the clock-skew
+    tolerance: a count from a device whose clock runs ahead must not supersede sales made after it."""
     when = r.event_time or r.received_at
     try:
-        decoded = decode_movements(r.dedup_key, r.event_name, when, payload)
-    except (KeyError, TypeError, ValueError) as exc:
-        return [], [ExceptionRecord.of(UNDECODABLE_EVENT, f"sync:{r.dedup_key}", "stock_sync",
-                                       f"{r.event_name}: {exc!r}", payload=envelope)]
-    out, problems = [], []
+        stamped, received = parse_time(when), parse_time(r.received_at)
+    except ValueError:
+        return r.received_at, None
+    if (stamped - received).total_seconds() <= config.clock_skew_s:
+        return when, None
+    return r.received_at, ExceptionRecord.of(
+        EVENT_CLOCK_SKEW, f"sync:{r.dedup_key}", "stock_sync",
+        f"{r.event_name} stamped {when}, {(stamped - received).total_seconds():.0f} s after it was received "
+        f"({r.received_at}); applied at its receive time")
+
+
+def _decode(r: Any, estate: Estate, config: SyncConfig,
+            context: OrderContext) -> tuple[list[dict[str, Any]], list[ExceptionRecord]]:
+    """One inbox row -> queue rows and exception records. Nothing one row holds can raise out of here:
+    a row that cannot be decoded (or parsed at all) becomes an exception record and the rest flows on."""
+    try:
+        envelope = json.loads(r.payload)
+        payload = envelope.get("payload", envelope) if isinstance(envelope, dict) else {}
+    except ValueError as exc:  # not JSON: cannot come through the intake, but a row is a row
+        envelope, payload = {"raw": str(r.payload)[:2000]}, {"error": str(exc)}
+    when, skew = _event_time(r, config)
+    decoded, problem = decode_or_report(r.dedup_key, r.event_name, when, payload if isinstance(payload, dict) else {},
+                                        context, "stock_sync")
+    if problem is not None:
+        return [], [problem]
+    out: list[dict[str, Any]] = []
+    problems = [skew] if skew is not None else []
     for m in decoded:
         loc = estate.location_of(m.fulfillment_node_id)
         status, error, wid = PENDING, None, loc.centra_warehouse_id if loc else None

@@ -20,7 +20,7 @@ import httpx
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from pipelines.connectors.centra import CentraClient, CentraUserError
+from pipelines.connectors.centra import CentraClient, CentraGraphQLError, CentraUserError
 from pipelines.connectors.errors import ConnectorError, RateLimited
 from pipelines.domain.exceptions import ExceptionRecord
 from pipelines.domain.sync.exceptions import STOCK_SYNC_REJECTED, STOCK_SYNC_UNKNOWN_SIZE
@@ -320,23 +320,36 @@ class StockSync:
         except CentraUserError as exc:
             self.governor.spend(requests=1, mutations=1)
             rep.mutations += 1
-            self._reject(batch, exc, rep)
+            self._reject(batch, str(exc), exc.user_errors, rep)
+            return True
+        except CentraGraphQLError as exc:
+            if exc.status != 400:
+                return self._unconfirmed(batch, exc, rep)
+            # Centra refused the request before executing it (HTTP 400: a variable it cannot coerce,
+            # such as an Int overflow), so nothing was applied: fail the lines the errors name and
+            # release the rest, instead of resending the same refused batch on every pass.
+            self.governor.spend(requests=1)
+            self._reject(batch, str(exc), exc.errors, rep)
             return True
         except RateLimited as exc:
             self.governor.on_rate_limited(exc.retry_after)
             rep.errors.append(f"batch {batch.batch_id}: {exc}")
             return False
         except TRANSIENT as exc:
-            self.governor.spend(requests=1, mutations=1)
-            rep.errors.append(f"batch {batch.batch_id}: {type(exc).__name__}: {exc}")
-            log.warning("batch %s not confirmed (%s); it will be looked up before any resend", batch.batch_id, exc)
-            return False
+            return self._unconfirmed(batch, exc, rep)
         self.governor.spend(requests=max(1, result.mutations), mutations=max(1, result.mutations))
         rep.mutations += max(1, result.mutations)
         if self.after_accept is not None:
             self.after_accept(batch)
         self._commit(batch, result.stock_change_ids, now_text(), rep, recovered=False)
         return True
+
+    def _unconfirmed(self, batch: b.Batch, exc: Exception, rep: PassReport) -> bool:
+        """Centra may or may not have applied the batch: it stays prepared, to be looked up first."""
+        self.governor.spend(requests=1, mutations=1)
+        rep.errors.append(f"batch {batch.batch_id}: {type(exc).__name__}: {exc}")
+        log.warning("batch %s not confirmed (%s); it will be looked up before any resend", batch.batch_id, exc)
+        return False
 
     def _commit(self, batch: b.Batch, ids: tuple[int, ...], confirmed_at: str, rep: PassReport, *,
                 recovered: bool) -> None:
@@ -365,25 +378,27 @@ class StockSync:
             elif not self._send(batch, rep, resend=True):
                 return
 
-    def _reject(self, batch: b.Batch, exc: CentraUserError, rep: PassReport) -> None:
-        culprits = failing_skus(exc, batch)
+    def _reject(self, batch: b.Batch, error: str, errors: list[dict[str, Any]], rep: PassReport) -> None:
+        """Fail the lines Centra's errors name; the rest go back to pending (each alone, when no line
+        is named, so the next pass finds the culprit)."""
+        culprits = failing_skus(errors, batch)
         if not culprits and len(batch.lines) == 1:
             culprits = set(batch.lines)
-        b.fail(self.engine, batch, str(exc), culprits)
+        b.fail(self.engine, batch, error, culprits)
         loc = self.estate.by_warehouse.get(batch.warehouse_id)
         records = []
         for sku in sorted(culprits):
-            unknown = "not found" in str(exc).lower() or sku not in self.size_ids
+            unknown = "not found" in error.lower() or sku not in self.size_ids
             kind = STOCK_SYNC_UNKNOWN_SIZE if unknown else STOCK_SYNC_REJECTED
             p = batch.plan[sku]
             rep.failed += len(p["applies"]) + len(p["absorbs"])
             records.append(ExceptionRecord.of(
                 kind, f"{batch.warehouse_id}:{sku}", "stock_sync",
                 f"Centra rejected {batch.operation} {batch.lines[sku]} x {sku} in warehouse {batch.warehouse_id}: "
-                f"{exc}", location_id=loc.id if loc else None, sku=sku,
+                f"{error}", location_id=loc.id if loc else None, sku=sku,
                 payload={"batch_id": batch.batch_id, "description": batch.description, "operation": batch.operation,
                          "quantity": batch.lines[sku], "movement_ids": [*p["applies"], *p["absorbs"]],
-                         "user_errors": exc.user_errors}))
+                         "errors": errors}))
         if records:
             record_exceptions(self.engine, records)
 

@@ -288,8 +288,10 @@ def test_store_sale_payload_stock_and_events(ns_estate: Estate) -> None:
                                       at=T0, customer_email="a@b.se")
     assert state.on_hand("SE01", sku_a) == start_a - 2 and state.on_hand("SE01", sku_b) == start_b - 1
     assert [e["name"] for e in state.events_published()] == ["order.created", "order.opened"]
-    assert payload["channel_type"] == "store" and payload["channel"] == payload["store_id"] == "ST-SE01"
-    assert payload["fulfillment_node_id"] == "SE01" and payload["price_method"] == "tax_included"
+    assert payload["channel_type"] == "store" and payload["channel"] == "ST-SE01"
+    assert payload["price_method"] == "tax_included"
+    # Only fields NewStore's integration dataclasses name (PROVENANCE.md): no invented location fields.
+    assert not {"store_id", "fulfillment_node_id", "logical_timestamp"} & set(payload)
     assert payload["currency"] == "SEK" and payload["placed_at"] == "2026-03-02T09:00:00.000Z"
     assert len(payload["items"]) == 3 and {i["quantity"] for i in payload["items"]} == {1}
     assert {i["shipping_service_level"] for i in payload["items"]} == {"IN_STORE_HANDOVER"}
@@ -300,7 +302,7 @@ def test_store_sale_payload_stock_and_events(ns_estate: Estate) -> None:
     assert item["external_identifiers"] == {"sku": sku_a, "ean13": ns_estate.by_sku[sku_a].size.ean}
     assert item["list_price"] == 499.0 and item["item_discounts"] == 50.0 and item["tax"] == 89.8
     created, opened = state.events_published()
-    assert created["payload"]["logical_timestamp"] < opened["payload"]["logical_timestamp"]
+    assert created["payload"]["id"] == opened["payload"]["id"]
     assert opened["tenant"] == "t" and opened["published_at"] == "2026-03-02T09:00:00.000Z"
 
 
@@ -308,26 +310,27 @@ def test_receive_adjust_count_events(ns_estate: Estate) -> None:
     state = NewStoreState(ns_estate, count_chunk_size=4)
     skus = ns_estate.skus()[:10]
     base = state.on_hand("SE02", skus[0])
-    received = state.receive_stock("SE02", {skus[0]: 5}, at=T0)
-    adjusted = state.adjust_stock("SE02", {skus[0]: -2}, at=T0, reason="damaged")
+    (received,) = state.receive_stock("SE02", {skus[0]: 5}, at=T0, asn_id="asn-1", shipment_ref="SHP-1")
+    adjusted = state.adjust_stock("SE02", {skus[0]: -2}, at=T0)
     assert state.on_hand("SE02", skus[0]) == base + 3
+    on_record = {s: state.on_hand("SE02", s) for s in skus}
     chunks = state.count_stock("SE02", {s: i for i, s in enumerate(skus)}, at=T0 + timedelta(hours=1))
     assert [state.on_hand("SE02", s) for s in skus] == list(range(10))
     events = state.events_published()
     assert [e["name"] for e in events] == ["inventory_transaction.items_received", ADJUSTMENT_EVENT,
                                            *["inventory_count.items_counted"] * 3]
     assert [(c["chunk_number"], c["total_chunks"], len(c["items"])) for c in chunks] == [(1, 3, 4), (2, 3, 4), (3, 3, 2)]
-    assert len({c["id"] for c in chunks}) == 1 and chunks[2]["items"][-1] == {
-        "product_id": skus[9], "quantity": 9, "stock_location": "main",
-        "external_identifiers": {"sku": skus[9], "ean13": ns_estate.by_sku[skus[9]].size.ean}}
-    assert received["items"][0]["quantity"] == 5 and adjusted["items"][0]["quantity"] == -2
-    assert adjusted["reason"] == "damaged" and received["reason"] == "transfer_in"
-    lts = [e["payload"]["logical_timestamp"] for e in events]
-    assert lts == sorted(lts) and len(set(lts)) == len(lts)
-    for e in events:
-        p = e["payload"]
-        assert p["fulfillment_node_id"] == "SE02" and (p.get("occurred_at") or p.get("counted_at"))
-        assert all("product_id" in i and "quantity" in i for i in p["items"])
+    # The count as NewStore's own integrations read it: what was on record and what was counted.
+    assert set(chunks[0]) == {"fulfillment_location_id", "chunk_number", "total_chunks", "items"}
+    assert chunks[2]["items"][-1] == {"product_id": skus[9], "stock_on_hand": on_record[skus[9]], "count": 9}
+    assert chunks[0]["items"][0] == {"product_id": skus[0], "stock_on_hand": base + 3, "count": 0}
+    assert set(received) == {"id", "chunk_number", "asn_id", "shipment_ref", "fulfillment_location_id",
+                             "processed_at", "items"}
+    assert (received["asn_id"], received["shipment_ref"], received["chunk_number"]) == ("asn-1", "SHP-1", 1)
+    assert received["items"] == [{"product_id": skus[0], "quantity": 5}]
+    assert adjusted["items"][0]["quantity"] == -2 and adjusted["processed_at"] == "2026-03-02T09:00:00.000Z"
+    assert {e["payload"]["fulfillment_location_id"] for e in events} == {"SE02"}
+    assert events[-1]["published_at"] == "2026-03-02T10:00:00.000Z"  # a count is dated by its publication
 
 
 def test_record_return_blind_online_and_linked(ns_estate: Estate) -> None:
@@ -403,7 +406,7 @@ def test_eventstream_registry_and_pos_sale_delivery(ns_served: ServedNewStore, n
     opened = receiver.received("order.opened")[0]
     assert set(opened) == {"tenant", "name", "published_at", "payload"} and opened["tenant"] == state.tenant
     assert opened["payload"]["items"][0]["shipping_service_level"] == "IN_STORE_HANDOVER"
-    assert opened["payload"]["fulfillment_node_id"] == "SE01"
+    assert opened["payload"]["channel"] == "ST-SE01"
     assert [d["outcome"] for d in ns_served.sim.emitter.delivery_log()] == ["delivered", "delivered"]
 
 
@@ -446,7 +449,7 @@ def test_wrong_api_key_and_dead_receiver_give_up_bounded(ns_estate: Estate, rece
                                                                                "api_key": "wrong"}})
         sim.state.create_integration({"id": "dead", "callback_parameters": {
             "callback_url": "http://127.0.0.1:9/unreachable", "api_key": API_KEY}})
-        sim.state.adjust_stock("SE01", {ns_estate.skus()[0]: 1}, reason="found")
+        sim.state.adjust_stock("SE01", {ns_estate.skus()[0]: 1})
         assert sim.flush(10)
     log = {d["integration_id"]: d for d in sim.emitter.delivery_log()}
     assert log["bad-key"]["outcome"] == "failed" and [a["status_code"] for a in log["bad-key"]["attempts"]] == [403] * 3
@@ -465,7 +468,8 @@ def _chaos_run(estate: Estate, seed: int, config: EmitterConfig) -> tuple[list[t
             for i, sku in enumerate(estate.skus()[:40]):
                 sim.state.receive_stock("SE01", {sku: i + 1}, at=T0)
             assert sim.flush(10)
-    got = [(e["name"], e["payload"]["logical_timestamp"]) for e in rec.events]
+    # Each receipt's quantity (i + 1) tells the deliveries apart (receipts carry no logical timestamp).
+    got = [(e["name"], e["payload"]["items"][0]["quantity"]) for e in rec.events]
     outcome = [{k: d[k] for k in ("seq", "duplicate", "outcome")} for d in sim.emitter.delivery_log()]
     return got, outcome
 
@@ -494,9 +498,9 @@ def test_delay_knob_still_delivers_everything(ns_estate: Estate, receiver: Event
         sim.state.create_integration({"id": "slow", "callback_parameters": {"callback_url": receiver.url,
                                                                             "api_key": API_KEY}})
         for sku in ns_estate.skus()[:10]:
-            sim.state.adjust_stock("SE03", {sku: 1}, reason="found")
+            sim.state.adjust_stock("SE03", {sku: 1})
         assert sim.emitter.wait_idle(10)
-    assert sorted(e["payload"]["logical_timestamp"] for e in receiver.events) == list(range(1, 11))
+    assert sorted(e["payload"]["items"][0]["product_id"] for e in receiver.events) == sorted(ns_estate.skus()[:10])
     assert {e["name"] for e in receiver.events} == {ADJUSTMENT_EVENT}
 
 
@@ -575,3 +579,50 @@ def test_missing_specs_folder_skips_with_reason(monkeypatch: pytest.MonkeyPatch,
     monkeypatch.setattr(openapi_support, "SPEC_DIR", tmp_path / "absent")
     with pytest.raises(pytest.skip.Exception, match="specs not found"):
         SwaggerSpecs.load()
+
+
+def test_changed_redeliveries_and_late_publication_knobs(ns_estate: Estate, receiver: EventReceiver) -> None:
+    import json
+
+    from pipelines.intake.verify import parse_newstore_event
+
+    config = EmitterConfig(redelivery_rate=1.0, redelivery_shift_s=7200, redelivery_extra={"republished": True})
+    sim = make_simulator(ns_estate, emitter_config=config)
+    sim.state.late_publication_rate, sim.state.late_publication_s = 1.0, 5 * 3600
+    with sim.serve():
+        sim.state.create_integration({"id": "knobs", "callback_parameters": {"callback_url": receiver.url,
+                                                                            "api_key": API_KEY}})
+        evening = datetime(2026, 3, 2, 21, 30, tzinfo=UTC)
+        (receipt,) = sim.state.receive_stock("SE01", {ns_estate.skus()[0]: 2}, at=evening)
+        assert sim.emitter.wait_idle(10)
+    first, again = receiver.events
+    # Published five hours late, after midnight; the receipt's own time still says the evening before.
+    assert first["published_at"] == "2026-03-03T02:30:00.000Z" and receipt["processed_at"] == "2026-03-02T21:30:00.000Z"
+    # The redelivery: a new published_at and an extra envelope field, the same payload.
+    assert again["published_at"] == "2026-03-03T04:30:00.000Z" and again["republished"] is True
+    assert again["payload"] == first["payload"] and "republished" not in first
+    keys = {parse_newstore_event(json.dumps(e).encode()).dedup_key for e in (first, again)}
+    assert len(keys) == 1
+
+
+def test_cancelled_items_release_allocations_and_leave_on_hand(ns_estate: Estate) -> None:
+    state = NewStoreState(ns_estate, tenant="t")
+    sku = _dc_sku(ns_estate)
+    body = {"external_id": "W-1", "shop": "storefront", "shop_locale": "en-GB", "channel_type": "web",
+            "channel_name": "centra", "currency": "SEK", "price_method": "tax_included",
+            "shipping_address": {"address_line_1": "x", "country": "SE"},
+            "shipments": [{"items": [{"external_item_id": "W-1-1", "product_id": sku,
+                                      "price": {"item_price": 100.0, "item_list_price": 100.0, "item_tax_lines": [],
+                                                "item_discount_info": [], "item_order_discount_info": []}}],
+                           "shipping_option": {"service_level_identifier": "STANDARD", "price": 0, "tax": 0}}],
+            "payments": [{"type": "captured", "amount": 100.0, "method": "credit_card", "processor": "adyen",
+                          "correlation_ref": "p1", "processed_at": "2026-03-02T09:00:00Z"}]}
+    order = state.fulfill_order(body)
+    item_id = order["items"][0]["id"]
+    node = state.fulfillment_requests(order["id"])["fulfillment_requests"][0]["fulfillment_node_id"]
+    before = state.stock_record(node, sku)
+    payload = state.cancel_items(order["id"], [item_id], at=T0)
+    after = state.stock_record(node, sku)
+    assert payload == {"id": order["id"], "items": [{"id": item_id, "product_id": sku}]}
+    assert after["on_hand"] == before["on_hand"] and after["allocations"] == before["allocations"] - 1
+    assert state.events_published()[-1]["name"] == "order.items_cancelled"

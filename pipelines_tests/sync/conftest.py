@@ -26,6 +26,16 @@ T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 _LT = itertools.count(1_000)
 
 
+@dataclass
+class RateRow:
+    """A row of Centra's `rateLimits` answer, as the governor observes it."""
+
+    type: str
+    interval_seconds: int
+    quota: int
+    remaining_quota: int
+
+
 def iso(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
 
@@ -34,26 +44,30 @@ def _item(sku: str, **extra: Any) -> dict[str, Any]:
     return {"product_id": sku, "external_identifiers": {"sku": sku}, **extra}
 
 
+# Payloads as NewStore sends them (pipelines/simulators/newstore/PROVENANCE.md).
 def sale(node: str, sku: str, at: datetime, quantity: int = 1, ref: str | None = None) -> dict[str, Any]:
     """`order.opened` of a store sale (one item per unit, as NewStore sends them)."""
-    items = [_item(sku, shipping_service_level="IN_STORE_HANDOVER", status="complete") for _ in range(quantity)]
+    items = [_item(sku, id=f"item-{next(_LT)}", shipping_service_level="IN_STORE_HANDOVER", status="complete",
+                   quantity=1) for _ in range(quantity)]
     return {"name": "order.opened", "published_at": iso(at), "payload": {
-        "id": ref or f"sale-{next(_LT)}", "channel_type": "store", "fulfillment_node_id": node, "placed_at": iso(at),
-        "logical_timestamp": next(_LT), "items": items}}
+        "id": ref or f"sale-{next(_LT)}", "channel_type": "store", "channel": node, "placed_at": iso(at),
+        "price_method": "tax_included", "items": items}}
 
 
-def count(node: str, quantities: dict[str, int], at: datetime) -> dict[str, Any]:
+def count(node: str, quantities: dict[str, int], at: datetime, on_record: int = 0) -> dict[str, Any]:
+    """`inventory_count.items_counted`: no id and no time of its own (dated by `published_at`)."""
     return {"name": "inventory_count.items_counted", "published_at": iso(at), "payload": {
-        "id": f"count-{next(_LT)}", "fulfillment_node_id": node, "counted_at": iso(at), "chunk_number": 1,
-        "total_chunks": 1, "logical_timestamp": next(_LT),
-        "items": [_item(s, quantity=q, stock_location="main") for s, q in quantities.items()]}}
+        "fulfillment_location_id": node, "chunk_number": 1, "total_chunks": 1,
+        "items": [{"product_id": s, "stock_on_hand": on_record, "count": q} for s, q in quantities.items()]}}
 
 
 def receipt(node: str, quantities: dict[str, int], at: datetime, adjusted: bool = False) -> dict[str, Any]:
     kind = "items_adjusted" if adjusted else "items_received"
+    txn = f"tx-{next(_LT)}"
     return {"name": f"inventory_transaction.{kind}", "published_at": iso(at), "payload": {
-        "id": f"tx-{next(_LT)}", "fulfillment_node_id": node, "transaction_type": kind, "occurred_at": iso(at),
-        "logical_timestamp": next(_LT), "items": [_item(s, quantity=q) for s, q in quantities.items()]}}
+        "id": txn, "chunk_number": 1, "asn_id": f"asn-{txn}", "shipment_ref": f"shp-{txn}",
+        "fulfillment_location_id": node, "processed_at": iso(at),
+        "items": [{"product_id": s, "quantity": q} for s, q in quantities.items()]}}
 
 
 def land(engine: Engine, *envelopes: dict[str, Any]) -> list[bool]:

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pipelines.domain.sync import Governor, Mutation, mark_critical, online_keys, prioritise
 from pipelines.domain.sync.model import KeyPlan
-
-
-@dataclass
-class Row:
-    type: str
-    interval_seconds: int
-    quota: int
-    remaining_quota: int
-
+from pipelines_tests.sync.conftest import RateRow as Row
 
 GROWTH = [Row("REQUEST_COUNT", 10, 60, 60), Row("REQUEST_COUNT", 3600, 5000, 5000),
           Row("MUTATION_COUNT", 10, 20, 20), Row("MUTATION_COUNT", 3600, 1800, 1800),
@@ -105,3 +95,21 @@ def test_critical_means_the_skus_online_free_to_allocate_across_the_allocation_r
     assert not sale.critical
     mark_critical([sale], {(1, "A"): (0, 0), (2, "A"): (1, 1), (3, "A"): (1, 1)}, safety_stock=1, online=online)
     assert sale.critical  # 0 + 1 + 1 - 1 = 1 unit left online
+
+
+def test_a_warehouse_in_two_allocation_rules_is_critical_when_either_rule_is_nearly_sold_out() -> None:
+    """Store 2 sells online through rule (1, 2) (DC with plenty) and rule (2, 3) (nearly sold out): its
+    last-but-one unit is an oversell risk through the second rule whatever the first has, in either
+    rule order. Kills: the most exposed rule replaced by the least exposed (`min` -> `max`), only the
+    first or only the last rule looked at, online_keys missing the second rule's warehouses."""
+    near = [(1, 2), (2, 3)]
+    for rules in (near, near[::-1]):
+        online = {1: [(1, 2)], 2: rules, 3: [(2, 3)]}
+        sale = _mutation(2, "remove", {"A": 1})
+        assert online_keys([sale], online) == {(1, "A"), (2, "A"), (3, "A")}
+        mark_critical([sale], {(1, "A"): (40, 40), (2, "A"): (1, 1), (3, "A"): (1, 1)}, safety_stock=1,
+                      online=online)
+        assert sale.critical, rules  # rule (2, 3): 1 + 1 - 1 = 1 unit left online
+        mark_critical([sale], {(1, "A"): (40, 40), (2, "A"): (1, 1), (3, "A"): (5, 5)}, safety_stock=1,
+                      online=online)
+        assert not sale.critical, rules  # mirror: both rules have plenty (41 - 1, 6 - 1)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import random
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -16,6 +14,7 @@ from pipelines.sync import StockSync, SyncConfig
 from pipelines.sync.batches import Batch
 from pipelines.sync.replay import requeue
 from pipelines_tests.sync.conftest import T0, SyncWorld, age_inbox, count, land, receipt, sale
+from pipelines_tests.sync.conftest import RateRow as Row
 
 
 class SimulatedCrash(BaseException):
@@ -141,14 +140,6 @@ def test_429_storm_is_waited_out_without_loss(world: SyncWorld) -> None:
         sync.run(drain_s=0)
     assert all(world.physical(s) == world.initial(s) - 1 for s in skus)
     assert world.statuses() == {"done": 3}
-
-
-@dataclass
-class Row:
-    type: str
-    interval_seconds: int
-    quota: int
-    remaining_quota: int
 
 
 def test_starved_budget_serves_the_oversell_risk_first(world: SyncWorld) -> None:
@@ -319,22 +310,36 @@ def test_a_second_sync_process_is_refused(world: SyncWorld) -> None:
 
 
 def test_drain_keeps_sending_while_movements_arrive(world: SyncWorld) -> None:
-    import threading
+    """One run drains: a movement that lands while it runs goes out in the same run, by a later pass.
 
+    No wall clock: the run's clock is fake and its `sleep` (called between passes) is where the trader
+    lands the next sale, so each sale lands after the previous pass and before the next one; the last
+    sale moves the clock to the end of the drain, leaving exactly one more pass. Kills: a run that stops
+    after one pass (deadline from `drain_s` lost, `now >= deadline` flipped), an ingest cursor that
+    skips events landed between passes, passes that stop ingesting or sending after the first."""
     node = world.store.newstore_node_id
     skus = world.skus(8, min_stock=1)
-    stop = threading.Event()
+    drain_s = 50.0
+    now = [0.0]
+    landed: list[str] = []
 
-    def trade() -> None:
-        for i, s in enumerate(itertools.islice(itertools.cycle(skus), 8)):
-            land(world.engine, sale(node, s, T0 + timedelta(seconds=i)))
-            stop.wait(0.05)
+    def between_passes(seconds: float) -> None:
+        assert len(landed) < len(skus), "the run should have ended"  # bounds the loop
+        prev = landed[-1]
+        assert world.physical(prev) == world.initial(prev) - 1, f"{prev} not applied by the pass after it landed"
+        sku = skus[len(landed)]
+        land(world.engine, sale(node, sku, T0 + timedelta(seconds=len(landed))))
+        landed.append(sku)
+        now[0] += max(seconds, 0.5)
+        if len(landed) == len(skus):
+            now[0] = max(now[0], drain_s)  # the drain ends after the next pass
 
-    trader = threading.Thread(target=trade)
-    trader.start()
-    report = StockSync(world.engine, world.estate, world.client(),
-                       SyncConfig(settle_s=0, poll_s=0.05)).run(drain_s=1.5)
-    trader.join()
-    world.sync().run(drain_s=0)  # whatever landed after the drain ended
-    assert report.passes > 1
-    assert all(world.physical(s) == world.initial(s) - 1 for s in skus)
+    land(world.engine, sale(node, skus[0], T0))
+    landed.append(skus[0])
+    sync = StockSync(world.engine, world.estate, world.client(), SyncConfig(settle_s=0, poll_s=0.05),
+                     clock=lambda: now[0], sleep=between_passes)
+    report = sync.run(drain_s=drain_s)
+    assert landed == skus
+    assert report.passes == len(skus)  # one pass per landed sale
+    assert report.applied == len(skus) and report.pending_after == 0
+    assert all(world.physical(s) == world.initial(s) - 1 for s in skus)  # no catch-up run needed

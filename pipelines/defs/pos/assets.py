@@ -18,6 +18,7 @@ from pipelines.domain.pos_lines import SALE_EVENTS, build_pos_lines
 from pipelines.domain.stock_movements import STOCK_EVENTS, build_movements
 from pipelines.domain.timeutil import utc_text
 from pipelines.store.inbox import record_exceptions
+from pipelines.store.inbox_orders import InboxOrders
 from pipelines.store.partitions import read_partition, read_sql, replace_partitions
 
 OWNERS = ["team:retail-operations"]
@@ -81,8 +82,9 @@ def pos_sale_lines(context: dg.AssetExecutionContext, store: StoreOfRecord,
 
 @inbox_asset(
     description="Stock-affecting POS events of the business day as movements per (location, SKU): sales, "
-                "return restocks, receipts and adjustments as signed deltas, stock counts as absolute "
-                "quantities, each with event time and NewStore's logical timestamp.",
+                "return restocks, receipts, adjustments and ship-from-store shipments of store orders as signed "
+                "deltas, stock counts as absolute quantities, each with event time and NewStore's logical "
+                "timestamp where the event has one.",
 )
 def pos_stock_movements(context: dg.AssetExecutionContext, store: StoreOfRecord,
                         estate: EstateResource) -> Iterator[dg.MaterializeResult]:
@@ -90,7 +92,7 @@ def pos_stock_movements(context: dg.AssetExecutionContext, store: StoreOfRecord,
 
     def one_day(day: str) -> DayOutput:
         events = read_inbox_day(engine, STOCK_EVENTS, day)
-        df, problems = build_movements(events, estate.get(), day)
+        df, problems = build_movements(events, estate.get(), day, InboxOrders(engine))
         replace_partitions(engine, day, {"pos_stock_movements": df})
         record_exceptions(engine, problems)
         by_type = df.groupby("movement_type")["quantity"].count().to_dict() if not df.empty else {}

@@ -1,4 +1,7 @@
-"""Checks on the daily reconciliation: output schema, money mismatches (blocking), drift, freshness."""
+"""Checks on the daily reconciliation: output schema, money mismatches (blocking), drift, freshness.
+
+Each partitioned check judges every business day of its run on its own (one day, or each day of a range
+backfill) and fails when any day fails; the limits are per day (see `pipelines.defs.checks.evaluate_days`)."""
 
 import os
 
@@ -7,7 +10,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.typing import Series
 
-from pipelines.defs.checks import validate_frame
+from pipelines.defs.checks import evaluate_days, validate_frame
 from pipelines.defs.partitions import BUSINESS_TIMEZONE, daily_partitions
 from pipelines.defs.reconciliation.assets import finance_daily_report, read_findings, reconciliation_findings
 from pipelines.defs.resources import StoreOfRecord
@@ -48,7 +51,8 @@ def _threshold(name: str) -> float:
                 description="The findings table is well formed (types, teams, severities, non-negative values).")
 def reconciliation_findings_schema(context: dg.AssetCheckExecutionContext,
                                    store: StoreOfRecord) -> dg.AssetCheckResult:
-    return validate_frame(read_findings(store, context.partition_key), Findings, dg.AssetCheckSeverity.ERROR)
+    return evaluate_days(context, lambda day: validate_frame(read_findings(store, day), Findings,
+                                                             dg.AssetCheckSeverity.ERROR))
 
 
 def _value_check(findings: pd.DataFrame, types: tuple[str, ...], limit_env: str, severity: dg.AssetCheckSeverity,
@@ -62,7 +66,8 @@ def _value_check(findings: pd.DataFrame, types: tuple[str, ...], limit_env: str,
         severity=severity,
         description=f"{len(hits)} {what}, {value:.2f} at risk (limit {limit:.2f})",
         metadata={"failing_rows": len(hits), "value_at_risk_base": value,
-                  "units": int(hits["quantity_diff"].abs().sum()) if not hits.empty else 0,
+                  # quantity_diff reads back as object when every row of the day is NULL (money-only types)
+                  "units": int(pd.to_numeric(hits["quantity_diff"], errors="coerce").abs().sum()),
                   "by_type": dg.MetadataValue.json({str(k): int(v) for k, v in
                                                     hits["finding_type"].value_counts().items()}),
                   "sample": _sample(hits)},
@@ -75,8 +80,9 @@ def _value_check(findings: pd.DataFrame, types: tuple[str, ...], limit_env: str,
                             "PIPELINES_RECON_BLOCKING_VALUE_BASE (base currency, default 0).")
 def money_mismatches_within_tolerance(context: dg.AssetCheckExecutionContext,
                                       store: StoreOfRecord) -> dg.AssetCheckResult:
-    return _value_check(read_findings(store, context.partition_key), MONEY_TYPES,
-                        "PIPELINES_RECON_BLOCKING_VALUE_BASE", dg.AssetCheckSeverity.ERROR, "money mismatch(es)")
+    return evaluate_days(context, lambda day: _value_check(
+        read_findings(store, day), MONEY_TYPES, "PIPELINES_RECON_BLOCKING_VALUE_BASE", dg.AssetCheckSeverity.ERROR,
+        "money mismatch(es)"))
 
 
 @dg.asset_check(asset=reconciliation_findings, partitions_def=daily_partitions,
@@ -84,9 +90,9 @@ def money_mismatches_within_tolerance(context: dg.AssetCheckExecutionContext,
                             "value exceeds PIPELINES_RECON_DRIFT_WARN_VALUE_BASE (base currency, default 0).")
 def stock_drift_within_tolerance(context: dg.AssetCheckExecutionContext,
                                  store: StoreOfRecord) -> dg.AssetCheckResult:
-    return _value_check(read_findings(store, context.partition_key), DRIFT_TYPES,
-                        "PIPELINES_RECON_DRIFT_WARN_VALUE_BASE", dg.AssetCheckSeverity.WARN,
-                        "drifting (store, SKU) pair(s)")
+    return evaluate_days(context, lambda day: _value_check(
+        read_findings(store, day), DRIFT_TYPES, "PIPELINES_RECON_DRIFT_WARN_VALUE_BASE", dg.AssetCheckSeverity.WARN,
+        "drifting (store, SKU) pair(s)"))
 
 
 REPORT_DEADLINE_HOUR = int(os.environ.get("PIPELINES_RECON_REPORT_DEADLINE_HOUR", "7"))

@@ -2,9 +2,10 @@
 
 Contract highlights (deviations from the reference page / specs are listed here on purpose):
 
+* Every event field has a source or is marked an assumption in ``PROVENANCE.md`` beside this file.
 * Identifiers: fulfillment node id = ``Location.newstore_node_id``; NewStore store id = ``Location.id``;
-  product id = SKU. POS order payloads carry ``channel``/``store_id`` (store id) and, as a simulator
-  addition, ``fulfillment_node_id`` (node id) so consumers know the location without a lookup.
+  product id = SKU. A store order names its store in ``channel`` (the store id); inventory and
+  fulfilment events name the node in ``fulfillment_location_id``.
 * ``fulfill_order`` idempotency: same ``external_id`` + same payload -> the first response (200);
   a different payload -> **409** ``same_order_injection_with_different_data`` (``conflict_mode="error"``,
   default) or the first response (``conflict_mode="first_response"``, what the spec describes).
@@ -17,7 +18,8 @@ Contract highlights (deviations from the reference page / specs are listed here 
 * In-store returns of online orders: ``return.processed.external_order_id`` carries the online order
   reference; ``order_id`` is null unless a NewStore order exists.
 * Adjustments emit ``inventory_transaction.items_adjusted`` (name is an assumption).
-* ``published_at`` of an event is its event time (``at``), not the wall-clock send time.
+* ``published_at`` of an event is its event time (``at``), not the wall-clock send time, unless the
+  late-publication knob moves it on (``late_publication_rate``, ``late_publication_s``).
 """
 
 from __future__ import annotations
@@ -47,13 +49,15 @@ class NewStoreSimulator:
                  seed: int = 0, emitter_config: EmitterConfig | None = None,
                  clock: Callable[[], datetime] | None = None, tenant_rate: float | None = 200.0,
                  endpoint_rates: dict[str, float] | None = None, token_ttl: int = 3600,
-                 conflict_mode: str = "error", count_chunk_size: int = 100, safety_stock: int = 0) -> None:
+                 conflict_mode: str = "error", count_chunk_size: int = 100, safety_stock: int = 0,
+                 late_publication_rate: float = 0.0, late_publication_s: float = 0.0) -> None:
         self.tenant = tenant
         self.clients = dict(clients or {"pipelines": "pipelines-secret"})
         self.emitter = EventStreamEmitter(emitter_config, seed=seed)
         self.state = NewStoreState(estate, tenant=tenant, clock=clock, seed=seed, emitter=self.emitter,
                                    count_chunk_size=count_chunk_size, safety_stock=safety_stock,
-                                   conflict_mode=conflict_mode)
+                                   conflict_mode=conflict_mode, late_publication_rate=late_publication_rate,
+                                   late_publication_s=late_publication_s)
         self.controls = SimulatorControls(tenant_rate=tenant_rate, endpoint_rates=endpoint_rates,
                                           token_ttl=token_ttl)
         self.app = create_app(self.state, clients=self.clients, controls=self.controls)

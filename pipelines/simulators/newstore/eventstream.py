@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -38,6 +38,12 @@ class EmitterConfig:
     """Delivery behaviour; every chaos knob defaults to off."""
 
     duplicate_rate: float = 0.0  # probability that a delivery is sent twice (identical envelope)
+    # Probability that a delivery is sent again as a *changed* redelivery: `published_at` moved on by
+    # `redelivery_shift_s` and `redelivery_extra` merged into the envelope (NewStore's publication log
+    # re-publishes an event on request; what else a re-publication changes is not documented: a knob).
+    redelivery_rate: float = 0.0
+    redelivery_shift_s: float = 3600.0
+    redelivery_extra: dict[str, Any] = field(default_factory=dict)
     drop_rate: float = 0.0  # probability that a delivery is silently never attempted
     shuffle_window: int = 0  # >1: deliveries are released in random order within windows of this size
     shuffle_linger: float = 0.5  # seconds of inactivity after which a partial window is released
@@ -83,6 +89,16 @@ class Delivery:
             "outcome": self.outcome,
             "attempts": [{"at": a.at, "status_code": a.status_code, "error": a.error} for a in self.attempts],
         }
+
+
+def changed_redelivery(event: dict[str, Any], shift_s: float, extra: dict[str, Any]) -> dict[str, Any]:
+    """The same event re-published: a later `published_at` and `extra` fields in the envelope."""
+    published = event.get("published_at")
+    later = published
+    if isinstance(published, str):
+        at = datetime.fromisoformat(published.replace("Z", "+00:00")) + timedelta(seconds=shift_s)
+        later = at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {**event, **extra, "published_at": later}
 
 
 def _now_iso() -> str:
@@ -159,14 +175,16 @@ class EventStreamEmitter:
         made: list[Delivery] = []
         with self._lock:
             cfg = self.config
-            copies = 1
+            events = [event]
             dropped = cfg.drop_rate > 0 and self._rng.random() < cfg.drop_rate
             if cfg.duplicate_rate > 0 and self._rng.random() < cfg.duplicate_rate:
-                copies = 2
-            for i in range(copies):
+                events.append(event)
+            if cfg.redelivery_rate > 0 and self._rng.random() < cfg.redelivery_rate:
+                events.append(changed_redelivery(event, cfg.redelivery_shift_s, cfg.redelivery_extra))
+            for i, body in enumerate(events):
                 self._seq += 1
                 delay = self._rng.uniform(0, cfg.delay) if cfg.delay > 0 else 0.0
-                d = Delivery(seq=self._seq, event=event, target=target, duplicate=i > 0, delay=delay)
+                d = Delivery(seq=self._seq, event=body, target=target, duplicate=i > 0, delay=delay)
                 if dropped:
                     d.outcome = "dropped"
                 else:

@@ -21,7 +21,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
 
@@ -264,13 +264,18 @@ class NewStoreState:
 
     def __init__(self, estate: Estate, *, tenant: str = "nordlys", clock: Callable[[], datetime] | None = None,
                  seed: int = 0, emitter: EventSink | None = None, count_chunk_size: int = 100,
-                 safety_stock: int = 0, conflict_mode: str = "error", max_items_per_order: int = 500) -> None:
+                 safety_stock: int = 0, conflict_mode: str = "error", max_items_per_order: int = 500,
+                 late_publication_rate: float = 0.0, late_publication_s: float = 0.0) -> None:
         if conflict_mode not in ("error", "first_response"):
             raise ValueError("conflict_mode must be 'error' or 'first_response'")
         self.estate = estate
         self.tenant = tenant
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.count_chunk_size = max(1, count_chunk_size)
+        # Late publication (knob): this share of events gets a `published_at` this many seconds after
+        # the fact (NewStore's SLA is <= 15 min, but replays and halted streams publish hours late).
+        self.late_publication_rate = late_publication_rate
+        self.late_publication_s = late_publication_s
         self.conflict_mode = conflict_mode
         self.max_items_per_order = max_items_per_order
         self._emitter = emitter
@@ -344,7 +349,10 @@ class NewStoreState:
         return {"sku": sku, "ean13": ref.size.ean if ref else None}
 
     def _publish(self, name: str, payload: dict[str, Any], at: datetime) -> dict[str, Any]:
-        envelope = {"tenant": self.tenant, "name": name, "published_at": iso(at), "payload": payload}
+        published = at
+        if self.late_publication_rate > 0 and self._rng.random() < self.late_publication_rate:
+            published = at + timedelta(seconds=self.late_publication_s)
+        envelope = {"tenant": self.tenant, "name": name, "published_at": iso(published), "payload": payload}
         self._events.append((at, envelope))
         if self._emitter is not None:
             for integ in self._integrations.values():
@@ -403,11 +411,14 @@ class NewStoreState:
 
     def record_store_sale(self, node_id: str, items: list[dict[str, Any]], *, at: datetime | None = None,
                           customer_email: str | None = None, external_id: str | None = None,
-                          associate_id: str | None = None, payment_method: str = "credit_card") -> dict[str, Any]:
-        """A native POS sale (tax-included prices): decrements on_hand, emits order.created + order.opened.
+                          associate_id: str | None = None, payment_method: str = "credit_card",
+                          price_method: str = "tax_included") -> dict[str, Any]:
+        """A native POS sale: decrements on_hand, emits order.created + order.opened.
 
-        ``items``: ``[{sku, quantity, unit_price (tax incl. list price), discount (per unit amount), tax_rate
+        ``items``: ``[{sku, quantity, unit_price (list price), discount (per unit amount), tax_rate
         (optional override: a till keyed with the wrong tax code)}]``.
+        ``price_method``: ``tax_included`` (prices contain the tax, as at a European till) or
+        ``tax_excluded`` (the tax comes on top of the price).
         Returns the ``order.opened`` payload.
         """
         with self._lock:
@@ -425,13 +436,15 @@ class NewStoreState:
                 sku = str(it["sku"])
                 self._sku(sku)
                 unit, disc = D(it["unit_price"]), D(it.get("discount", 0) or 0)
+                line_rate = D(it["tax_rate"]) if it.get("tax_rate") is not None else rate
                 for _ in range(int(it.get("quantity", 1))):
                     paid = unit - disc
+                    tax = tax_included(paid, line_rate) if price_method == "tax_included" \
+                        else (paid * line_rate).quantize(_CENT, ROUND_HALF_UP)
                     lines.append(OrderItem(
                         id=self._uuid(), external_item_id=f"{external_id}-{len(lines) + 1}", product_id=sku,
                         list_price=unit, item_discount=disc, order_discount=Decimal(0), price=paid,
-                        tax=tax_included(paid, D(it["tax_rate"]) if it.get("tax_rate") is not None else rate),
-                        tax_rate=D(it["tax_rate"]) if it.get("tax_rate") is not None else rate, status="complete",
+                        tax=tax, tax_rate=line_rate, status="complete",
                         service_level="IN_STORE_HANDOVER", fulfillment_node_id=node_id,
                         discounts=[{"level": "item", "type": "fixed", "value": money(disc),
                                     "price_adjustment": money(disc)}] if disc else [],
@@ -440,12 +453,12 @@ class NewStoreState:
                 raise ValueError("a sale needs at least one item")
             order = Order(
                 id=order_id, external_id=external_id, origin="newstore", channel_type="store", channel=loc.id,
-                store_id=loc.id, fulfillment_node_id=node_id, currency=loc.currency, price_method="tax_included",
+                store_id=loc.id, fulfillment_node_id=node_id, currency=loc.currency, price_method=price_method,
                 placed_at=at, created_at=at, items=lines, fulfillment_type="in_store_purchase",
                 customer_email=customer_email, associate_id=associate_id,
-                payments=[{"amount": money(sum((i.price for i in lines), Decimal(0))), "method": payment_method,
-                           "type": "captured", "processed_at": iso(at)}],
             )
+            order.payments = [{"amount": money(order.grand_total), "method": payment_method, "type": "captured",
+                               "processed_at": iso(at)}]
             for line in lines:
                 self._rec(node_id, line.product_id).on_hand -= 1
             self._orders[order_id] = order
@@ -498,23 +511,29 @@ class NewStoreState:
             )["event"]
 
     def receive_stock(self, node_id: str, items: Mapping[str, int], *, at: datetime | None = None,
-                      reason: str = "transfer_in") -> dict[str, Any]:
-        """Goods received at a node: on_hand += qty; emits inventory_transaction.items_received."""
+                      asn_id: str | None = None, shipment_ref: str | None = None) -> list[dict[str, Any]]:
+        """Goods received at a node (an ASN): on_hand += qty; emits inventory_transaction.items_received in
+        chunks of ``count_chunk_size`` items (one ``id``, ``chunk_number`` 1..n). Returns the payloads."""
         with self._lock:
             at = self._at(at)
             self._node(node_id)
             for sku, qty in items.items():
                 self._sku(sku)
                 self._rec(node_id, sku).on_hand += int(qty)
-            payload = self._inventory_payload(node_id, items, at, reason, "items_received")
-            return copy.deepcopy(self._publish("inventory_transaction.items_received", payload, at)["payload"])
+            txn, asn = self._uuid(), asn_id or self._uuid()
+            out = []
+            for n, chunk in enumerate(self._chunks(list(items)), start=1):
+                payload = {"id": txn, "chunk_number": n, "asn_id": asn, "shipment_ref": shipment_ref or f"SHP-{asn[:8]}",
+                           "fulfillment_location_id": node_id, "processed_at": iso(at),
+                           "items": [{"product_id": sku, "quantity": int(items[sku])} for sku in chunk]}
+                out.append(copy.deepcopy(self._publish("inventory_transaction.items_received", payload, at)["payload"]))
+            return out
 
-    def adjust_stock(self, node_id: str, items: Mapping[str, int], *, at: datetime | None = None,
-                     reason: str = "adjustment") -> dict[str, Any]:
+    def adjust_stock(self, node_id: str, items: Mapping[str, int], *, at: datetime | None = None) -> dict[str, Any]:
         """Reason-coded stock adjustment: on_hand += delta (signed); emits :data:`ADJUSTMENT_EVENT`.
 
-        ASSUMPTION: the event name ``inventory_transaction.items_adjusted`` is ours; NewStore does not
-        document the adjustment event name.
+        ASSUMPTION (PROVENANCE.md): NewStore documents reason-coded adjustments but not the event they
+        leave as; name and payload here are modelled on ``inventory_transaction.items_received``.
         """
         with self._lock:
             at = self._at(at)
@@ -522,51 +541,62 @@ class NewStoreState:
             for sku, delta in items.items():
                 self._sku(sku)
                 self._rec(node_id, sku).on_hand += int(delta)
-            payload = self._inventory_payload(node_id, items, at, reason, "items_adjusted")
+            payload = {"id": self._uuid(), "chunk_number": 1, "fulfillment_location_id": node_id,
+                       "processed_at": iso(at),
+                       "items": [{"product_id": sku, "quantity": int(q)} for sku, q in items.items()]}
             return copy.deepcopy(self._publish(ADJUSTMENT_EVENT, payload, at)["payload"])
 
     def count_stock(self, node_id: str, counts: Mapping[str, int], *, at: datetime | None = None) -> list[dict[str, Any]]:
-        """A stock count: sets on_hand; emits inventory_count.items_counted in chunks. Returns the payloads."""
+        """A cycle count: sets on_hand; emits inventory_count.items_counted in chunks of
+        ``count_chunk_size`` items. Each item carries ``stock_on_hand`` (on record before the count) and
+        ``count`` (physically there). The payload has no id and no time of its own: consumers date it by
+        ``published_at``. Returns the payloads."""
         with self._lock:
             at = self._at(at)
             self._node(node_id)
             for sku in counts:
                 self._sku(sku)
+            before = {sku: self._rec(node_id, sku).on_hand for sku in counts}
             for sku, qty in counts.items():
                 self._rec(node_id, sku).on_hand = int(qty)
-            skus = list(counts)
-            size = self.count_chunk_size
-            chunks = [skus[i:i + size] for i in range(0, len(skus), size)] or [[]]
-            count_id = self._uuid()
+            chunks = self._chunks(list(counts))
             out = []
             for n, chunk in enumerate(chunks, start=1):
                 payload = {
-                    "id": count_id,
-                    "fulfillment_node_id": node_id,
-                    "counted_at": iso(at),
+                    "fulfillment_location_id": node_id,
                     "chunk_number": n,
                     "total_chunks": len(chunks),
-                    "logical_timestamp": self._next_lt(),
-                    "items": [{"product_id": s, "quantity": int(counts[s]), "stock_location": "main",
-                               "external_identifiers": self._ids(s)} for s in chunk],
+                    "items": [{"product_id": s, "stock_on_hand": before[s], "count": int(counts[s])} for s in chunk],
                 }
                 out.append(copy.deepcopy(self._publish("inventory_count.items_counted", payload, at)["payload"]))
             return out
 
-    # -- payload builders -----------------------------------------------------------------------------
+    def _chunks(self, skus: list[str]) -> list[list[str]]:
+        size = self.count_chunk_size
+        return [skus[i:i + size] for i in range(0, len(skus), size)] or [[]]
 
-    def _inventory_payload(self, node_id: str, items: Mapping[str, int], at: datetime, reason: str,
-                           kind: str) -> dict[str, Any]:
-        return {
-            "id": self._uuid(),
-            "fulfillment_node_id": node_id,
-            "transaction_type": kind,
-            "reason": reason,
-            "occurred_at": iso(at),
-            "logical_timestamp": self._next_lt(),
-            "items": [{"product_id": sku, "quantity": int(q), "stock_location": "main",
-                       "external_identifiers": self._ids(sku)} for sku, q in items.items()],
-        }
+    def cancel_items(self, order_id: str, item_ids: Iterable[str], *, at: datetime | None = None) -> dict[str, Any]:
+        """Cancel items of an order that have not shipped: their allocations are released (on_hand is
+        untouched: nothing left the shelf); emits ``order.items_cancelled``. Returns the payload."""
+        with self._lock:
+            at = self._at(at)
+            order = self._orders[order_id]
+            wanted = set(item_ids)
+            cancelled = []
+            for item in order.items:
+                if item.id in wanted and item.status not in ("complete", "cancelled", "returned"):
+                    item.status = "cancelled"
+                    if item.fulfillment_node_id:
+                        self._rec(item.fulfillment_node_id, item.product_id).allocations.pop(item.id, None)
+                    cancelled.append({"id": item.id, "product_id": item.product_id})
+            for fr_id in self._frs_by_order.get(order_id, []):
+                for fi in self._frs[fr_id].items:
+                    if fi.item_id in wanted and fi.status == "dispatched":
+                        fi.status = "cancelled"
+            payload = {"id": order.id, "items": cancelled}
+            return copy.deepcopy(self._publish("order.items_cancelled", payload, at)["payload"])
+
+    # -- payload builders -----------------------------------------------------------------------------
 
     def _order_payload(self, order: Order) -> dict[str, Any]:
         items = order.items
@@ -578,12 +608,9 @@ class NewStoreState:
             "external_id": order.external_id,
             "created_at": iso(order.created_at),
             "placed_at": iso(order.placed_at),
-            "logical_timestamp": self._next_lt(),
             "associate_id": order.associate_id,
             "channel_type": order.channel_type,
             "channel": order.channel,
-            "store_id": order.store_id,
-            "fulfillment_node_id": order.fulfillment_node_id,
             "is_exchange": False,
             "exchanges": [],
             "customer_id": order.customer_id,
@@ -924,8 +951,7 @@ class NewStoreState:
                     self._publish("fulfillment_request.items_completed", {
                         "id": fr.id, "order_id": order.id, "logical_timestamp": self._next_lt(),
                         "fulfillment_location_id": node, "associate_id": body.get("associate_id"),
-                        "service_level": fr.service_level, "completed_at": iso(at),
-                        "carrier": fi.carrier, "tracking_code": fi.tracking_code,
+                        "service_level": fr.service_level,
                         "items": [{"id": fi.item_id, "product_id": fi.product_id}],
                     }, at)
                 if order.status == "closed":
