@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 
 from pipelines.definitions import build_definitions
-from pipelines.defs.reconciliation.checks import MONEY_TYPES
+from pipelines.defs.reconciliation.gates import MONEY_TYPES
 from pipelines.devstack import Stack
 from pipelines.domain.timeutil import day_window_utc
 from pipelines.intake.verify import InboundEvent

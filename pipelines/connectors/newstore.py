@@ -24,6 +24,7 @@ from urllib.parse import quote
 import httpx
 
 from pipelines.connectors.errors import AuthError, ConnectorError, RateLimited, TransientError
+from pipelines.connectors.paging import paginate
 from pipelines.connectors.retry import raise_for_status, retrying, transient_from_transport
 
 __all__ = [
@@ -330,48 +331,42 @@ class NewStoreClient:
                 for x in data.get("locations", [])]
 
     def stores(self, *, page_size: int = 100) -> list[PosStore]:
-        """``GET /stores`` following ``next_page_key``."""
-        out: list[PosStore] = []
-        start_at: str | None = None
-        seen: set[str] = set()
-        while True:
+        """``GET /stores`` following ``next_page_key`` (sent back as ``start_at``)."""
+        def fetch(start_at: str | None) -> tuple[list[dict[str, Any]], str | None]:
             params: dict[str, Any] = {"limit": min(100, page_size)}
             if start_at:
                 params["start_at"] = start_at
             data = self._json("GET", "/stores", params=params)
-            for x in data.get("items", []):
-                out.append(PosStore(id=str(x["id"]), tenant=str(x.get("tenant", "")),
-                                    country_code=str(x.get("country_code", "")),
-                                    timezone=(x.get("config") or {}).get("timezone"),
-                                    multi_cashbox=bool(x.get("multi_cashbox"))))
-            start_at = data.get("next_page_key")
-            if not start_at or start_at in seen:
-                return out
-            seen.add(start_at)
+            return data.get("items", []), data.get("next_page_key") or None
+
+        return [PosStore(id=str(x["id"]), tenant=str(x.get("tenant", "")), country_code=str(x.get("country_code", "")),
+                         timezone=(x.get("config") or {}).get("timezone"), multi_cashbox=bool(x.get("multi_cashbox")))
+                for x in paginate(fetch, None, what="NewStore /stores")]
 
     # -- stock ------------------------------------------------------------------------------------------
 
     def stocked_products(self, node_ids: Iterable[str] | None = None) -> list[PosStock]:
         """Every (node, product) stock row from the private HQ API (offset paging), optionally filtered."""
         wanted = set(node_ids) if node_ids is not None else None
-        out: list[PosStock] = []
-        offset = 0
-        while True:
+
+        def fetch(offset: int) -> tuple[list[dict[str, Any]], int | None]:
             data = self._json("GET", self.stocked_products_path, params={"limit": self.page_size, "offset": offset})
             items = data.get("items", []) if isinstance(data, dict) else []
-            for x in items:
-                node = str(x["fulfillment_node_id"])
-                if wanted is not None and node not in wanted:
-                    continue
-                product = str(x.get("product_id") or x.get("sku"))
-                out.append(PosStock(fulfillment_node_id=node, sku=str(x.get("sku") or product), product_id=product,
-                                    on_hand=int(x.get("on_hand") or 0), atp=int(x.get("atp") or 0),
-                                    allocations=int(x.get("allocations") or 0),
-                                    safety_stock=int(x.get("safety_stock") or 0)))
             total = (data.get("pagination") or {}).get("total") if isinstance(data, dict) else None
-            offset += len(items)
-            if len(items) < self.page_size or not items or (total is not None and offset >= int(total)):
-                return out
+            end = offset + len(items)
+            return items, None if total is not None and end >= int(total) else end
+
+        out: list[PosStock] = []
+        for x in paginate(fetch, 0, page_size=self.page_size, what=f"NewStore {self.stocked_products_path}"):
+            node = str(x["fulfillment_node_id"])
+            if wanted is not None and node not in wanted:
+                continue
+            product = str(x.get("product_id") or x.get("sku"))
+            out.append(PosStock(fulfillment_node_id=node, sku=str(x.get("sku") or product), product_id=product,
+                                on_hand=int(x.get("on_hand") or 0), atp=int(x.get("atp") or 0),
+                                allocations=int(x.get("allocations") or 0),
+                                safety_stock=int(x.get("safety_stock") or 0)))
+        return out
 
     def atp(self, keys: Iterable[tuple[str, str] | Mapping[str, str]]) -> list[Atp]:
         """ATP by ``(product_id, fulfillment_node_id)`` keys, 2000 per request."""

@@ -19,7 +19,6 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, TypeVar
 
 import httpx
 import tenacity
@@ -28,9 +27,6 @@ from tenacity import RetryCallState
 from pipelines.connectors.errors import AuthError, ConnectorError, RateLimited, TransientError
 
 log = logging.getLogger(__name__)
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 #: Statuses treated as transient besides every 5xx (499: client closed request, seen behind proxies).
 RETRYABLE_STATUSES: frozenset[int] = frozenset({408, 425, 429, 499})
@@ -195,17 +191,6 @@ def retrying(*, max_attempts: int = 6, max_wait_s: float = 60.0, base_delay_s: f
         sleep=sleep,
         before_sleep=_log_before_sleep(logger or log),
     )
-
-
-def with_retries(**policy: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Decorator form of `retrying(**policy)`."""
-
-    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
-        @functools.wraps(fn)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            return retrying(**policy)(fn, *args, **kwargs)
-        return wrapper
-    return decorate
 
 
 def _describe(response: httpx.Response) -> str:

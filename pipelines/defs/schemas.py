@@ -1,9 +1,11 @@
-"""pandera schemas of the raw datasets, validated by partitioned asset checks."""
+"""pandera schemas of the raw datasets and the reconciliation findings, validated by partitioned asset checks."""
 
 from __future__ import annotations
 
 import pandera.pandas as pa
 from pandera.typing import Series
+
+from pipelines.domain.reconciliation.model import FINDING_TYPES
 
 _MONEY = {"ge": -1e9, "le": 1e9}
 
@@ -174,3 +176,19 @@ class PosPickups(pa.DataFrameModel):
     class Config:
         coerce = True
         unique = ["fulfillment_request_id", "order_id"]
+
+
+class Findings(pa.DataFrameModel):
+    """The daily reconciliation's findings (`reconciliation_findings`)."""
+
+
+    finding_type: Series[str] = pa.Field(isin=sorted(FINDING_TYPES))
+    severity: Series[str] = pa.Field(isin=["ERROR", "WARN"])
+    owner_team: Series[str] = pa.Field(isin=["finance", "retail_operations", "ecommerce", "integration"])
+    value_at_risk: Series[float] = pa.Field(ge=0)
+    value_at_risk_base: Series[float] = pa.Field(ge=0)
+    risk_rank: Series[int] = pa.Field(ge=1)
+    playbook: Series[str] = pa.Field(str_length={"min_value": 10})
+
+    class Config:
+        coerce = True

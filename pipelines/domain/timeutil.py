@@ -38,3 +38,20 @@ def day_window_utc(day: str | date, tz: str) -> tuple[datetime, datetime]:
     start = datetime.combine(d, time.min, tzinfo=zone)
     end = datetime.combine(d + timedelta(days=1), time.min, tzinfo=zone)
     return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def human_duration(seconds: float | None) -> str:
+    """A duration as people read it: "0.8 s", "42 s", "3 min 12 s", "2 h 05 min", "2 d 21 h"; "n/a" for None."""
+    if seconds is None:
+        return "n/a"
+    sign, s = ("-" if seconds < 0 else ""), abs(float(seconds))
+    if s < 9.95:  # one decimal below ten seconds ("9.96" would round up to "10.0 s")
+        return f"{sign}{s:.1f} s"
+    whole = int(round(s))
+    if whole < 60:
+        return f"{sign}{whole} s"
+    if whole < 3600:
+        return f"{sign}{whole // 60} min {whole % 60:02d} s"
+    if whole < 86400:
+        return f"{sign}{whole // 3600} h {whole % 3600 // 60:02d} min"
+    return f"{sign}{whole // 86400} d {whole % 86400 // 3600} h"

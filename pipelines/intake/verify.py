@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
 
+from pipelines.connectors.centra.signature import centra_signature
+
 # Column widths of inbox_events (sql/migrations/0001_core.sql): longer values would fail the insert.
 MAX_DEDUP_KEY = 255
 MAX_EVENT_NAME = 128
@@ -34,10 +36,6 @@ def check_bearer(authorization: str | None, expected: str) -> None:
     # Bytes, not str: compare_digest raises TypeError on non-ASCII str (headers arrive latin-1 decoded).
     if not hmac.compare_digest(token.strip().encode(), expected.encode()):
         raise Rejected(403, "api key does not match")
-
-
-def centra_signature(secret: str, timestamp: str, body: bytes) -> str:
-    return hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
 def check_centra_signature(header: str | None, body: bytes | None, secret: str, now: float,

@@ -26,6 +26,7 @@ class SyncConfig:
     rate_refresh_s: float = 30.0  # re-read rateLimits at least this often
     max_wait_s: float = 15.0  # the longest single pause between passes while waiting for budget
     location_ids: tuple[str, ...] = field(default=())  # optional allow-list of estate location ids
+    backlog_after_s: float = 300.0  # events older than this when a run starts count as backlog, not steady lag
     clock_skew_s: float = 300.0  # an event stamped further ahead of its receive time is applied at receive time
     counts_as: str = "delta"  # "delta": a count goes out as changeStock against Centra's physical read just
     #                           before (merged with the warehouse's other lines); "set": as setStock

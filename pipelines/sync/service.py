@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from threading import Event
 from typing import Any
 
@@ -28,7 +29,7 @@ from pipelines.domain.sync.governor import Governor, mark_critical, online_keys,
 from pipelines.domain.sync.model import KeyPlan, Mutation, QueuedMovement
 from pipelines.domain.sync.netting import group_mutations, net_key, newer_count
 from pipelines.domain.sync.stats import percentile
-from pipelines.domain.timeutil import normalise_time, parse_time
+from pipelines.domain.timeutil import human_duration, normalise_time, parse_time, utc_text
 from pipelines.estate import Estate
 from pipelines.store.db import table
 from pipelines.store.inbox import record_exceptions
@@ -63,7 +64,8 @@ class PassReport:
     recovered: int = 0
     deferred: int = 0
     pending_keys: int = 0
-    lags: list[float] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)  # steady state: events that happened during the run
+    backlog_lags: list[float] = field(default_factory=list)  # events from before the run started
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -89,7 +91,8 @@ class RunReport:
     budget_used: int = 0
     budget_available: int = 0
     pending_after: int = 0
-    lags: list[float] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)  # steady state: events that happened during the run
+    backlog_lags: list[float] = field(default_factory=list)  # backlog caught up: events from before the run
     errors: list[str] = field(default_factory=list)
 
     def add(self, rep: PassReport) -> None:
@@ -98,6 +101,7 @@ class RunReport:
             setattr(self, name, getattr(self, name) + getattr(rep, name))
         self.deferred = rep.deferred
         self.lags += rep.lags
+        self.backlog_lags += rep.backlog_lags
         self.errors += rep.errors
 
     def lag(self, q: float) -> float | None:
@@ -113,7 +117,18 @@ class RunReport:
             "budget_available": self.budget_available, "pending_after": self.pending_after,
             "lag_p50_s": self.lag(50), "lag_p95_s": self.lag(95),
             "lag_max_s": round(max(self.lags), 3) if self.lags else None,
+            "backlog_movements": len(self.backlog_lags),
+            "backlog_max_age_s": round(max(self.backlog_lags), 3) if self.backlog_lags else None,
         }
+
+    def readable(self) -> dict[str, str]:
+        """The lags in human units (s, min, h, d), for run tags and metadata."""
+        d = self.as_dict()
+        return {"lag_p50": human_duration(d["lag_p50_s"]), "lag_p95": human_duration(d["lag_p95_s"]),
+                "lag_max": human_duration(d["lag_max_s"]),
+                "backlog_caught_up": f"{d['backlog_movements']} movement(s), oldest "
+                                     f"{human_duration(d['backlog_max_age_s'])} old"
+                if d["backlog_movements"] else "none"}
 
 
 def _lag_s(event_time: str, confirmed_at: str) -> float:
@@ -139,6 +154,7 @@ class StockSync:
         self.size_ids = {sku: ref.size.size_id for sku, ref in estate.by_sku.items()}
         self.online = online_warehouses(estate)
         self._event_times: dict[int, str] = {}
+        self._backlog_before = now_text()  # set per run: events before this are backlog
         self._stock_cache: dict[tuple[int, str], tuple[int, int, float]] = {}  # (physical, free, read at)
 
     # ------------------------------------------------------------------ run
@@ -147,6 +163,7 @@ class StockSync:
         """Passes for `drain_s` seconds (0: one pass), under the sync lock; records the run."""
         drain = self.config.drain_s if drain_s is None else drain_s
         report = RunReport(self.run_id, kind)
+        self._backlog_before = utc_text(parse_time(report.started_at) - timedelta(seconds=self.config.backlog_after_s))
         spent_before = self.governor.spent_mutations
         limited_before = self.governor.rate_limited
         with sync_lock(self.engine):
@@ -276,7 +293,17 @@ class StockSync:
                                  if p.operation == "none" and p.watermark is not None])
         rep.applied += len(applies)
         rep.superseded += len(absorbs)
-        rep.lags += [_lag_s(self._event_times[i], at) for i in applies if i in self._event_times]
+        self._record_lags(rep, applies, at)
+
+    def _record_lags(self, rep: PassReport, applied: list[int], confirmed_at: str) -> None:
+        """Lags of applied movements: backlog (the event happened more than `backlog_after_s` before this
+        run started: downtime, or the history at a first start) apart from the steady state, so a
+        caught-up backlog does not read as the sync being days behind."""
+        for i in applied:
+            event_time = self._event_times.pop(i, None)
+            if event_time is not None:
+                lags = rep.backlog_lags if event_time < self._backlog_before else rep.lags
+                lags.append(_lag_s(event_time, confirmed_at))
 
     def _rank(self, mutations: list[Mutation]) -> None:
         """The budget is short: flag the critical lines from Centra's stock of the keys at stake.
@@ -359,7 +386,7 @@ class StockSync:
         applies = [i for p in batch.plan.values() for i in p["applies"]]
         rep.applied += len(applies)
         rep.superseded += sum(len(p["absorbs"]) for p in batch.plan.values())
-        rep.lags += [_lag_s(self._event_times.pop(i), confirmed_at) for i in applies if i in self._event_times]
+        self._record_lags(rep, applies, confirmed_at)
 
     def _recover(self, rep: PassReport) -> None:
         """Settle prepared batches: commit those Centra has (no resend), resend the others."""

@@ -321,6 +321,32 @@ def test_order_fields_allocation_ship_and_return(client: CentraClient, state: Ce
     assert dataclasses.asdict(r)["lines"][0]["sku"] == a
 
 
+def test_orders_by_numbers_batches_and_leaves_out_unknown_numbers(client: CentraClient, state: CentraState,
+                                                                  transport: CountingTransport) -> None:
+    skus = _skus(state, 5)
+    numbers = [state.place_order(MARKET, [(skus[i % 5], 1)], email=f"n{i}@example.com")["number"]
+               for i in range(230)]
+    unknown = [max(numbers) + 1, max(numbers) + 500]
+    transport.statuses.clear()
+    found = client.orders_by_numbers(reversed(numbers + unknown + numbers[:5]))  # any order, duplicates
+    assert sorted(found) == numbers and all(found[n].number == n for n in numbers)
+    assert len(transport.statuses) == 2  # 232 distinct numbers: a batch of 200 and one of 32
+    assert found[numbers[7]] == client.order(numbers[7])
+    assert found[numbers[7]].lines[0].sku == skus[2]
+
+    transport.statuses.clear()  # one batch larger than a page: the same filter read as pages 1 and 2
+    assert client.orders_by_numbers(numbers + unknown, batch_size=1000) == found
+    assert len(transport.statuses) == 2
+    transport.statuses.clear()  # a full batch that is all found needs no second page
+    assert list(client.orders_by_numbers(numbers[:200])) == numbers[:200]
+    assert len(transport.statuses) == 1
+    transport.statuses.clear()
+    assert client.orders_by_numbers(unknown) == {} and client.orders_by_numbers([]) == {}
+    assert len(transport.statuses) == 1
+    with pytest.raises(ValueError):
+        client.orders_by_numbers(numbers, batch_size=0)
+
+
 # ------------------------------------------------------------------ retry helpers
 
 

@@ -219,3 +219,4 @@ def test_count_chunks_are_distinct_facts_and_a_redelivered_chunk_is_not() -> Non
     assert business_key(name, chunk) != business_key(name, {**chunk, "chunk_number": 2})
     assert business_key(name, chunk) != business_key(
         name, {**chunk, "items": [{"product_id": "A", "stock_on_hand": 3, "count": 1}]})
+

@@ -16,6 +16,7 @@ from pipelines.domain.reconciliation import (
     Tolerance,
     build_reference,
     exception_records,
+    model,
     reconcile,
 )
 from pipelines.domain.reconciliation import rules as R
@@ -379,6 +380,14 @@ def test_return_without_order_ref() -> None:
     assert (f.quantity_pos, f.value_at_risk, f.currency) == (1, 49.95, "EUR")
 
 
+def test_unjudged_returns_raise_nothing_whether_given_as_a_list_or_a_series() -> None:
+    day = with_lines(clean_day(), line("R3", "DE01", "A", 1, 49.95, 0.0, 0.19, kind="return"))
+    assert only(run(day)).finding_type == "return_without_order_ref"
+    for ids in (["R3"], pd.Series(["R3"])):
+        assert R.returns_and_refunds(DAY, day.pos_sale_lines, REF.locations, TOL,
+                                     unjudged_transaction_ids=ids).empty
+
+
 def test_return_missing_in_commerce() -> None:
     day = clean_day()
     day.centra_return_lines = day.centra_return_lines.iloc[0:0]
@@ -571,3 +580,36 @@ def test_a_transaction_with_two_tax_rates_counts_once_in_each_group() -> None:
     ds.loc[1, "count"] = 2
     f = only(R.store_sales(DAY, lines, ds, REF.locations, TOL, tax_rates=REF.tax_rates))
     assert (f.tax_rate, f.quantity_pos, f.quantity_commerce, f.value_at_risk) == (0.12, 1, 2, 0.0)
+
+
+# ------------------------------------------------------------------ finding-type meanings, package names
+
+
+def test_what_a_finding_type_means_is_said_once_on_the_type() -> None:
+    assert model.MONEY_TYPES == ("store_sales_mismatch", "return_without_order_ref", "return_missing_in_commerce",
+                                 "refund_amount_mismatch", "refund_tax_mismatch", "click_collect_open",
+                                 "line_tax_mismatch")
+    assert model.DRIFT_TYPES == ("stock_drift_oversell", "stock_drift_lost_sales")
+    assert model.DRIFT_TYPE_BY_KIND == {"oversell": "stock_drift_oversell", "lost_sales": "stock_drift_lost_sales"}
+    types = model.FINDING_TYPES.values()
+    assert [t.name for t in types if t.blocks_report] == list(model.MONEY_TYPES)
+    assert not any(t.money and t.drift for t in types)
+    with pytest.raises(ValueError, match="drift"):
+        dataclasses.replace(model.STOCK_DRIFT_OVERSELL, drift="both")
+
+
+def test_drift_by_store_splits_oversell_and_lost_sales_by_the_type_attribute() -> None:
+    day = clean_day()
+    day.centra_stock_snapshot.loc[0, "physical"] = 7   # SE01 A +2: oversell
+    day.pos_stock_snapshot.loc[3, "on_hand"] = 9      # DE01 A 9 on hand vs 2: lost sales 7
+    res = reconcile(day, TOL, RuleConfig())
+    by = res.drift_by_store.set_index("location_id")
+    assert (by.loc["ST-SE01", "oversell_units"], by.loc["ST-SE01", "lost_sales_units"]) == (2, 0)
+    assert (by.loc["ST-DE01", "oversell_units"], by.loc["ST-DE01", "lost_sales_units"]) == (0, 7)
+
+
+def test_the_rules_package_keeps_its_public_names() -> None:
+    for name in R.__all__:
+        assert getattr(R, name) is not None
+    assert R.DRIFT_TYPES is model.DRIFT_TYPES
+    assert R.DEFAULT_EXCLUDED_CHANGE_PREFIXES == ("Order ", "Shipment ")

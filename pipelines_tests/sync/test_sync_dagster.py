@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -124,15 +124,20 @@ def test_retention_job_deletes_old_sync_runs_and_their_event_logs(world: SyncWor
         assert all(not instance.all_logs(r) for r in runs)
 
 
-def test_lag_asset_reports_the_day(world: SyncWorld, resources: dict) -> None:
+def test_lag_asset_reports_the_day_with_the_backlog_apart(world: SyncWorld, resources: dict) -> None:
     node = world.store.newstore_node_id
-    sku = world.skus(1, min_stock=1)[0]
-    land(world.engine, sale(node, sku, T0))
-    world.sync().run(drain_s=0)
+    old, fresh = world.skus(2, min_stock=1)
+    land(world.engine, sale(node, old, T0), sale(node, fresh, datetime.now(UTC)))
+    report = world.sync().run(drain_s=0)
+    # The sale from days ago is a backlog caught up, not a lag of days; the fresh one is the steady state.
+    assert report.as_dict()["backlog_movements"] == 1 and len(report.lags) == 1 and report.lags[0] < 60
+    assert report.readable()["backlog_caught_up"].startswith("1 movement(s), oldest ")
     with dg.instance_for_test() as instance:
         result = dg.materialize([stock_sync_lag], resources=resources, instance=instance)
     meta = result.asset_materializations_for_node("stock_sync_lag")[0].metadata
-    assert meta["movements_applied_today"].value == 1 and meta["pending_movements"].value == 0
+    assert meta["movements_applied_today"].value == 2 and meta["pending_movements"].value == 0
+    assert meta["backlog_caught_up_today"].value == 1
+    assert meta["lag_p95_s"].value < 60 and meta["lag_p95"].value.endswith(" s")
     assert "hour" in meta["by_hour"].value and meta["dagster/row_count"].value == 1
 
 

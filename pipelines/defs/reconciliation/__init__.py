@@ -11,7 +11,8 @@ from pipelines.defs.reconciliation.assets import (
     finance_month_end_rollup,
     reconciliation_findings,
 )
-from pipelines.defs.reconciliation.checks import reconciliation_checks, report_freshness_sensor
+from pipelines.defs.reconciliation.checks import reconciliation_checks
+from pipelines.defs.reconciliation.freshness import finance_report_freshness_sensor
 
 RECON_HOUR = int(os.environ.get("PIPELINES_RECON_HOUR", "6"))
 
@@ -50,5 +51,5 @@ def reconciliation_definitions() -> dg.Definitions:
         asset_checks=reconciliation_checks,
         jobs=[reconciliation_job, month_end_job],
         schedules=[reconciliation_daily_schedule, month_end_schedule],
-        sensors=[report_freshness_sensor],
+        sensors=[finance_report_freshness_sensor],
     )

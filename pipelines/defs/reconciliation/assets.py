@@ -1,6 +1,7 @@
 """Daily reconciliation for finance: findings, the finance report files, and the month-end rollup."""
 
 import os
+import shutil
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -8,13 +9,18 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from pipelines.connectors.newstore import NewStoreClient
 from pipelines.defs.metadata import DayOutput, materialize_days, preview
 from pipelines.defs.partitions import BUSINESS_TIMEZONE, daily_partitions
-from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord
+from pipelines.defs.reconciliation.evidence import original_order_lookup
+from pipelines.defs.reconciliation.gates import report_gates
+from pipelines.defs.resources import CentraResource, EstateResource, NewStoreResource, StoreOfRecord
 from pipelines.domain.reconciliation import FINDING_COLUMNS, ReconciliationInputs, Tolerance, reconcile
 from pipelines.domain.reconciliation.engine import exception_records
+from pipelines.domain.reconciliation.model import DRIFT_TYPES
 from pipelines.domain.reconciliation.reference import build_reference
-from pipelines.reporting.finance_report import summarise, write_daily_report, write_month_report
+from pipelines.domain.reconciliation.return_origins import classify_returns
+from pipelines.reporting.finance_report import round_money, summarise, write_daily_report, write_month_report
 from pipelines.settings import settings
 from pipelines.store.inbox import record_exceptions
 from pipelines.store.partitions import read_partition, read_sql, replace_partitions
@@ -38,22 +44,22 @@ def _days_before(day: str, n: int) -> str:
 
 
 def pickup_orders(centra: CentraResource, numbers: list[int]) -> pd.DataFrame:
-    """Centra's current state of the online orders picked up in stores (created on any earlier day)."""
+    """Centra's current state of the online orders picked up in stores (created on any earlier day), in a
+    few requests (200 orders each): they share Centra's rate budget with the stock sync."""
     rows = []
     if numbers:
         with centra.client() as client:
-            for number in numbers:
-                order = client.order(int(number))
-                if order is not None:
-                    rows.append({"order_number": order.number, "status": order.status,
-                                 "grand_total": order.grand_total, "currency": order.currency})
+            found = client.orders_by_numbers(int(n) for n in numbers)
+        rows = [{"order_number": o.number, "status": o.status, "grand_total": o.grand_total, "currency": o.currency}
+                for o in found.values()]
     return pd.DataFrame(rows, columns=["order_number", "status", "grand_total", "currency"])
 
 
-def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str,
-                centra: CentraResource | None = None) -> ReconciliationInputs:
-    """The day's raw datasets from the store of record (plus recent sales for ids and sell-through, and
-    Centra's current status of the day's click-and-collect orders)."""
+def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str, centra: CentraResource | None = None,
+                newstore: NewStoreClient | None = None) -> ReconciliationInputs:
+    """The day's raw datasets from the store of record (plus recent sales for ids and sell-through,
+    Centra's current status of the day's click-and-collect orders, and the original orders of the day's
+    store returns: landed events, then NewStore by id)."""
     engine = store.engine()
     recent = read_sql(engine, "SELECT business_date, transaction_id, kind, location_id, fulfillment_node_id, sku, "
                               "quantity FROM pos_sale_lines WHERE business_date >= :start AND business_date <= :day",
@@ -62,12 +68,10 @@ def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str,
     sell_through = (week.groupby(["location_id", "sku"], as_index=False)["quantity"].sum()
                     .rename(columns={"quantity": "units_sold_recent"}))
     part = lambda name: read_partition(engine, name, day).assign(business_date=day)  # noqa: E731
-    lines = part("pos_sale_lines")
-    # A return of one of the POS's own store sales (its original transaction is a known store sale)
-    # is referenced by that transaction, not by an online order: the rules then skip it.
-    sale_ids = set(recent.loc[recent["kind"] == "sale", "transaction_id"])
-    store_returns = lines["original_transaction_id"].isin(sale_ids)
-    lines.loc[store_returns, "original_order_ref"] = lines.loc[store_returns, "original_transaction_id"]
+    # A return of one of the stores' own sales is referenced by that sale, not by an online order: the
+    # rules then skip it. Its original sale may be older than the loaded days: it is looked up.
+    returns = classify_returns(part("pos_sale_lines"), day, recent.loc[recent["kind"] == "sale", "transaction_id"],
+                               original_order_lookup(engine, newstore))
     pickups = part("pos_pickups")
     pickups["order_number"] = pd.to_numeric(pickups["order_number"], errors="coerce").astype("Int64")
     orders = part("centra_orders")
@@ -77,7 +81,7 @@ def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str,
     return ReconciliationInputs(
         business_date=day,
         reference=build_reference(estate.get()),
-        pos_sale_lines=lines,
+        pos_sale_lines=returns.lines,
         pos_stock_snapshot=part("pos_stock_snapshot"),
         pos_catalog=part("pos_catalog"),
         pos_stock_movements=part("pos_stock_movements"),
@@ -89,7 +93,8 @@ def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str,
         centra_catalog=part("centra_catalog"),
         pickups=pickups,
         sell_through=sell_through,
-        store_sale_transaction_ids=sorted(sale_ids),
+        store_sale_transaction_ids=sorted(returns.store_sale_ids),
+        unverified_returns=returns.unverified,
     )
 
 
@@ -108,32 +113,40 @@ def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str,
                 "team and the playbook action, and is raised as an exception record.",
 )
 def reconciliation_findings(context: dg.AssetExecutionContext, store: StoreOfRecord, estate: EstateResource,
-                            centra: CentraResource) -> Iterator[dg.MaterializeResult]:
+                            centra: CentraResource, newstore: NewStoreResource) -> Iterator[dg.MaterializeResult]:
     engine = store.engine()
     tolerance = tolerance_from_env()
+    newstore_client = newstore.client()
 
     def one_day(day: str) -> DayOutput:
-        result = reconcile(load_inputs(store, estate, day, centra), tolerance)
+        result = reconcile(load_inputs(store, estate, day, centra, newstore_client), tolerance)
+        for note in result.evidence_notes:
+            context.log.warning("%s: %s", day, note)
         findings = result.findings[FINDING_COLUMNS].drop(columns=["business_date"])
-        totals = result.totals.rename(columns={"count": "findings"})
+        totals = result.totals
         drift = result.drift_by_store
+        notes = pd.DataFrame({"note_no": range(1, len(result.evidence_notes) + 1), "note": result.evidence_notes})
         replace_partitions(engine, day, {"reconciliation_findings": findings,
                                          "reconciliation_daily_totals": totals,
-                                         "reconciliation_drift_by_store": drift})
+                                         "reconciliation_drift_by_store": drift,
+                                         "reconciliation_evidence": notes})
         record_exceptions(engine, exception_records(result.findings))
-        summary = summarise(result.findings)
+        summary = summarise(result.findings, base_currency=estate.get().base_currency)
         by_type = {r.finding_type: int(r.findings) for r in totals.itertuples()}
         return {"reconciliation_findings": (findings, {
             **{k: dg.MetadataValue.float(float(v)) if isinstance(v, float) else v
                for k, v in summary.headline().items()},
             "findings_by_type": dg.MetadataValue.json(by_type),
             "rules_skipped": dg.MetadataValue.json(result.skipped),
+            "evidence_complete": not result.evidence_notes,
+            "evidence_notes": dg.MetadataValue.md("\n\n".join(result.evidence_notes) or "_complete_"),
             "top_risks": preview(findings.sort_values("risk_rank")[
                 ["finding_type", "location_id", "sku", "order_ref", "quantity_diff", "value_at_risk_base",
                  "owner_team"]], rows=15),
         })}
 
-    yield from materialize_days(context, one_day)
+    with newstore_client:
+        yield from materialize_days(context, one_day)
 
 
 def read_findings(store: StoreOfRecord, day: str) -> pd.DataFrame:
@@ -148,7 +161,7 @@ def read_history(store: StoreOfRecord, day: str, days: int = 30) -> pd.DataFrame
     if totals.empty:
         return pd.DataFrame(columns=["business_date", "drift_value_base", "value_at_risk_base", "findings"])
     totals["drift_value_base"] = totals["value_at_risk_base"].where(
-        totals["finding_type"].str.startswith("stock_drift_"), 0.0)
+        totals["finding_type"].isin(DRIFT_TYPES), 0.0)
     return totals.groupby("business_date", as_index=False).agg(
         drift_value_base=("drift_value_base", "sum"), value_at_risk_base=("value_at_risk_base", "sum"),
         findings=("findings", "sum"))
@@ -161,9 +174,11 @@ def read_history(store: StoreOfRecord, day: str, days: int = 30) -> pd.DataFrame
     deps=[reconciliation_findings],
     owners=OWNERS,
     kinds={"html", "csv"},
-    description="The finance report of one business day under PIPELINES_REPORTS_DIR/<date>/: summary.html "
+    description="The finance report of one business day under `PIPELINES_REPORTS_DIR/<date>/`: `summary.html` "
                 "(totals by type and team, top risks, drift value by store, 30-day drift chart), findings.csv "
-                "and one CSV per finding type. Blocked while the day has money mismatches above tolerance.",
+                "and one CSV per finding type, and the gates it was produced under. Never written (an earlier one "
+                "is removed) while the day's findings are malformed or its money mismatches exceed the limit: "
+                "the asset judges the money check's gate itself, however it is launched.",
 )
 def finance_daily_report(context: dg.AssetExecutionContext, store: StoreOfRecord,
                          estate: EstateResource) -> Iterator[dg.MaterializeResult]:
@@ -172,18 +187,48 @@ def finance_daily_report(context: dg.AssetExecutionContext, store: StoreOfRecord
 
     def one_day(day: str) -> DayOutput:
         findings = read_findings(store, day)
-        files = write_daily_report(out_dir, day, findings, read_history(store, day),
-                                   base_currency=est.base_currency, estate_name=est.name)
-        summary = summarise(findings)
+        gates = report_gates(findings)
+        if not gates.may_publish:
+            # However the report was launched (alone, in a backfill, with the check skipped): no report,
+            # and none left over from an earlier run, for a day whose money check is red.
+            removed = remove_daily_report(out_dir, day)
+            raise dg.Failure(
+                description=f"{day}: no finance report while {gates.money.name} fails ({gates.money.description}). "
+                            "Resolve or accept the money findings (table reconciliation_findings), then "
+                            "re-materialise the day.",
+                metadata={"business_date": day, "money_value_at_risk_base": dg.MetadataValue.float(gates.money.value_base),
+                          "money_findings": len(gates.money.hits), "earlier_report_removed": removed})
+        notes = read_evidence_notes(store, day)
+        files = write_daily_report(out_dir, day, findings, read_history(store, day), base_currency=est.base_currency,
+                                   estate_name=est.name, estate=est, produced_under=gates.produced_under,
+                                   evidence_notes=notes)
+        summary = files.summary  # the summary the page shows, money rounded to the currency
         return {"finance_daily_report": (findings, {
             **{k: dg.MetadataValue.float(float(v)) if isinstance(v, float) else v
                for k, v in summary.headline().items()},
+            "produced_under": dg.MetadataValue.md("\n".join(
+                f"- {name}: {'passed' if ok else 'FAILED'} ({detail})" for name, ok, detail in gates.produced_under)),
+            "evidence_complete": not notes,
             "summary_html": dg.MetadataValue.path(str(files.summary_html)),
             "summary_url": dg.MetadataValue.url(Path(files.summary_html).resolve().as_uri()),
             "csv_files": dg.MetadataValue.json(sorted(p.name for p in files.csv_by_type.values())),
         })}
 
     yield from materialize_days(context, one_day)
+
+
+def remove_daily_report(out_dir: Path, day: str) -> bool:
+    """Delete a day's report folder (a report written while the day was green); True if there was one."""
+    folder = out_dir / date.fromisoformat(day).isoformat()
+    if not folder.is_dir():
+        return False
+    shutil.rmtree(folder)
+    return True
+
+
+def read_evidence_notes(store: StoreOfRecord, day: str) -> list[str]:
+    notes = read_partition(store.engine(), "reconciliation_evidence", day, ["note_no", "note"])
+    return notes.sort_values("note_no")["note"].tolist()
 
 
 @dg.asset(
@@ -193,7 +238,7 @@ def finance_daily_report(context: dg.AssetExecutionContext, store: StoreOfRecord
     owners=OWNERS,
     kinds={"html", "csv", "sql"},
     description="Month-end rollup of the daily reconciliation: findings and value at risk by day, type and team "
-                "for the month, as PIPELINES_REPORTS_DIR/<YYYY-MM>/summary.html and totals.csv.",
+                "for the month, as `PIPELINES_REPORTS_DIR/<YYYY-MM>/summary.html` and `totals.csv`.",
 )
 def finance_month_end_rollup(context: dg.AssetExecutionContext, store: StoreOfRecord,
                              estate: EstateResource) -> dg.MaterializeResult:
@@ -208,7 +253,8 @@ def finance_month_end_rollup(context: dg.AssetExecutionContext, store: StoreOfRe
         "dagster/row_count": len(totals),
         "days_reconciled": int(totals["business_date"].nunique()) if not totals.empty else 0,
         "findings": int(totals["findings"].sum()) if not totals.empty else 0,
-        "value_at_risk_base": float(totals["value_at_risk_base"].sum()) if not totals.empty else 0.0,
+        "value_at_risk_base": dg.MetadataValue.float(
+            round_money(float(totals["value_at_risk_base"].sum()) if not totals.empty else 0.0, est.base_currency)),
         "summary_html": dg.MetadataValue.path(str(path)),
         "preview": preview(totals.groupby(["finding_type", "owner_team"], as_index=False)[
             ["findings", "value_at_risk_base"]].sum() if not totals.empty else totals),

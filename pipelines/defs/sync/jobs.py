@@ -36,15 +36,15 @@ def sync_client(centra: CentraResource) -> CentraClient:
 
 
 def _metadata(report: RunReport) -> dict[str, Any]:
-    return {k: (v if v is not None else "n/a") for k, v in report.as_dict().items()} | {
+    return {k: (v if v is not None else "n/a") for k, v in report.as_dict().items()} | report.readable() | {
         "errors": dg.MetadataValue.md("\n".join(f"- {e}" for e in report.errors[:20]) or "none")}
 
 
 def _publish(context: dg.OpExecutionContext, report: RunReport) -> dg.Output:
-    d = report.as_dict()
+    d, readable = report.as_dict(), report.readable()
     context.instance.add_run_tags(context.run_id, {
         "stock_sync/applied": str(d["movements_applied"]), "stock_sync/mutations": str(d["mutations"]),
-        "stock_sync/lag_p95_s": str(d["lag_p95_s"])})
+        "stock_sync/lag_p95": readable["lag_p95"], "stock_sync/backlog": readable["backlog_caught_up"]})
     return dg.Output(None, metadata=_metadata(report))
 
 

@@ -11,8 +11,16 @@ import pandas as pd
 
 from pipelines.domain.exceptions import ExceptionRecord
 from pipelines.domain.reconciliation import rules
-from pipelines.domain.reconciliation.model import DEFAULT_TOLERANCE, FINDING_TYPES, Tolerance, empty_findings
+from pipelines.domain.reconciliation.model import (
+    DEFAULT_TOLERANCE,
+    DRIFT_TYPE_BY_KIND,
+    DRIFT_TYPES,
+    FINDING_TYPES,
+    Tolerance,
+    empty_findings,
+)
 from pipelines.domain.reconciliation.reference import Reference
+from pipelines.domain.reconciliation.return_origins import evidence_notes
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,8 @@ class ReconciliationInputs:
     pickups: order_number, location_id, completed_at (click-and-collect completions of the day).
     sell_through: location_id, sku, units_sold_recent (risk weighting of stock drift).
     store_sale_transaction_ids: known store-sale transaction ids of recent days.
+    unverified_returns: the day's return lines whose original sale was not found (`return_origins`):
+        not judged, and said so in ``evidence_notes``.
     """
 
     business_date: str
@@ -64,13 +74,14 @@ class ReconciliationInputs:
     pickups: pd.DataFrame | None = None
     sell_through: pd.DataFrame | None = None
     store_sale_transaction_ids: Iterable[str] | None = None
+    unverified_returns: pd.DataFrame | None = None
 
 
 @dataclass
 class ReconciliationResult:
     """findings: FINDING_COLUMNS sorted by value at risk (base currency) desc; totals: per type/severity/team;
     totals_by_team; drift_by_store: every store's oversell and lost-sales units and value; skipped: rule ->
-    reason; timings_s: rule -> seconds."""
+    reason; timings_s: rule -> seconds; evidence_notes: what could not be judged for lack of evidence."""
 
     business_date: str
     findings: pd.DataFrame
@@ -79,6 +90,7 @@ class ReconciliationResult:
     drift_by_store: pd.DataFrame
     skipped: dict[str, str] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
+    evidence_notes: list[str] = field(default_factory=list)
 
 
 def reconcile(inputs: ReconciliationInputs, tolerance: Tolerance = DEFAULT_TOLERANCE,
@@ -102,6 +114,7 @@ def reconcile(inputs: ReconciliationInputs, tolerance: Tolerance = DEFAULT_TOLER
     pos_stock, cen_stock = inputs.pos_stock_snapshot, inputs.centra_stock_snapshot
     moves, changes = inputs.pos_stock_movements, inputs.centra_stock_changes
     lines, catalog, ccat = inputs.pos_sale_lines, inputs.pos_catalog, inputs.centra_catalog
+    unverified = inputs.unverified_returns
     has_pos = any(x is not None for x in (pos_stock, moves, lines, catalog))
     known = rules.pos_known_skus(pos_catalog=catalog, pos_stock=pos_stock, pos_sale_lines=lines,
                                  pos_movements=moves, business_date=day, keys=keys) if has_pos else None
@@ -142,6 +155,7 @@ def reconcile(inputs: ReconciliationInputs, tolerance: Tolerance = DEFAULT_TOLER
             day, lines, locs, tolerance, centra_returns=inputs.centra_returns,
             centra_return_lines=inputs.centra_return_lines,
             store_sale_transaction_ids=inputs.store_sale_transaction_ids,
+            unjudged_transaction_ids=unverified["transaction_id"].tolist() if unverified is not None else None,
             store_returns_only=cfg.store_returns_only, keys=keys))
         lap("returns")
         frames.append(rules.sale_line_checks(day, lines, locs, prices, tolerance,
@@ -160,8 +174,9 @@ def reconcile(inputs: ReconciliationInputs, tolerance: Tolerance = DEFAULT_TOLER
     findings = pd.concat(frames, ignore_index=True) if frames else empty_findings()
     findings = rules.sort_findings(rules.rank_findings(findings, inputs.sell_through))
     lap("rank")
+    notes = evidence_notes(unverified) if unverified is not None else []
     return ReconciliationResult(day, findings, totals_by_type(findings), totals_by_team(findings),
-                                drift_by_store(findings, locs), skipped, timings)
+                                drift_by_store(findings, locs), skipped, timings, notes)
 
 
 def totals_by_type(findings: pd.DataFrame) -> pd.DataFrame:
@@ -191,8 +206,8 @@ def totals_by_team(findings: pd.DataFrame) -> pd.DataFrame:
 def drift_by_store(findings: pd.DataFrame, locations: pd.DataFrame) -> pd.DataFrame:
     """Per store: SKUs, units and value (store and base currency) of oversell and lost-sales drift."""
     base = locations[["location_id", "currency"]].copy()
-    f = findings[findings["finding_type"].isin(rules.DRIFT_TYPES)]
-    for kind, ft in (("oversell", "stock_drift_oversell"), ("lost_sales", "stock_drift_lost_sales")):
+    f = findings[findings["finding_type"].isin(DRIFT_TYPES)]
+    for kind, ft in DRIFT_TYPE_BY_KIND.items():
         sub = f[f["finding_type"] == ft]
         g = sub.assign(units=sub["quantity_diff"].astype("float64").abs()).groupby("location_id").agg(
             skus=("sku", "size"), units=("units", "sum"), value=("value_at_risk", "sum"),

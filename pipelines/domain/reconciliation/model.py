@@ -35,111 +35,133 @@ FINDING_DTYPES: dict[str, str] = {
     "detail": "object",
 }
 
-#: the columns that identify a finding within a day (with business_date and finding_type).
-FINDING_KEY_COLUMNS: list[str] = ["location_id", "sku", "order_ref", "transaction_id", "tax_rate"]
+#: the two kinds of stock drift (:attr:`FindingType.drift`).
+OVERSELL, LOST_SALES = "oversell", "lost_sales"
 
 
 @dataclass(frozen=True)
 class FindingType:
-    """One kind of finding: its family (the rule that raises it), severity, owner team and playbook."""
+    """One kind of finding: its family (the rule that raises it), severity, owner team and playbook, and
+    what it means (said here only; gates, engine and reports read these or the tuples derived below).
+
+    money: a money mismatch (store sales, refunds, tax, an open paid order): the money gate sums these,
+        and above its limit the finance report of the day is not published.
+    drift: "oversell" or "lost_sales" for stock drift (POS on-hand vs Centra physical), else None.
+    """
 
     name: str
     family: str
     severity: str  # "ERROR" | "WARN"
     owner_team: str  # "finance" | "retail_operations" | "ecommerce" | "integration"
     playbook: str
+    money: bool = False
+    drift: str | None = None  # OVERSELL | LOST_SALES | None
+
+    def __post_init__(self) -> None:
+        if self.drift not in (None, OVERSELL, LOST_SALES):
+            raise ValueError(f"{self.name}: drift must be {OVERSELL!r}, {LOST_SALES!r} or None")
+
+    @property
+    def blocks_report(self) -> bool:
+        """Blocks the day's finance report (above the money limit): the money mismatches; drift only warns."""
+        return self.money
 
     def as_exception_type(self) -> ExceptionType:
         return ExceptionType(self.name, self.severity, self.owner_team, self.playbook)
 
 
-def _t(name: str, family: str, severity: str, owner: str, playbook: str) -> FindingType:
-    return FindingType(name, family, severity, owner, playbook)
-
-
-STOCK_DRIFT_OVERSELL = _t(
+STOCK_DRIFT_OVERSELL = FindingType(
     "stock_drift_oversell", "stock_drift", "ERROR", "retail_operations",
     "Centra shows more physical stock in the store's warehouse than the POS has on hand: the web shop can "
     "sell units that are not there. Confirm the shelf quantity (recount if in doubt), then push the POS "
     "quantity to the store warehouse in Centra (setStock) and look for the unsynced movement.",
+    drift=OVERSELL,
 )
-STOCK_DRIFT_LOST_SALES = _t(
+STOCK_DRIFT_LOST_SALES = FindingType(
     "stock_drift_lost_sales", "stock_drift", "WARN", "retail_operations",
     "Centra shows less physical stock in the store's warehouse than the POS has on hand: online sales are "
     "lost. Confirm the shelf quantity, then push the POS quantity to Centra (setStock).",
+    drift=LOST_SALES,
 )
-SYNC_MISSING_IN_COMMERCE = _t(
+SYNC_MISSING_IN_COMMERCE = FindingType(
     "sync_missing_in_commerce", "sync", "ERROR", "integration",
     "The POS moved stock on the day but Centra's stock-change ledger for the store warehouse moved less (or "
     "not at all): a silent sync failure. Find the movements in the sync ledger, replay them, and re-run the "
     "day's reconciliation.",
 )
-SYNC_UNEXPECTED_IN_COMMERCE = _t(
+SYNC_UNEXPECTED_IN_COMMERCE = FindingType(
     "sync_unexpected_in_commerce", "sync", "WARN", "ecommerce",
     "Centra's ledger moved stock in the store warehouse without a matching POS movement (manual edit, "
     "double apply or a foreign integration). Identify the change in Centra by its description, revert it or "
     "record the matching POS adjustment.",
 )
-ORPHAN_POS_UNKNOWN = _t(
+ORPHAN_POS_UNKNOWN = FindingType(
     "orphan_sku_pos_unknown_in_commerce", "orphan_sku", "ERROR", "ecommerce",
     "The POS stocks or sells a SKU the Centra catalog does not know: its stock never reaches the web shop and "
     "its sales are not reflected online. Create or map the product size in Centra (or fix the POS catalog), "
     "then re-materialise the day.",
 )
-ORPHAN_POS_INACTIVE = _t(
+ORPHAN_POS_INACTIVE = FindingType(
     "orphan_sku_pos_inactive_in_commerce", "orphan_sku", "WARN", "ecommerce",
     "The POS stocks or sells a SKU that is inactive in Centra. Reactivate the size in Centra if it is still "
     "sold, or take it out of store assortment and return the stock.",
 )
-ORPHAN_COMMERCE_UNKNOWN = _t(
+ORPHAN_COMMERCE_UNKNOWN = FindingType(
     "orphan_sku_commerce_unknown_in_pos", "orphan_sku", "WARN", "retail_operations",
     "A SKU active in Centra is unknown to the POS; stock Centra shows for it in a store warehouse can be "
     "oversold. Add the SKU to the POS catalog (or deactivate it in Centra / zero the store warehouse stock).",
 )
-STORE_SALES_MISMATCH = _t(
+STORE_SALES_MISMATCH = FindingType(
     "store_sales_mismatch", "store_sales", "ERROR", "finance",
     "Store sales of the day for this store and tax rate differ between the POS and what was recorded "
     "downstream (count, gross, discount, tax or net). Find the unposted or double-posted transactions, repost "
     "them, and re-run the day.",
+    money=True,
 )
-RETURN_WITHOUT_ORDER_REF = _t(
+RETURN_WITHOUT_ORDER_REF = FindingType(
     "return_without_order_ref", "returns", "ERROR", "retail_operations",
     "A store return was processed without the original order reference and is not a return of a known store "
     "sale: the refund cannot be matched to an online order. Ask the store for the receipt/order number, add "
     "it to the return, and let the return sync to Centra.",
+    money=True,
 )
-RETURN_MISSING_IN_COMMERCE = _t(
+RETURN_MISSING_IN_COMMERCE = FindingType(
     "return_missing_in_commerce", "returns", "ERROR", "ecommerce",
     "A store return of an online order has no matching return in Centra: the order is not credited and stock "
     "is not restocked online. Replay the return sync for the order, or create the return in Centra.",
+    money=True,
 )
-REFUND_AMOUNT_MISMATCH = _t(
+REFUND_AMOUNT_MISMATCH = FindingType(
     "refund_amount_mismatch", "returns", "ERROR", "finance",
     "The amount (or quantity) refunded in the store differs from the refunded return in Centra for this "
     "order and SKU. Check partial refunds and the refund state in Centra, then correct the refund.",
+    money=True,
 )
-REFUND_TAX_MISMATCH = _t(
+REFUND_TAX_MISMATCH = FindingType(
     "refund_tax_mismatch", "returns", "ERROR", "finance",
     "The refund amount matches but the refunded tax differs between the store and Centra's return line tax "
     "rate. Correct the tax on the return (tax rate of the original order) before the VAT report.",
+    money=True,
 )
-CLICK_COLLECT_OPEN = _t(
+CLICK_COLLECT_OPEN = FindingType(
     "click_collect_open", "click_collect", "ERROR", "ecommerce",
     "The store completed the pickup but the online order is not in its terminal state in Centra (or is "
     "missing): it stays open, is not invoiced, and may be fulfilled twice. Complete the shipment in Centra "
     "and check that nothing else was dispatched.",
+    money=True,
 )
-LINE_TAX_MISMATCH = _t(
+LINE_TAX_MISMATCH = FindingType(
     "line_tax_mismatch", "lines", "ERROR", "finance",
     "A store sale line's tax differs from the tax of the store country's rate on its price after discount. "
     "Check the POS tax configuration of the store and correct the posted tax.",
+    money=True,
 )
-LINE_DISCOUNT_MISMATCH = _t(
+LINE_DISCOUNT_MISMATCH = FindingType(
     "line_discount_mismatch", "lines", "WARN", "finance",
     "A store sale line's discount is negative, larger than the line's gross, or not one of the allowed "
     "discount rates. Check the promotion set-up or the associate override on the transaction.",
 )
-PRICE_OFF_PRICELIST = _t(
+PRICE_OFF_PRICELIST = FindingType(
     "price_off_pricelist", "lines", "WARN", "retail_operations",
     "A store sold a SKU at a unit price different from the store market's price list in Centra. Align the POS "
     "price book with the price list (or record the markdown as a discount).",
@@ -151,6 +173,12 @@ FINDING_TYPES: dict[str, FindingType] = {t.name: t for t in (
     RETURN_WITHOUT_ORDER_REF, RETURN_MISSING_IN_COMMERCE, REFUND_AMOUNT_MISMATCH, REFUND_TAX_MISMATCH,
     CLICK_COLLECT_OPEN, LINE_TAX_MISMATCH, LINE_DISCOUNT_MISMATCH, PRICE_OFF_PRICELIST,
 )}
+
+#: Derived from the FindingType attributes, in FINDING_TYPES order: the money mismatches (the money gate,
+#: which blocks the report), the stock drift types, and the drift type of each drift kind.
+MONEY_TYPES: tuple[str, ...] = tuple(t.name for t in FINDING_TYPES.values() if t.money)
+DRIFT_TYPES: tuple[str, ...] = tuple(t.name for t in FINDING_TYPES.values() if t.drift)
+DRIFT_TYPE_BY_KIND: dict[str, str] = {t.drift: t.name for t in FINDING_TYPES.values() if t.drift}
 
 
 @dataclass(frozen=True)

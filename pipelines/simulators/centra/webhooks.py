@@ -11,8 +11,6 @@ seconds, then dropped for good. Fault knobs: `duplicate_rate` (a delivered batch
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import queue
@@ -27,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from pipelines.connectors.centra.signature import centra_signature, verify_webhook_signature
 from pipelines.simulators.centra.state import CentraState
 
 log = logging.getLogger(__name__)
@@ -39,25 +38,11 @@ def encode_body(events: list[dict[str, Any]]) -> str:
 
 def sign(secret: str, body: str, timestamp: int) -> str:
     """The `X-Centra-Signature` header value for `body` at `timestamp`."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+    return f"t={timestamp},v1={centra_signature(secret, timestamp, body)}"
 
 
-def verify_signature(secret: str, header: str | None, body: str | bytes, *, tolerance_s: float = 300.0,
-                     now: float | None = None) -> bool:
-    """Check an `X-Centra-Signature` header (constant-time; rejects timestamps older than tolerance)."""
-    if not header:
-        return False
-    raw = body.decode() if isinstance(body, bytes) else body
-    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
-    try:
-        ts = int(parts["t"])
-    except (KeyError, ValueError):
-        return False
-    if abs((time.time() if now is None else now) - ts) > tolerance_s:
-        return False
-    expected = hmac.new(secret.encode(), f"{ts}.{raw}".encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+#: Check an `X-Centra-Signature` header (constant-time; rejects timestamps older than tolerance).
+verify_signature = verify_webhook_signature
 
 
 @dataclass

@@ -1,0 +1,108 @@
+"""The finance report cannot exist for a day whose money check is red, however it is launched; it says
+what it was produced under; and the freshness check targets yesterday's partition and its deadline."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from pipelines.defs.partitions import BUSINESS_TIMEZONE
+from pipelines.defs.reconciliation.assets import finance_daily_report
+from pipelines.defs.reconciliation.freshness import (
+    CHECK_NAME,
+    deadline_of,
+    finance_report_freshness_sensor,
+    freshness,
+)
+from pipelines.defs.resources import EstateResource, StoreOfRecord
+from pipelines.domain.reconciliation.model import FINDING_COLUMNS, FINDING_DTYPES, FINDING_TYPES
+from pipelines.simulators.estate_gen import write_estate
+from pipelines.store.partitions import replace_partitions
+
+DAY = "2026-03-10"
+
+
+def finding(ftype: str, value: float) -> dict:
+    t = FINDING_TYPES[ftype]
+    return {"business_date": DAY, "finding_type": ftype, "severity": t.severity, "owner_team": t.owner_team,
+            "location_id": "ST-SE01", "sku": "P1000BLKS", "order_ref": "100001", "transaction_id": None,
+            "tax_rate": None, "quantity_pos": 1, "quantity_commerce": 0, "quantity_diff": -1, "amount_pos": value,
+            "amount_commerce": 0.0, "amount_diff": -value, "currency": "EUR", "value_at_risk": value,
+            "value_at_risk_base": value, "risk_rank": 1, "playbook": t.playbook, "detail": None}
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PIPELINES_REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.delenv("PIPELINES_RECON_BLOCKING_VALUE_BASE", raising=False)
+    store = StoreOfRecord(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}")
+    estate = EstateResource(path=str(write_estate(tmp_path / "estate.json", sizes=20, stores=2, seed=3)))
+
+    def land(*rows: dict, notes: tuple[str, ...] = ()) -> None:
+        frame = pd.DataFrame(list(rows), columns=FINDING_COLUMNS).astype(FINDING_DTYPES)
+        replace_partitions(store.engine(), DAY, {
+            "reconciliation_findings": frame.drop(columns=["business_date"]),
+            "reconciliation_evidence": pd.DataFrame({"note_no": range(1, len(notes) + 1), "note": list(notes)})})
+
+    def report() -> dg.ExecuteInProcessResult:
+        return dg.materialize([finance_daily_report], partition_key=DAY, raise_on_error=False,
+                              resources={"store": store, "estate": estate})
+
+    return land, report, tmp_path / "reports" / DAY
+
+
+def test_the_report_alone_is_refused_while_money_is_red_and_an_earlier_one_is_removed(world) -> None:
+    land, report, folder = world
+    land(finding("stock_drift_oversell", 40.0))
+    assert report().success and (folder / "summary.html").exists()  # drift warns, it does not block
+    land(finding("refund_amount_mismatch", 12.5))  # the day is re-reconciled: now a money mismatch
+    result = report()
+    assert not result.success
+    assert not folder.exists()  # not written, and the earlier (green) report is gone
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "money_mismatches_within_tolerance" in failure.event_specific_data.error.message
+
+
+def test_at_the_limit_the_report_is_written_and_states_what_it_was_produced_under(world, monkeypatch) -> None:
+    land, report, folder = world
+    monkeypatch.setenv("PIPELINES_RECON_BLOCKING_VALUE_BASE", "12.5")
+    land(finding("refund_amount_mismatch", 12.5), notes=("Evidence incomplete: 1 return(s) were not judged.",))
+    result = report()
+    assert result.success
+    html = (folder / "summary.html").read_text()
+    assert "money_mismatches_within_tolerance" in html and "12.50 at risk (limit 12.50)" in html
+    assert "Evidence incomplete: 1 return(s) were not judged." in html
+    meta = result.asset_materializations_for_node("finance_daily_report")[0].metadata
+    assert meta["evidence_complete"].value is False
+    monkeypatch.setenv("PIPELINES_RECON_BLOCKING_VALUE_BASE", "12.49")
+    assert not report().success  # one cent over the limit: refused
+
+
+def test_freshness_is_judged_against_the_next_mornings_deadline() -> None:
+    due = deadline_of(DAY)
+    assert due == datetime(2026, 3, 11, 7, tzinfo=ZoneInfo(BUSINESS_TIMEZONE))
+    assert freshness(DAY, False, due - timedelta(seconds=1))[0] is True
+    assert freshness(DAY, False, due)[0] is False
+    assert freshness(DAY, True, due + timedelta(days=3))[0] is True
+
+
+def test_the_sensor_evaluates_yesterdays_partition_and_records_changes_only(monkeypatch) -> None:
+    now = datetime.now(ZoneInfo(BUSINESS_TIMEZONE))
+    yesterday = (now.date() - timedelta(days=1)).isoformat()
+    with dg.instance_for_test() as instance:
+        first = finance_report_freshness_sensor(dg.build_sensor_context(instance=instance))
+        (evaluation,) = first.asset_events
+        assert evaluation.check_name == CHECK_NAME and evaluation.partition == yesterday
+        assert evaluation.passed is (now < deadline_of(yesterday))
+        again = finance_report_freshness_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+        assert not again.asset_events  # unchanged: nothing recorded
+        instance.report_runless_asset_event(dg.AssetMaterialization(finance_daily_report.key, partition=yesterday))
+        written = finance_report_freshness_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+        assert [e.passed for e in written.asset_events] == [True]
+        assert json.loads(written.cursor) == [yesterday, True]
