@@ -172,32 +172,73 @@ async def _read_body(request: Request, limit: int, keep: int) -> _Body:
     return _Body(b"".join(chunks), size, digest.hexdigest(), True, declared)
 
 
-def create_intake_app(engine: Engine, config: IntakeConfig) -> Starlette:
-    concurrency = config.db_concurrency or default_db_concurrency(engine)
-    limiter: anyio.CapacityLimiter | None = None
-    budget = QuarantineBudget(config.quarantine_max_bytes, config.quarantine_retention_days)
-    prefix = config.unverified_body_prefix_bytes
+def _verify_and_parse(check_body: Callable[[bytes], None] | None,
+                      parse: Callable[[Request, bytes], list[InboundEvent]],
+                      request: Request, data: bytes) -> list[InboundEvent]:
+    """The body's signature (a refusal raised as `_Unverified`), then parsing."""
+    if check_body is not None:
+        try:
+            check_body(data)
+        except Rejected as exc:
+            raise _Unverified(exc) from exc
+    return parse(request, data)
 
-    async def in_db_thread(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        nonlocal limiter
-        if limiter is None:  # created on the server's event loop
-            limiter = anyio.CapacityLimiter(concurrency)
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=limiter)
 
-    async def keep(source: str, request: Request, reason: str, status: int, body: _Body | None, *,
+def _parse_newstore(request: Request, body: bytes) -> list[InboundEvent]:
+    media = _media_type(request)
+    if media and media not in _JSON_TYPES and not media.endswith("+json"):
+        raise Rejected(415, f"content type {media!r} is not application/json")
+    return [parse_newstore_event(body)]
+
+
+def _parse_centra(request: Request, body: bytes) -> list[InboundEvent]:
+    media = _media_type(request)
+    if media in _JSON_TYPES:
+        return parse_centra_webhook(body, form=False)
+    if media and media not in _FORM_TYPES:
+        raise Rejected(415, f"content type {media!r} is not application/x-www-form-urlencoded")
+    return parse_centra_webhook(body)
+
+
+class IntakeApp:
+    """The intake over one store of record: its routes, the database threads and the quarantine.
+
+    Requests use the database from at most `concurrency` threads (a limiter created on the server's
+    event loop at the first request); the quarantine's budget is shared by every request of the app.
+    """
+
+    def __init__(self, engine: Engine, config: IntakeConfig) -> None:
+        self.engine = engine
+        self.config = config
+        self.concurrency = config.db_concurrency or default_db_concurrency(engine)
+        self.limiter: anyio.CapacityLimiter | None = None
+        self.budget = QuarantineBudget(config.quarantine_max_bytes, config.quarantine_retention_days)
+        self.prefix = config.unverified_body_prefix_bytes
+
+    def starlette(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/newstore/events", self.newstore_events, methods=["POST"]),
+            Route("/centra/webhooks", self.centra_webhooks, methods=["POST"]),
+            Route("/healthz", self.health, methods=["GET"]),
+            Route("/readyz", self.ready, methods=["GET"]),
+        ], lifespan=self.lifespan)
+
+    async def in_db_thread(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        if self.limiter is None:  # created on the server's event loop
+            self.limiter = anyio.CapacityLimiter(self.concurrency)
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self.limiter)
+
+    async def keep(self, source: str, request: Request, reason: str, status: int, body: _Body | None, *,
                    verified: bool, headers: dict[str, str] | None = None) -> bool:
         """Quarantine the delivery (all of a verified sender's body, else its first `prefix` bytes; with
         `body=None` no body). If that fails, log its size and hash: never the body itself."""
+        kept: dict[str, Any] = {"body": b"", "body_read": False} if body is None else {
+            "body": body.data, "body_size": body.size, "body_sha256": body.sha256,
+            "keep_bytes": None if verified else self.prefix}
         try:
-            if body is None:
-                await in_db_thread(quarantine, engine, source=source, reason=reason, status_code=status,
-                                   headers=headers if headers is not None else dict(request.headers),
-                                   body=b"", body_read=False, verified=verified, budget=budget)
-            else:
-                await in_db_thread(quarantine, engine, source=source, reason=reason, status_code=status,
-                                   headers=headers if headers is not None else dict(request.headers),
-                                   body=body.data, body_size=body.size, body_sha256=body.sha256,
-                                   verified=verified, keep_bytes=None if verified else prefix, budget=budget)
+            await self.in_db_thread(quarantine, self.engine, source=source, reason=reason, status_code=status,
+                                    headers=headers if headers is not None else dict(request.headers),
+                                    verified=verified, budget=self.budget, **kept)
             return True
         except Exception as exc:  # noqa: BLE001 - whatever happened, the sender is asked to retry
             what = ("body not read" if body is None else
@@ -208,18 +249,19 @@ def create_intake_app(engine: Engine, config: IntakeConfig) -> Starlette:
                       what, _describe(exc))
             return False
 
-    def unavailable(reason: str) -> JSONResponse:
-        return JSONResponse({"error": reason}, status_code=503, headers={"Retry-After": str(config.retry_after_s)})
+    def unavailable(self, reason: str) -> JSONResponse:
+        return JSONResponse({"error": reason}, status_code=503,
+                            headers={"Retry-After": str(self.config.retry_after_s)})
 
-    async def refuse(source: str, request: Request, exc: Rejected, body: _Body | None, *, verified: bool,
+    async def refuse(self, source: str, request: Request, exc: Rejected, body: _Body | None, *, verified: bool,
                      headers: dict[str, str] | None = None) -> JSONResponse:
         log.warning("refused %s delivery: %s", source, exc.reason[:255])
-        if not await keep(source, request, exc.reason, exc.status, body, verified=verified, headers=headers):
+        if not await self.keep(source, request, exc.reason, exc.status, body, verified=verified, headers=headers):
             # Not kept: ask for the delivery again rather than dropping it with a 4xx.
-            return unavailable(f"{exc.reason} (and the delivery could not be quarantined: retry later)")
+            return self.unavailable(f"{exc.reason} (and the delivery could not be quarantined: retry later)")
         return JSONResponse({"error": exc.reason}, status_code=exc.status)
 
-    async def intake(source: str, request: Request, check_headers: Callable[[Request], None],
+    async def intake(self, source: str, request: Request, check_headers: Callable[[Request], None],
                      check_body: Callable[[bytes], None] | None,
                      parse: Callable[[Request, bytes], list[InboundEvent]],
                      ) -> tuple[Response | None, list[InboundEvent], list[bool]]:
@@ -228,88 +270,91 @@ def create_intake_app(engine: Engine, config: IntakeConfig) -> Starlette:
         Order: header size (431), credentials from the headers (a stranger's body is only hashed and
         its start kept), the body up to the limit (413), the body's signature (`check_body`), parsing.
         """
+        body = await self._receive(source, request, check_headers, check_body)
+        if isinstance(body, Response):
+            return body, [], []
+        events = await self._verify_and_parse(source, request, body, check_body, parse)
+        if isinstance(events, Response):
+            return events, [], []
+        stored = await self._store(source, request, body, events)
+        if isinstance(stored, Response):
+            return stored, [], []
+        return None, events, stored
+
+    async def _receive(self, source: str, request: Request, check_headers: Callable[[Request], None],
+                       check_body: Callable[[bytes], None] | None) -> _Body | Response:
+        """The headers' size and credentials, then the body up to the limit; a Response when refused."""
+        config, prefix = self.config, self.prefix
         header_bytes = _header_bytes(request)
         if header_bytes > config.max_header_bytes:
             exc = Rejected(431, f"request headers total {header_bytes} bytes, more than {config.max_header_bytes}")
-            return await refuse(source, request, exc, None, verified=False,
-                                headers=_header_summary(request, header_bytes)), [], []
+            return await self.refuse(source, request, exc, None, verified=False,
+                                     headers=_header_summary(request, header_bytes))
         try:
             try:
                 check_headers(request)
             except Rejected as exc:
                 body = await _read_body(request, config.max_body_bytes, prefix)
-                return await refuse(source, request, exc, body, verified=False), [], []
+                return await self.refuse(source, request, exc, body, verified=False)
             body = await _read_body(request, config.max_body_bytes, config.max_body_bytes)
         except ClientDisconnect:
             log.info("%s sender disconnected before the body was complete; nothing stored", source)
-            return Response(status_code=400), [], []
+            return Response(status_code=400)
         if not body.complete:
             verified = check_body is None  # a signature over a body not read whole cannot be checked
             size = f"{body.declared[:20]} bytes" if body.declared else "unknown size"
             kept = len(body.data) if verified else min(prefix, len(body.data))
             reason = (f"body larger than {config.max_body_bytes} bytes ({size}); "
                       f"only its first {kept} bytes are quarantined")
-            return await refuse(source, request, Rejected(413, reason), body, verified=verified), [], []
+            return await self.refuse(source, request, Rejected(413, reason), body, verified=verified)
+        return body
 
-        def verify_and_parse(request: Request, data: bytes) -> list[InboundEvent]:
-            if check_body is not None:
-                try:
-                    check_body(data)
-                except Rejected as exc:
-                    raise _Unverified(exc) from exc
-            return parse(request, data)
-
+    async def _verify_and_parse(self, source: str, request: Request, body: _Body,
+                                check_body: Callable[[bytes], None] | None,
+                                parse: Callable[[Request, bytes], list[InboundEvent]],
+                                ) -> list[InboundEvent] | Response:
+        """The body's signature and its events; a Response when refused or when parsing failed."""
         try:
             if body.size > _PARSE_INLINE_BYTES:  # a big body is verified and parsed off the event loop
-                events = await anyio.to_thread.run_sync(verify_and_parse, request, body.data)
-            else:
-                events = verify_and_parse(request, body.data)
+                return await anyio.to_thread.run_sync(_verify_and_parse, check_body, parse, request, body.data)
+            return _verify_and_parse(check_body, parse, request, body.data)
         except _Unverified as exc:
-            return await refuse(source, request, exc.rejected, body, verified=False), [], []
+            return await self.refuse(source, request, exc.rejected, body, verified=False)
         except Rejected as exc:
-            return await refuse(source, request, exc, body, verified=True), [], []
+            return await self.refuse(source, request, exc, body, verified=True)
         except Exception as exc:  # noqa: BLE001 - a parsing bug: keep the body, let the sender retry
             log.error("parsing a %s delivery failed: %s", source, _describe(exc))
-            await keep(source, request, f"parse failed: {type(exc).__name__}", 500, body, verified=True)
-            return JSONResponse({"error": "the delivery could not be parsed, retry later"}, status_code=500), [], []
+            await self.keep(source, request, f"parse failed: {type(exc).__name__}", 500, body, verified=True)
+            return JSONResponse({"error": "the delivery could not be parsed, retry later"}, status_code=500)
+
+    async def _store(self, source: str, request: Request, body: _Body,
+                     events: list[InboundEvent]) -> list[bool] | Response:
+        """Store the events in one transaction; per event whether it was new, or a Response when not stored."""
         try:
-            return None, events, await in_db_thread(store_events, engine, events)
+            return await self.in_db_thread(store_events, self.engine, events)
         except DB_UNAVAILABLE as exc:
             log.warning("store of record unavailable, %s delivery not acknowledged: %s", source,
                         str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-            return unavailable("store of record unavailable, retry later"), [], []
+            return self.unavailable("store of record unavailable, retry later")
         except Exception as exc:  # noqa: BLE001 - never acknowledge what was not stored
             log.exception("storing a %s delivery failed", source)
-            await keep(source, request, f"store failed: {type(exc).__name__}", 500, body, verified=True)
-            return JSONResponse({"error": "the delivery could not be stored, retry later"}, status_code=500), [], []
+            await self.keep(source, request, f"store failed: {type(exc).__name__}", 500, body, verified=True)
+            return JSONResponse({"error": "the delivery could not be stored, retry later"}, status_code=500)
 
-    def newstore_credentials(request: Request) -> None:
-        check_bearer(request.headers.get("authorization"), config.newstore_api_key)
+    def newstore_credentials(self, request: Request) -> None:
+        check_bearer(request.headers.get("authorization"), self.config.newstore_api_key)
 
-    def parse_newstore(request: Request, body: bytes) -> list[InboundEvent]:
-        media = _media_type(request)
-        if media and media not in _JSON_TYPES and not media.endswith("+json"):
-            raise Rejected(415, f"content type {media!r} is not application/json")
-        return [parse_newstore_event(body)]
-
-    def parse_centra(request: Request, body: bytes) -> list[InboundEvent]:
-        media = _media_type(request)
-        if media in _JSON_TYPES:
-            return parse_centra_webhook(body, form=False)
-        if media and media not in _FORM_TYPES:
-            raise Rejected(415, f"content type {media!r} is not application/x-www-form-urlencoded")
-        return parse_centra_webhook(body)
-
-    async def newstore_events(request: Request) -> Response:
-        response, events, stored = await intake("newstore", request, newstore_credentials, None, parse_newstore)
+    async def newstore_events(self, request: Request) -> Response:
+        response, events, stored = await self.intake("newstore", request, self.newstore_credentials, None,
+                                                     _parse_newstore)
         if response is not None:
             return response
         return JSONResponse({"status": "stored" if stored[0] else "duplicate", "dedup_key": events[0].dedup_key})
 
-    async def centra_webhooks(request: Request) -> Response:
+    async def centra_webhooks(self, request: Request) -> Response:
         now = time.time()  # the signature's age is judged at the request's arrival
         header = request.headers.get("x-centra-signature")
-        secret, tolerance = config.centra_webhook_secret, config.signature_tolerance_s
+        secret, tolerance = self.config.centra_webhook_secret, self.config.signature_tolerance_s
 
         def signature_header(_: Request) -> None:
             check_centra_signature(header, None, secret, now, tolerance)
@@ -317,47 +362,46 @@ def create_intake_app(engine: Engine, config: IntakeConfig) -> Starlette:
         def signature(body: bytes) -> None:
             check_centra_signature(header, body, secret, now, tolerance)
 
-        response, _, stored = await intake("centra", request, signature_header, signature, parse_centra)
+        response, _, stored = await self.intake("centra", request, signature_header, signature, _parse_centra)
         if response is not None:
             return response
         return JSONResponse({"stored": sum(stored), "duplicates": len(stored) - sum(stored)})
 
-    async def health(_: Request) -> JSONResponse:
+    async def health(self, _: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
-    def _ping() -> None:
-        with engine.connect() as conn:
+    def _ping(self) -> None:
+        with self.engine.connect() as conn:
             conn.execute(text("SELECT 1 FROM inbox_events WHERE 1 = 0"))
 
-    async def ready(_: Request) -> JSONResponse:
+    async def ready(self, _: Request) -> JSONResponse:
         """Readiness: the store of record answers and has the inbox table."""
         try:
-            await in_db_thread(_ping)
+            await self.in_db_thread(self._ping)
         except Exception as exc:  # noqa: BLE001
             log.warning("readiness check failed: %s", type(exc).__name__)
-            return unavailable("store of record unavailable")
+            return self.unavailable("store of record unavailable")
         return JSONResponse({"status": "ready"})
 
-    async def housekeeping() -> None:
+    async def housekeeping(self) -> None:
         """Quarantine retention (and budget) at start and hourly, outside the requests' thread limiter."""
         while True:
-            await anyio.to_thread.run_sync(budget.trim, engine)
+            await anyio.to_thread.run_sync(self.budget.trim, self.engine)
             await anyio.sleep(_HOUSEKEEPING_S)
 
     @asynccontextmanager
-    async def lifespan(_: Starlette):
+    async def lifespan(self, _: Starlette):
+        config = self.config
         log.info("intake ready (%s, %d database thread(s), body limit %d bytes, header limit %d bytes, "
-                 "quarantine budget %d bytes / %d days)", engine.dialect.name, concurrency,
+                 "quarantine budget %d bytes / %d days)", self.engine.dialect.name, self.concurrency,
                  config.max_body_bytes, config.max_header_bytes, config.quarantine_max_bytes,
                  config.quarantine_retention_days)
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(housekeeping)
+            tasks.start_soon(self.housekeeping)
             yield
             tasks.cancel_scope.cancel()
 
-    return Starlette(routes=[
-        Route("/newstore/events", newstore_events, methods=["POST"]),
-        Route("/centra/webhooks", centra_webhooks, methods=["POST"]),
-        Route("/healthz", health, methods=["GET"]),
-        Route("/readyz", ready, methods=["GET"]),
-    ], lifespan=lifespan)
+
+def create_intake_app(engine: Engine, config: IntakeConfig) -> Starlette:
+    """The intake's ASGI app (see the module docstring and `IntakeApp`)."""
+    return IntakeApp(engine, config).starlette()

@@ -80,14 +80,26 @@ def quarantine(engine: Engine, *, source: str, reason: str, status_code: int, he
     insert committed (a failing trim is logged, never raised). Database errors of the insert propagate
     (the caller logs the body's size and hash, never the body).
     """
-    import base64
+    row = _quarantine_row(source=source, reason=reason, status_code=status_code, headers=headers, body=body,
+                          body_size=body_size, body_sha256=body_sha256, body_read=body_read, verified=verified,
+                          keep_bytes=keep_bytes)
+    _insert_quarantine_row(engine, row)
+    if budget is not None and budget.note(row["stored_bytes"]):
+        budget.trim(engine)
+
+
+_REDACTED_HEADERS = ("authorization", "proxy-authorization", "cookie", "x-centra-signature", "x-api-key")
+_QUARANTINE_COLUMNS = ("source", "received_at", "reason", "status_code", "headers", "body", "sender", "body_bytes",
+                       "body_sha256", "body_kept", "stored_bytes")
+
+
+def _quarantine_row(*, source: str, reason: str, status_code: int, headers: dict[str, str], body: bytes,
+                    body_size: int | None, body_sha256: str | None, body_read: bool, verified: bool,
+                    keep_bytes: int | None) -> dict[str, Any]:
+    """The `intake_quarantine` row of a refused delivery, but for `received_at` (see `quarantine`)."""
     import hashlib
 
-    from sqlalchemy import column
-    from sqlalchemy import table as table_clause
-
-    redacted = ("authorization", "proxy-authorization", "cookie", "x-centra-signature", "x-api-key")
-    safe_headers = {k: ("<redacted>" if k.lower() in redacted else v) for k, v in headers.items()}
+    safe_headers = {k: ("<redacted>" if k.lower() in _REDACTED_HEADERS else v) for k, v in headers.items()}
     if body_read:
         size = len(body) if body_size is None else body_size
         digest = body_sha256 or hashlib.sha256(body).hexdigest()
@@ -95,6 +107,20 @@ def quarantine(engine: Engine, *, source: str, reason: str, status_code: int, he
         kept = "all" if len(stored) == size else "prefix"
     else:
         size, digest, stored, kept = None, None, b"", "none"
+    text_body = _body_text(stored, kept, safe_headers)
+    headers_json = json.dumps(safe_headers)
+    reason = reason[:255]
+    stored_bytes = len(text_body.encode("utf-8")) + len(headers_json) + len(reason.encode("utf-8")) + 64
+    return {"source": source[:32], "reason": reason, "status_code": status_code, "headers": headers_json,
+            "body": text_body, "sender": "verified" if verified else "unverified", "body_bytes": size,
+            "body_sha256": digest, "body_kept": kept, "stored_bytes": stored_bytes}
+
+
+def _body_text(stored: bytes, kept: str, headers: dict[str, str]) -> str:
+    """The stored body as text: UTF-8 without NUL as it is (a prefix cut inside a UTF-8 sequence without
+    that sequence), otherwise base64, saying so in `headers` (`":body-encoding": "base64"`)."""
+    import base64
+
     try:
         text_body = stored.decode("utf-8")
         if "\x00" in text_body:
@@ -103,25 +129,21 @@ def quarantine(engine: Engine, *, source: str, reason: str, status_code: int, he
         text_body = _text_prefix(stored, exc) if kept == "prefix" else None
         if text_body is None or "\x00" in text_body:
             text_body = base64.b64encode(stored).decode("ascii")
-            safe_headers[":body-encoding"] = "base64"
+            headers[":body-encoding"] = "base64"
     except ValueError:
         text_body = base64.b64encode(stored).decode("ascii")
-        safe_headers[":body-encoding"] = "base64"
-    headers_json = json.dumps(safe_headers)
-    reason = reason[:255]
-    stored_bytes = len(text_body.encode("utf-8")) + len(headers_json) + len(reason.encode("utf-8")) + 64
-    tbl = table_clause("intake_quarantine", column("source"), column("received_at"), column("reason"),
-                       column("status_code"), column("headers"), column("body"), column("sender"),
-                       column("body_bytes"), column("body_sha256"), column("body_kept"), column("stored_bytes"))
+        headers[":body-encoding"] = "base64"
+    return text_body
+
+
+def _insert_quarantine_row(engine: Engine, row: dict[str, Any]) -> None:
+    """Insert the row, received now, in a transaction of its own."""
+    from sqlalchemy import column
+    from sqlalchemy import table as table_clause
+
+    tbl = table_clause("intake_quarantine", *(column(name) for name in _QUARANTINE_COLUMNS))
     with engine.begin() as conn:
-        conn.execute(tbl.insert().values(
-            source=source[:32], received_at=utc_text(datetime.now(UTC)), reason=reason,
-            status_code=status_code, headers=headers_json, body=text_body,
-            sender="verified" if verified else "unverified", body_bytes=size, body_sha256=digest,
-            body_kept=kept, stored_bytes=stored_bytes,
-        ))
-    if budget is not None and budget.note(stored_bytes):
-        budget.trim(engine)
+        conn.execute(tbl.insert().values(received_at=utc_text(datetime.now(UTC)), **row))
 
 
 def record_exceptions(engine: Engine, records: Iterable[ExceptionRecord]) -> int:

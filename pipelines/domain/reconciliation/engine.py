@@ -96,87 +96,121 @@ class ReconciliationResult:
 def reconcile(inputs: ReconciliationInputs, tolerance: Tolerance = DEFAULT_TOLERANCE,
               config: RuleConfig | None = None) -> ReconciliationResult:
     """All findings of one business day (see :mod:`rules` for each rule's matching rule)."""
-    cfg = config or RuleConfig()
-    ref, day = inputs.reference, inputs.business_date
-    locs, prices = ref.locations, ref.prices
-    timings: dict[str, float] = {}
-    skipped: dict[str, str] = {}
-    frames: list[pd.DataFrame] = []
-    clock = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        timings[name] = round(now - clock, 4)
-        clock = now
-
-    keys = rules.KeySpace(locs, prices)
-    pos_stock, cen_stock = inputs.pos_stock_snapshot, inputs.centra_stock_snapshot
-    moves, changes = inputs.pos_stock_movements, inputs.centra_stock_changes
-    lines, catalog, ccat = inputs.pos_sale_lines, inputs.pos_catalog, inputs.centra_catalog
-    unverified = inputs.unverified_returns
-    has_pos = any(x is not None for x in (pos_stock, moves, lines, catalog))
-    known = rules.pos_known_skus(pos_catalog=catalog, pos_stock=pos_stock, pos_sale_lines=lines,
-                                 pos_movements=moves, business_date=day, keys=keys) if has_pos else None
-    lap("prepare")
-
-    if pos_stock is not None and cen_stock is not None:
-        frames.append(rules.stock_drift(day, pos_stock, cen_stock, locs, prices, tolerance,
-                                        centra_catalog=ccat, pos_known=known, keys=keys))
-        lap("stock_drift")
-    else:
-        skipped["stock_drift"] = "needs pos_stock_snapshot and centra_stock_snapshot"
-    if moves is not None and changes is not None:
-        frames.append(rules.sync_failures(day, moves, changes, locs, prices, tolerance,
-                                          exclude_description_prefixes=cfg.exclude_change_description_prefixes,
-                                          skip_counted=cfg.skip_counted_keys, centra_catalog=ccat, pos_known=known,
-                                          keys=keys))
-        lap("sync")
-    else:
-        skipped["sync"] = "needs pos_stock_movements and centra_stock_changes"
-    if ccat is not None and has_pos:
-        frames.append(rules.orphan_skus(day, ccat, locs, prices, pos_catalog=catalog, pos_stock=pos_stock,
-                                        pos_sale_lines=lines, pos_movements=moves, centra_stock=cen_stock,
-                                        pos_known=known, keys=keys,
-                                        report_unstocked_commerce_skus=cfg.report_unstocked_commerce_skus))
-        lap("orphan_sku")
-    else:
-        skipped["orphan_sku"] = "needs centra_catalog and a POS frame"
-    if lines is not None and inputs.downstream_sales is not None:
-        frames.append(rules.store_sales(day, lines, inputs.downstream_sales, locs, tolerance,
-                                        tax_rates=ref.tax_rates, keys=keys))
-        lap("store_sales")
-    else:
-        skipped["store_sales"] = "needs pos_sale_lines and downstream_sales"
-    if lines is not None:
-        if inputs.centra_return_lines is None:
-            skipped["returns"] = "no centra_return_lines: only return_without_order_ref is checked"
-        frames.append(rules.returns_and_refunds(
-            day, lines, locs, tolerance, centra_returns=inputs.centra_returns,
-            centra_return_lines=inputs.centra_return_lines,
-            store_sale_transaction_ids=inputs.store_sale_transaction_ids,
-            unjudged_transaction_ids=unverified["transaction_id"].tolist() if unverified is not None else None,
-            store_returns_only=cfg.store_returns_only, keys=keys))
-        lap("returns")
-        frames.append(rules.sale_line_checks(day, lines, locs, prices, tolerance,
-                                             allowed_discount_rates=cfg.allowed_discount_rates, keys=keys))
-        lap("lines")
-    else:
-        skipped["returns"] = skipped["lines"] = "needs pos_sale_lines"
-    if inputs.pickups is not None and inputs.centra_orders is not None:
-        frames.append(rules.click_collect(day, inputs.pickups, inputs.centra_orders, locs, ref.fx_to_base,
-                                          terminal_statuses=cfg.terminal_order_statuses, keys=keys))
-        lap("click_collect")
-    else:
-        skipped["click_collect"] = "needs pickups and centra_orders"
-
-    frames = [f for f in frames if len(f)]
+    day = _Day.prepare(inputs, tolerance, config or RuleConfig())
+    _stock_rules(day)
+    _sales_rules(day)
+    _order_rules(day)
+    frames = [f for f in day.frames if len(f)]
     findings = pd.concat(frames, ignore_index=True) if frames else empty_findings()
     findings = rules.sort_findings(rules.rank_findings(findings, inputs.sell_through))
-    lap("rank")
+    day.lap("rank")
+    unverified = inputs.unverified_returns
     notes = evidence_notes(unverified) if unverified is not None else []
-    return ReconciliationResult(day, findings, totals_by_type(findings), totals_by_team(findings),
-                                drift_by_store(findings, locs), skipped, timings, notes)
+    return ReconciliationResult(inputs.business_date, findings, totals_by_type(findings), totals_by_team(findings),
+                                drift_by_store(findings, inputs.reference.locations), day.skipped, day.timings,
+                                notes)
+
+
+@dataclass
+class _Day:
+    """One `reconcile` call: its inputs and settings, and the frames, skipped rules and timings so far."""
+
+    inputs: ReconciliationInputs
+    tolerance: Tolerance
+    cfg: RuleConfig
+    clock: float  # end of the previous lap
+    keys: rules.KeySpace
+    has_pos: bool  # any POS frame
+    known: pd.Index | None  # every SKU the POS knows on the day (None: no POS frame)
+    frames: list[pd.DataFrame] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def prepare(cls, x: ReconciliationInputs, tolerance: Tolerance, cfg: RuleConfig) -> _Day:
+        """The key space and the SKUs the POS knows (timed as `prepare`)."""
+        clock = time.perf_counter()
+        keys = rules.KeySpace(x.reference.locations, x.reference.prices)
+        has_pos = any(f is not None for f in (x.pos_stock_snapshot, x.pos_stock_movements, x.pos_sale_lines,
+                                              x.pos_catalog))
+        known = rules.pos_known_skus(pos_catalog=x.pos_catalog, pos_stock=x.pos_stock_snapshot,
+                                     pos_sale_lines=x.pos_sale_lines, pos_movements=x.pos_stock_movements,
+                                     business_date=x.business_date, keys=keys) if has_pos else None
+        day = cls(x, tolerance, cfg, clock, keys, has_pos, known)
+        day.lap("prepare")
+        return day
+
+    def lap(self, name: str) -> None:
+        """Record the seconds since the previous lap under `name`."""
+        now = time.perf_counter()
+        self.timings[name] = round(now - self.clock, 4)
+        self.clock = now
+
+    def found(self, name: str, frame: pd.DataFrame) -> None:
+        """A rule's findings, timed under `name`."""
+        self.frames.append(frame)
+        self.lap(name)
+
+
+def _stock_rules(day: _Day) -> None:
+    """Stock drift (POS vs Centra), sync failures (movements vs stock changes), orphan SKUs."""
+    x, cfg, keys, known = day.inputs, day.cfg, day.keys, day.known
+    d, locs, prices, tol = x.business_date, x.reference.locations, x.reference.prices, day.tolerance
+    pos_stock, cen_stock, ccat = x.pos_stock_snapshot, x.centra_stock_snapshot, x.centra_catalog
+    if pos_stock is not None and cen_stock is not None:
+        day.found("stock_drift", rules.stock_drift(d, pos_stock, cen_stock, locs, prices, tol,
+                                                   centra_catalog=ccat, pos_known=known, keys=keys))
+    else:
+        day.skipped["stock_drift"] = "needs pos_stock_snapshot and centra_stock_snapshot"
+    if x.pos_stock_movements is not None and x.centra_stock_changes is not None:
+        day.found("sync", rules.sync_failures(
+            d, x.pos_stock_movements, x.centra_stock_changes, locs, prices, tol,
+            exclude_description_prefixes=cfg.exclude_change_description_prefixes,
+            skip_counted=cfg.skip_counted_keys, centra_catalog=ccat, pos_known=known, keys=keys))
+    else:
+        day.skipped["sync"] = "needs pos_stock_movements and centra_stock_changes"
+    if ccat is not None and day.has_pos:
+        day.found("orphan_sku", rules.orphan_skus(
+            d, ccat, locs, prices, pos_catalog=x.pos_catalog, pos_stock=pos_stock, pos_sale_lines=x.pos_sale_lines,
+            pos_movements=x.pos_stock_movements, centra_stock=cen_stock, pos_known=known, keys=keys,
+            report_unstocked_commerce_skus=cfg.report_unstocked_commerce_skus))
+    else:
+        day.skipped["orphan_sku"] = "needs centra_catalog and a POS frame"
+
+
+def _sales_rules(day: _Day) -> None:
+    """Store sales vs downstream, returns and refunds, sale-line checks."""
+    x, cfg, keys = day.inputs, day.cfg, day.keys
+    d, locs, tol = x.business_date, x.reference.locations, day.tolerance
+    lines, unverified = x.pos_sale_lines, x.unverified_returns
+    if lines is not None and x.downstream_sales is not None:
+        day.found("store_sales", rules.store_sales(d, lines, x.downstream_sales, locs, tol,
+                                                   tax_rates=x.reference.tax_rates, keys=keys))
+    else:
+        day.skipped["store_sales"] = "needs pos_sale_lines and downstream_sales"
+    if lines is None:
+        day.skipped["returns"] = day.skipped["lines"] = "needs pos_sale_lines"
+        return
+    if x.centra_return_lines is None:
+        day.skipped["returns"] = "no centra_return_lines: only return_without_order_ref is checked"
+    day.found("returns", rules.returns_and_refunds(
+        d, lines, locs, tol, centra_returns=x.centra_returns, centra_return_lines=x.centra_return_lines,
+        store_sale_transaction_ids=x.store_sale_transaction_ids,
+        unjudged_transaction_ids=unverified["transaction_id"].tolist() if unverified is not None else None,
+        store_returns_only=cfg.store_returns_only, keys=keys))
+    day.found("lines", rules.sale_line_checks(d, lines, locs, x.reference.prices, tol,
+                                              allowed_discount_rates=cfg.allowed_discount_rates, keys=keys))
+
+
+def _order_rules(day: _Day) -> None:
+    """Click-and-collect pickups vs Centra orders."""
+    x = day.inputs
+    if x.pickups is not None and x.centra_orders is not None:
+        day.found("click_collect", rules.click_collect(
+            x.business_date, x.pickups, x.centra_orders, x.reference.locations, x.reference.fx_to_base,
+            terminal_statuses=day.cfg.terminal_order_statuses, keys=day.keys))
+    else:
+        day.skipped["click_collect"] = "needs pickups and centra_orders"
 
 
 def totals_by_type(findings: pd.DataFrame) -> pd.DataFrame:

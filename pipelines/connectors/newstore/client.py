@@ -1,13 +1,4 @@
-"""NewStore REST client: OAuth client-credentials token cache, retries, typed results.
-
-Going live needs only configuration: ``NewStoreClient.for_tenant("acme", client_id, secret)`` targets
-``https://acme.p.newstore.net`` with tokens from ``https://id.p.newstore.net/auth/realms/acme/...``.
-
-Retries go through :mod:`pipelines.connectors.retry` (429 honouring ``Retry-After``, 5xx, transport
-errors). Reads and ``fulfill_order`` (idempotent on ``external_id``) retry any transient failure; other
-writes retry only when the server provably did not process the request (429, connect errors).
-A 401/403 refreshes the token once; a second refusal raises :class:`AuthError`.
-"""
+"""`NewStoreClient`: OAuth token cache, retries, and the typed reads and writes (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -16,180 +7,33 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 
-from pipelines.connectors.errors import AuthError, ConnectorError, RateLimited, TransientError
+from pipelines.connectors.errors import AuthError
+from pipelines.connectors.newstore.errors import Conflict, NewStoreAPIError, NotFound, OrderConflict
+from pipelines.connectors.newstore.models import (
+    Atp,
+    FulfillmentItem,
+    FulfillmentLocation,
+    FulfillmentRequest,
+    InsightEntry,
+    PosStock,
+    PosStore,
+    ReturnItem,
+    ReturnResult,
+    SalesOrder,
+    SalesOrderItem,
+    StockInsights,
+)
 from pipelines.connectors.paging import paginate
 from pipelines.connectors.retry import raise_for_status, retrying, transient_from_transport
 
-__all__ = [
-    "AuthError", "Atp", "Conflict", "ConnectorError", "FulfillmentItem", "FulfillmentLocation", "FulfillmentRequest",
-    "InsightEntry", "NewStoreAPIError", "NewStoreClient", "NotFound", "OrderConflict", "PosStock", "PosStore",
-    "RateLimited", "ReturnItem", "ReturnResult", "SalesOrder", "SalesOrderItem", "StockInsights",
-    "TransientError",
-]
-
-log = logging.getLogger(__name__)
+log = logging.getLogger("pipelines.connectors.newstore")
 T = TypeVar("T")
-
-
-# -- errors ------------------------------------------------------------------------------------------
-
-
-class NewStoreAPIError(ConnectorError):
-    """A non-retryable 4xx answer; ``error_code`` comes from the Problem body when present."""
-
-    def __init__(self, message: str, *, status: int | None = None, body: str | None = None,
-                 error_code: str | None = None) -> None:
-        super().__init__(message, status=status, body=body)
-        self.error_code = error_code
-
-
-class NotFound(NewStoreAPIError):
-    """HTTP 404."""
-
-
-class Conflict(NewStoreAPIError):
-    """HTTP 409 (e.g. an integration id that exists already)."""
-
-
-class OrderConflict(Conflict):
-    """The same ``external_id`` was injected before with different data."""
-
-
-# -- results ------------------------------------------------------------------------------------------
-
-
-def _raw() -> Any:
-    return field(default_factory=dict, compare=False, hash=False, repr=False)
-
-
-@dataclass(frozen=True)
-class FulfillmentLocation:
-    id: str
-    type: str
-    is_enabled: bool
-    is_inventory_master: bool
-
-
-@dataclass(frozen=True)
-class PosStore:
-    id: str
-    tenant: str
-    country_code: str
-    timezone: str | None
-    multi_cashbox: bool
-
-
-@dataclass(frozen=True)
-class PosStock:
-    fulfillment_node_id: str
-    sku: str
-    product_id: str
-    on_hand: int
-    atp: int
-    allocations: int
-    safety_stock: int
-
-
-@dataclass(frozen=True)
-class Atp:
-    product_id: str
-    fulfillment_node_id: str
-    atp: int
-
-
-@dataclass(frozen=True)
-class InsightEntry:
-    order_uuid: str
-    item_uuid: str
-    created_at: str
-    expires_at: str | None = None
-
-
-@dataclass(frozen=True)
-class StockInsights:
-    product_id: str
-    fulfillment_node_id: str
-    allocations: tuple[InsightEntry, ...]
-    reservations: tuple[InsightEntry, ...]
-    future_allocations: tuple[InsightEntry, ...]
-
-
-@dataclass(frozen=True)
-class SalesOrderItem:
-    id: str
-    origin_id: str | None
-    product_id: str | None
-    status: str
-    gross: float
-    net: float
-    tax: float
-    discount: float
-    fulfillment_group_type: str | None
-
-
-@dataclass(frozen=True)
-class SalesOrder:
-    id: str
-    origin: str
-    origin_id: str  # the external id
-    channel_type: str
-    status: str
-    fulfillment_type: str
-    store_id: str | None
-    currency: str
-    placed_at: str
-    items: tuple[SalesOrderItem, ...]
-    total: float
-    tax: float
-    raw: dict[str, Any] = _raw()
-
-
-@dataclass(frozen=True)
-class FulfillmentItem:
-    item_id: str
-    product_id: str
-    status: str
-    carrier: str | None
-    tracking_code: str | None
-
-
-@dataclass(frozen=True)
-class FulfillmentRequest:
-    fulfillment_request_id: str
-    fulfillment_node_id: str
-    service_level: str
-    status: str
-    created_at: str | None
-    items: tuple[FulfillmentItem, ...]
-
-
-@dataclass(frozen=True)
-class ReturnItem:
-    id: str
-    product_id: str
-    refund_amount: float | None
-    item_condition: str | None
-
-
-@dataclass(frozen=True)
-class ReturnResult:
-    id: str
-    order_id: str | None
-    returned_from: str | None
-    total_refund_amount: float | None
-    currency: str | None
-    items: tuple[ReturnItem, ...]
-    raw: dict[str, Any] = _raw()
-
-
-# -- client ---------------------------------------------------------------------------------------------
 
 
 class NewStoreClient:

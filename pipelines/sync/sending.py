@@ -1,0 +1,171 @@
+"""The send side of a sync pass: each batch under the exactly-once protocol of `batches`.
+
+`_send` prepares a batch (its movements `in_flight`), sends the mutation and commits what Centra
+confirmed; an answer that may or may not have been applied (a 5xx, a timeout, a lost connection)
+leaves the batch `prepared`, and `_recover` looks it up in Centra's stock-change ledger before any
+resend. Permanent rejections fail only the lines Centra names (`_reject`); the rest go back to
+pending. Keys that net to nothing settle without a mutation (`_settle_trivial`).
+
+`Sending` is a part of `StockSync` (`pipelines.sync.service`), which holds the state it uses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from pipelines.connectors.centra import CentraClient, CentraGraphQLError, CentraUserError
+from pipelines.connectors.errors import ConnectorError, RateLimited
+from pipelines.domain.exceptions import ExceptionRecord
+from pipelines.domain.sync.exceptions import STOCK_SYNC_REJECTED, STOCK_SYNC_UNKNOWN_SIZE
+from pipelines.domain.sync.governor import Governor
+from pipelines.domain.sync.model import KeyPlan
+from pipelines.domain.timeutil import normalise_time
+from pipelines.estate import Estate
+from pipelines.store.inbox import record_exceptions
+from pipelines.sync import batches as b
+from pipelines.sync.centra_io import failing_skus, find_applied, send
+from pipelines.sync.queue import finish_without_mutation, now_text
+from pipelines.sync.reports import PassReport, lag_s
+
+log = logging.getLogger("pipelines.sync.service")  # the sync's one logger, wherever the line is
+
+#: Errors after which a pass stops and the run backs off (the batch in flight stays `prepared`).
+TRANSIENT = (ConnectorError, httpx.HTTPError, OperationalError)
+
+
+class Sending:
+    """Send, commit, recover and reject batches; settle keys that need no mutation."""
+
+    engine: Engine
+    estate: Estate
+    client: CentraClient
+    run_id: str | None
+    governor: Governor
+    after_accept: Callable[[b.Batch], None] | None
+    size_ids: dict[str, int]
+    _event_times: dict[int, str]
+    _backlog_before: str
+    _stock_cache: dict[tuple[int, str], tuple[int, int, float]]
+
+    def _settle_trivial(self, plans: list[KeyPlan], rep: PassReport) -> None:
+        """Keys that net to zero, and movements absorbed by a count already applied, settle now."""
+        applies = [i for p in plans if p.operation == "none" for i in p.applies]
+        absorbs = [i for p in plans if p.operation == "none" for i in p.absorbs]
+        if not applies and not absorbs:
+            return
+        at = now_text()
+        finish_without_mutation(self.engine, applies, absorbs, at,
+                                [(p.warehouse_id, p.sku, p.watermark) for p in plans
+                                 if p.operation == "none" and p.watermark is not None])
+        rep.applied += len(applies)
+        rep.superseded += len(absorbs)
+        self._record_lags(rep, applies, at)
+
+    def _record_lags(self, rep: PassReport, applied: list[int], confirmed_at: str) -> None:
+        """Lags of applied movements: backlog (the event happened more than `backlog_after_s` before this
+        run started: downtime, or the history at a first start) apart from the steady state, so a
+        caught-up backlog does not read as the sync being days behind."""
+        for i in applied:
+            event_time = self._event_times.pop(i, None)
+            if event_time is not None:
+                lags = rep.backlog_lags if event_time < self._backlog_before else rep.lags
+                lags.append(lag_s(event_time, confirmed_at))
+
+    def _send(self, batch: b.Batch, rep: PassReport, *, resend: bool = False) -> bool:
+        """Send one batch (prepared first unless `resend`); False when the pass should stop."""
+        if resend:
+            b.mark_sent(self.engine, batch)
+        else:
+            b.prepare(self.engine, batch, self.run_id)
+        try:
+            result = send(self.client, batch)
+        except CentraUserError as exc:
+            self.governor.spend(requests=1, mutations=1)
+            rep.mutations += 1
+            self._reject(batch, str(exc), exc.user_errors, rep)
+            return True
+        except CentraGraphQLError as exc:
+            if exc.status != 400:
+                return self._unconfirmed(batch, exc, rep)
+            # Centra refused the request before executing it (HTTP 400: a variable it cannot coerce,
+            # such as an Int overflow), so nothing was applied: fail the lines the errors name and
+            # release the rest, instead of resending the same refused batch on every pass.
+            self.governor.spend(requests=1)
+            self._reject(batch, str(exc), exc.errors, rep)
+            return True
+        except RateLimited as exc:
+            self.governor.on_rate_limited(exc.retry_after)
+            rep.errors.append(f"batch {batch.batch_id}: {exc}")
+            return False
+        except TRANSIENT as exc:
+            return self._unconfirmed(batch, exc, rep)
+        self.governor.spend(requests=max(1, result.mutations), mutations=max(1, result.mutations))
+        rep.mutations += max(1, result.mutations)
+        if self.after_accept is not None:
+            self.after_accept(batch)
+        self._commit(batch, result.stock_change_ids, now_text(), rep, recovered=False)
+        return True
+
+    def _unconfirmed(self, batch: b.Batch, exc: Exception, rep: PassReport) -> bool:
+        """Centra may or may not have applied the batch: it stays prepared, to be looked up first."""
+        self.governor.spend(requests=1, mutations=1)
+        rep.errors.append(f"batch {batch.batch_id}: {type(exc).__name__}: {exc}")
+        log.warning("batch %s not confirmed (%s); it will be looked up before any resend", batch.batch_id, exc)
+        return False
+
+    def _commit(self, batch: b.Batch, ids: tuple[int, ...], confirmed_at: str, rep: PassReport, *,
+                recovered: bool) -> None:
+        b.commit(self.engine, batch, change_ids=ids, confirmed_at=confirmed_at, recovered=recovered)
+        for sku in batch.lines:
+            self._stock_cache.pop((batch.warehouse_id, sku), None)
+        applies = [i for p in batch.plan.values() for i in p["applies"]]
+        rep.applied += len(applies)
+        rep.superseded += sum(len(p["absorbs"]) for p in batch.plan.values())
+        self._record_lags(rep, applies, confirmed_at)
+
+    def _recover(self, rep: PassReport) -> None:
+        """Settle prepared batches: commit those Centra has (no resend), resend the others."""
+        for batch in b.unresolved(self.engine):
+            budget = self.governor.budget()
+            if budget.requests < 2 or budget.mutations < 1:
+                return
+            found = find_applied(self.client, batch)
+            self.governor.spend(requests=1)
+            if found is not None:
+                ids, created_at = found
+                self._commit(batch, ids, normalise_time(created_at), rep, recovered=True)
+                rep.recovered += 1
+                log.info("batch %s was applied by Centra before the crash; committed without resending",
+                         batch.batch_id)
+            elif not self._send(batch, rep, resend=True):
+                return
+
+    def _reject(self, batch: b.Batch, error: str, errors: list[dict[str, Any]], rep: PassReport) -> None:
+        """Fail the lines Centra's errors name; the rest go back to pending (each alone, when no line
+        is named, so the next pass finds the culprit)."""
+        culprits = failing_skus(errors, batch)
+        if not culprits and len(batch.lines) == 1:
+            culprits = set(batch.lines)
+        b.fail(self.engine, batch, error, culprits)
+        loc = self.estate.by_warehouse.get(batch.warehouse_id)
+        records = []
+        for sku in sorted(culprits):
+            unknown = "not found" in error.lower() or sku not in self.size_ids
+            kind = STOCK_SYNC_UNKNOWN_SIZE if unknown else STOCK_SYNC_REJECTED
+            p = batch.plan[sku]
+            rep.failed += len(p["applies"]) + len(p["absorbs"])
+            records.append(ExceptionRecord.of(
+                kind, f"{batch.warehouse_id}:{sku}", "stock_sync",
+                f"Centra rejected {batch.operation} {batch.lines[sku]} x {sku} in warehouse {batch.warehouse_id}: "
+                f"{error}", location_id=loc.id if loc else None, sku=sku,
+                payload={"batch_id": batch.batch_id, "description": batch.description, "operation": batch.operation,
+                         "quantity": batch.lines[sku], "movement_ids": [*p["applies"], *p["absorbs"]],
+                         "errors": errors}))
+        if records:
+            record_exceptions(self.engine, records)
