@@ -10,6 +10,7 @@ the simulated platforms keep their world in memory.
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import os
 import secrets
@@ -19,13 +20,18 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 
+from pipelines import dagster_warnings, logging_setup
 from pipelines.connectors.centra import CentraClient
 from pipelines.connectors.newstore import NewStoreClient
+from pipelines.domain.timeutil import business_date, day_window_utc
 from pipelines.estate import load_estate
 from pipelines.intake.app import IntakeConfig, create_intake_app
 from pipelines.simulators.centra import CentraSimulator
@@ -35,6 +41,8 @@ from pipelines.simulators.newstore import EmitterConfig, NewStoreSimulator
 from pipelines.simulators.serving import BackgroundServer
 from pipelines.simulators.trading import TradingConfig, TradingGenerator
 from pipelines.store import make_engine, migrate
+from pipelines.sync import StockSync, SyncConfig
+from pipelines.sync.queue import work_state
 
 REPO = Path(__file__).resolve().parents[1]
 log = logging.getLogger("pipelines.devstack")
@@ -126,10 +134,77 @@ class Stack:
         if self.centra.webhooks is not None:
             self.centra.webhooks.flush(timeout)
 
-    def history(self, days: int) -> dict[str, int]:
-        """Trade the last `days` days up to now."""
-        now = datetime.now(UTC)
-        return self.simulate(now - timedelta(days=days), now)
+    #: Simulated time per history step: trading, delivery and the stock sync advance together.
+    HISTORY_STEP = timedelta(minutes=15)
+
+    def history(self, days: float, progress: Callable[[str, float], None] | None = None) -> dict[str, int]:
+        """Trade the last `days` days up to now, through the product, as live trading would have.
+
+        Simulated time advances in steps of `HISTORY_STEP` (never across a business-day boundary).
+        After each step the NewStore event stream is flushed into the intake, Centra's clock is set
+        to the step's end and the product's own stock sync (`StockSync`, the code the Dagster sync
+        runs) drains in process. So Centra's stock-change ledger dates each change within a step of its
+        POS movement, on the same business day, and the Dagster sync started later continues from the
+        inbox cursor with nothing left to apply. `progress(message, fraction)` is called per simulated
+        hour. Returns the trading counters plus the sync's (`synced_movements`, `sync_mutations`).
+        """
+        end = datetime.now(UTC)
+        start = end - timedelta(days=days)
+        state = self.centra.state
+        real_clock = state.clock
+        limiter = state.rate_limiter
+        configured = {"tier": limiter.tier, "multiplier": limiter.multiplier, "overrides": dict(limiter.overrides),
+                      "interval_scale": limiter.interval_scale, "enabled": limiter.enabled}
+        # Centra's rate limiter runs on real time: days of simulated trading squeezed into seconds would
+        # exhaust the Growth tier's hourly mutation quota many times over. While history runs the limits
+        # are raised to 4 x Enterprise (2,000 mutations per 10 s; a larger multiplier overflows the
+        # 32-bit quotas `rateLimits` reports); afterwards the configured tier is restored, with full
+        # buckets, as the Dagster sync will find them.
+        state.set_rate_limits(tier="ENTERPRISE", multiplier=4, overrides={})
+        # The same settings as the Dagster sync, without the waits meant for a live inbox: every event of
+        # a step has been delivered (committed) before the sync reads it.
+        config = replace(SyncConfig.from_env(), settle_s=0.0, poll_s=0.0)
+        totals = {"synced_movements": 0, "sync_mutations": 0}
+        tz = self.estate.business_timezone
+        hour, t = None, start
+        try:
+            with CentraClient(self.centra_server.url, self.secrets["CENTRA_API_TOKEN"], max_attempts=1) as client:
+                sync = StockSync(self.engine, self.estate, client, config)
+                while t < end:
+                    # Steps on a grid (00:00, 00:15, ... UTC), cut at business-day boundaries.
+                    grid = t + self.HISTORY_STEP - (t - datetime(2000, 1, 1, tzinfo=UTC)) % self.HISTORY_STEP
+                    step_end = min(grid, day_window_utc(business_date(t, tz), tz)[1], end)
+                    # Whatever Centra stamps itself in this step (the trader sets each job's own time,
+                    # the sync's stock changes take this one) falls on the step's business day.
+                    state.clock = lambda at=step_end - timedelta(milliseconds=1): at
+                    self.trader.simulate(t, step_end)
+                    if not self.newstore.flush(300):
+                        log.warning("history: events of the step to %s still undelivered after 300 s", step_end)
+                    self._sync_history_step(sync, totals)
+                    t = step_end
+                    local = t.astimezone(ZoneInfo(tz))
+                    if progress is not None and t < end and local.strftime("%Y-%m-%d %H") != hour:
+                        hour = local.strftime("%Y-%m-%d %H")
+                        progress(f"history: traded up to {local:%Y-%m-%d %H:%M} ({tz})", (t - start) / (end - start))
+        finally:
+            state.clock = real_clock
+            state.set_rate_limits(**configured)
+        self.flush()  # Centra's webhooks (nothing in the sync waits for them)
+        if progress is not None:
+            progress(f"history: {days:g} day(s) traded, {totals['synced_movements']} stock movements synced", 1.0)
+        return {**self.trader.stats, **totals}
+
+    def _sync_history_step(self, sync: StockSync, totals: dict[str, int], max_runs: int = 50) -> None:
+        """Run the stock sync (one pass per run) until nothing is waiting; records each run as `history`."""
+        for _ in range(max_runs):
+            if not work_state(self.engine).has_work:
+                return
+            report = sync.run(drain_s=0, kind="history")
+            totals["synced_movements"] += report.applied
+            totals["sync_mutations"] += report.mutations
+            if report.deferred or report.rate_limited or report.errors:
+                time.sleep(min(1.0, max(0.05, sync.governor.seconds_until_mutation())))
+        log.warning("history: the stock sync did not drain in %d runs; the Dagster sync takes over", max_runs)
 
     def trade_live(self, speed: float = 1.0) -> None:
         self._live = threading.Thread(target=self.trader.run_live, args=(self._stop,),
@@ -162,22 +237,50 @@ def _dagster_home(home: Path) -> Path:
     return dh
 
 
-def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="pipelines-dev", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help shows every option's default and the module docstring as written."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="pipelines-dev", description=__doc__, formatter_class=_HelpFormatter,
+        epilog="The console shows progress, the addresses, this process' INFO records and Dagster's\n"
+               "warnings and errors. Everything, DEBUG and Dagster's own output included, goes to\n"
+               "PIPELINES_HOME/devstack/devstack.log (default ./data/devstack/devstack.log).")
     ap.add_argument("--sizes", type=int, default=2000, help="catalog size (product sizes); up to 100000")
-    ap.add_argument("--stores", type=int, default=12)
-    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--stores", type=int, default=12, help="number of stores in the generated estate")
+    ap.add_argument("--seed", type=int, default=7, help="seed of the estate and of the trading generator")
     ap.add_argument("--history-days", type=int, default=3, help="days of trading simulated before going live")
     ap.add_argument("--speed", type=float, default=1.0, help="multiplier on live trading rates")
     ap.add_argument("--port", type=int, default=3000, help="Dagster UI port")
-    ap.add_argument("--centra-port", type=int, default=8081)
-    ap.add_argument("--newstore-port", type=int, default=8082)
-    ap.add_argument("--intake-port", type=int, default=8090)
+    ap.add_argument("--centra-port", type=int, default=8081, help="Centra simulator port")
+    ap.add_argument("--newstore-port", type=int, default=8082, help="NewStore simulator port")
+    ap.add_argument("--intake-port", type=int, default=8090, help="intake service port")
     ap.add_argument("--no-dagster", action="store_true", help="run only the simulated estate and the intake")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    ap.add_argument("--dagster-console-level", default="warning", choices=["debug", "info", "warning", "error"],
+                    help="lowest level of Dagster's own output (webserver, daemon, runs) shown on the console")
+    return ap
+
+
+def _say(text: str) -> None:
+    """A progress line: to the console as written, to the log file as a record."""
+    print(text, flush=True)
+    log.debug("%s", text.strip())
+
+
+def _history(stack: Stack, days: int) -> dict[str, int]:
+    """`stack.history(days)` with "day n of N" progress where `Stack.history` reports it."""
+    if "progress" not in inspect.signature(Stack.history).parameters:
+        return stack.history(days)
+    progress = logging_setup.HistoryProgress(days)
+    try:
+        return stack.history(days, progress=progress)
+    finally:
+        progress.done()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
 
     # Started in the background by a non-interactive shell, SIGINT arrives ignored, and the children
     # (dagster dev maps SIGTERM onto its SIGINT handler) would inherit that and never stop: reinstate it.
@@ -185,24 +288,43 @@ def main(argv: list[str] | None = None) -> None:
     home = Path(os.environ.get("PIPELINES_HOME", REPO / "data")).resolve() / "devstack"
     if home.exists():
         shutil.rmtree(home)
+    home.mkdir(parents=True)
+    log_file = home / "devstack.log"  # after the wipe: this start's log only
+    logging_setup.configure(log_file, dagster_console_level=logging.getLevelName(args.dagster_console_level.upper()))
+    steps = 3 if args.no_dagster else 4
+    _say(f"start [1/{steps}] simulated platforms and intake (full log: {log_file})")
     stack = Stack(home, sizes=args.sizes, stores=args.stores, seed=args.seed, centra_port=args.centra_port,
                   newstore_port=args.newstore_port, intake_port=args.intake_port).start()
-    print(f"Centra simulator   {stack.centra_server.url}/graphql", flush=True)
-    print(f"NewStore simulator {stack.newstore_server.url}", flush=True)
-    print(f"Intake service     {stack.intake.url}", flush=True)
-    print(f"Simulating {args.history_days} day(s) of trading across {len(stack.estate.stores)} stores...", flush=True)
-    stats = stack.history(args.history_days)
-    print(f"History done: {stats}", flush=True)
+    _say(f"  Centra simulator   {stack.centra_server.url}/graphql")
+    _say(f"  NewStore simulator {stack.newstore_server.url}")
+    _say(f"  Intake service     {stack.intake.url}")
+    _say(f"start [2/{steps}] simulating {args.history_days} day(s) of trading across "
+         f"{len(stack.estate.stores)} stores ...")
+    began = time.monotonic()
+    stats = _history(stack, args.history_days)
+    _say(f"  history done in {time.monotonic() - began:.0f} s: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
     stack.trade_live(args.speed)
 
-    proc = None
+    proc = relay = None
     if not args.no_dagster:
-        env = {**os.environ, **stack.env(), "DAGSTER_HOME": str(_dagster_home(home))}
+        _say(f"start [3/{steps}] Dagster (webserver + daemon) ...")
+        dagster_home = _dagster_home(home)
+        env = {**os.environ, **stack.env(), "DAGSTER_HOME": str(dagster_home),
+               # The beta/preview features in use, named in pipelines/dagster_warnings.py; nothing else hidden.
+               "PYTHONWARNINGS": dagster_warnings.pythonwarnings(os.environ.get("PYTHONWARNINGS", ""))}
+        # cwd is the instance folder: run from the repository, `dagster dev` reports the repository's
+        # dagster.yaml (the template copied there) as "found but not used".
         proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"),
-             "-h", "127.0.0.1", "-p", str(args.port)], cwd=REPO, env=env)
-        _wait_for(f"http://127.0.0.1:{args.port}/server_info", proc)
+            [str(Path(sys.executable).parent / "dagster"), "dev", "--log-level", "info",
+             "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(args.port)],
+            cwd=dagster_home, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        relay = logging_setup.OutputFilter(proc.stdout)
+        relay.start()
+        _wait_for(f"http://127.0.0.1:{args.port}/server_info", proc, log_file=log_file)
+        _say(f"start [4/{steps}] ready")
         print(f"\nDagster UI: http://127.0.0.1:{args.port}  (Ctrl-C stops everything)\n", flush=True)
+    else:
+        _say(f"start [3/{steps}] ready (no Dagster; Ctrl-C stops everything)")
 
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -218,21 +340,24 @@ def main(argv: list[str] | None = None) -> None:
                 proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if relay is not None:
+            relay.join(timeout=5)
         stack.stop()
 
 
-def _wait_for(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
+def _wait_for(url: str, proc: subprocess.Popen, timeout: float = 180, log_file: Path | None = None) -> None:
+    where = f" (see {log_file})" if log_file else ""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"dagster dev exited with {proc.returncode}")
+            raise SystemExit(f"dagster dev exited with {proc.returncode}{where}")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(1)
-    raise SystemExit(f"Dagster UI did not come up at {url}")
+        time.sleep(0.5)
+    raise SystemExit(f"Dagster UI did not come up at {url} within {timeout:.0f} s{where}")
 
 
 if __name__ == "__main__":

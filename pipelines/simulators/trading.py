@@ -104,8 +104,15 @@ class TradingGenerator:
         lo, hi = self.config.opening_hours
         return lo <= local.hour < hi
 
-    def simulate(self, start: datetime, end: datetime) -> dict[str, int]:
-        """Trade from start to end (UTC-aware), in event-time order. Returns counters."""
+    def simulate(self, start: datetime, end: datetime, *, world_clock: bool = True) -> dict[str, int]:
+        """Trade from start to end (UTC-aware), in event-time order. Returns counters.
+
+        With `world_clock` (replaying the past: history, tests) both platforms' clocks read each job's
+        own time while it runs, so whatever a platform stamps itself (Centra's refund, capture and
+        completion times, webhook dates) is dated when it happened, not when it was simulated. Live
+        trading leaves the clocks alone: its jobs are at most a tick old, and the platforms are serving
+        the integration's requests meanwhile.
+        """
         with self._lock:
             jobs: list[_Job] = []
             for store in self.estate.stores:
@@ -126,7 +133,11 @@ class TradingGenerator:
             while self._pending and self._pending[0].at < end:
                 job = heapq.heappop(self._pending)
                 try:
-                    getattr(self, f"_do_{job.kind}")(job.at, **job.data)
+                    if world_clock:
+                        with _world_clock(self.centra, job.at), _world_clock(self.newstore, job.at):
+                            getattr(self, f"_do_{job.kind}")(job.at, **job.data)
+                    else:
+                        getattr(self, f"_do_{job.kind}")(job.at, **job.data)
                 except Exception:  # a simulated world keeps trading; the failure is logged and counted
                     log.exception("trading job %s failed", job.kind)
                     self._bump(f"failed_{job.kind}")
@@ -147,7 +158,7 @@ class TradingGenerator:
         last = datetime.now(UTC)
         while not stop.wait(tick_s):
             now = datetime.now(UTC)
-            self.simulate(last, now)
+            self.simulate(last, now, world_clock=False)
             last = now
 
     # ---- store trading (NewStore) -------------------------------------------------------------
@@ -282,12 +293,26 @@ class TradingGenerator:
         self.centra.create_return(number, lines[:1], at=at, restock_warehouse_id=dc.centra_warehouse_id, refund=True)
         self._bump("online_returns")
 
-    def _do_online_return_in_store(self, at: datetime, number: int, market_id: int, lines: list) -> None:
+    def _next_opening(self, store: Location, at: datetime) -> datetime:
+        """The store's next opening (local time, a few minutes after the doors open) after `at`."""
+        local = at.astimezone(ZoneInfo(store.timezone))
+        opens = local.replace(hour=self.config.opening_hours[0], minute=self.rng.randint(0, 59), second=0,
+                              microsecond=0)
+        return (opens if opens > local else opens + timedelta(days=1)).astimezone(UTC)
+
+    def _do_online_return_in_store(self, at: datetime, number: int, market_id: int, lines: list,
+                                   store: Location | None = None) -> None:
         market = self.estate.markets[market_id]
         stores = [s for s in self.estate.stores if s.country in market.countries] or list(self.estate.stores)
-        store = self.rng.choice(stores)
+        store = store or self.rng.choice(stores)
         if not self._store_open(store, at):
-            at = at.replace(hour=12, minute=0, tzinfo=UTC)
+            # The customer comes back when the store is open. (This used to re-date the return to 12:00
+            # UTC of the same day: hours in the past, or in the future of the simulated time, and on the
+            # previous business day after midnight local time, so its stock and refund landed on another
+            # day in each platform.)
+            self._push(self._next_opening(store, at), "online_return_in_store", number=number,
+                       market_id=market_id, lines=lines, store=store)
+            return
         sku, qty = lines[0]
         price = self.estate.price(sku, market.pricelist_id)
         faults = self.config.faults
