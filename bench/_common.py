@@ -323,13 +323,14 @@ def instance_storage(stack: devstack.Stack, trader: PosTrader, kind: str, runs: 
 
     import dagster as dg
 
-    from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord
+    from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord, SyncSettings
     from pipelines.defs.sync.jobs import stock_sync_job, stock_sync_retention_job
 
     env = stack.env()
     resources = {"store": StoreOfRecord(database_url=stack.database_url),
                  "estate": EstateResource(path=str(stack.estate_file)),
-                 "centra": CentraResource(base_url=env["CENTRA_API_URL"], token=env["CENTRA_API_TOKEN"])}
+                 "centra": CentraResource(base_url=env["CENTRA_API_URL"], token=env["CENTRA_API_TOKEN"]),
+                 "sync_settings": SyncSettings()}
     with contextlib.ExitStack() as stack_ctx:
         home = Path(stack_ctx.enter_context(tempfile.TemporaryDirectory()))
         if kind == "sqlite":

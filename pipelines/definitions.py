@@ -1,10 +1,11 @@
-"""The one Dagster definitions entry point (workspace.yaml loads `pipelines.definitions`)."""
+"""The one Dagster definitions entry point (workspace.yaml loads `pipelines.definitions`), and the one place
+its resources are configured: from `pipelines.settings` when the definitions load, secrets through `EnvVar`
+(resolved by Dagster when a run or tick starts), so the UI shows every setting in use."""
 
-
-from datetime import timedelta
 
 import dagster as dg
 
+import pipelines.dagster_warnings  # noqa: F401  (first: the allow-list of beta/preview features in use)
 from pipelines.defs.commerce.assets import (
     centra_catalog,
     centra_orders,
@@ -12,9 +13,10 @@ from pipelines.defs.commerce.assets import (
     centra_stock_changes,
     centra_stock_snapshot,
 )
-from pipelines.defs.partitions import BUSINESS_TIMEZONE, daily_partitions
+from pipelines.defs.exceptions import exceptions, open_exceptions_sensor
+from pipelines.defs.intake import intake_assets
+from pipelines.defs.partitions import BUSINESS_TIMEZONE, daily_partitions, yesterday
 from pipelines.defs.pos.assets import (
-    newstore_event_inbox,
     pos_catalog,
     pos_pickups,
     pos_sale_lines,
@@ -23,8 +25,17 @@ from pipelines.defs.pos.assets import (
 )
 from pipelines.defs.raw_checks import raw_checks
 from pipelines.defs.reconciliation import reconciliation_definitions
-from pipelines.defs.resources import default_resources
+from pipelines.defs.resources import (
+    CentraResource,
+    EstateResource,
+    FinanceReportFiles,
+    NewStoreResource,
+    ReconciliationSettings,
+    StoreOfRecord,
+    SyncSettings,
+)
 from pipelines.defs.sync import sync_definitions
+from pipelines.settings import reconciliation, settings, sync
 
 daily_assets = [pos_sale_lines, pos_stock_movements, pos_pickups, pos_catalog, centra_orders, centra_returns, centra_stock_changes]
 snapshot_assets = [pos_stock_snapshot, centra_stock_snapshot, centra_catalog]
@@ -46,15 +57,11 @@ daily_datasets_job = dg.define_asset_job(
 )
 
 
-def _yesterday(context: dg.ScheduleEvaluationContext) -> str:
-    return (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
-
-
 @dg.schedule(job=snapshots_job, cron_schedule="1 0 * * *", execution_timezone=BUSINESS_TIMEZONE,
              default_status=dg.DefaultScheduleStatus.RUNNING)
 def snapshots_at_cutoff_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """Right after midnight in the business timezone: the snapshots of the day that just ended."""
-    day = _yesterday(context)
+    day = yesterday(context.scheduled_execution_time)
     return dg.RunRequest(run_key=f"snapshots-{day}", partition_key=day)
 
 
@@ -62,17 +69,35 @@ def snapshots_at_cutoff_schedule(context: dg.ScheduleEvaluationContext) -> dg.Ru
              default_status=dg.DefaultScheduleStatus.RUNNING)
 def daily_datasets_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """At 00:30 business time, land yesterday (half an hour of grace for late event deliveries)."""
-    day = _yesterday(context)
+    day = yesterday(context.scheduled_execution_time)
     return dg.RunRequest(run_key=f"daily-{day}", partition_key=day)
 
 
 def raw_definitions() -> dg.Definitions:
     return dg.Definitions(
-        assets=[newstore_event_inbox, *raw_assets],
+        assets=[*intake_assets, *raw_assets],
         asset_checks=raw_checks,
         jobs=[snapshots_job, daily_datasets_job],
         schedules=[snapshots_at_cutoff_schedule, daily_datasets_schedule],
     )
+
+
+def default_resources() -> dict[str, dg.ConfigurableResource]:
+    """The resources from the environment (`pipelines.settings`); what it leaves unset takes the default
+    stated on each resource."""
+    s = settings()
+    return {
+        "store": StoreOfRecord(database_url=s.database_url),
+        "estate": EstateResource(path=str(s.estate_file)),
+        "centra": CentraResource(base_url=s.centra_api_url, token=dg.EnvVar("CENTRA_API_TOKEN")),
+        "newstore": NewStoreResource(base_url=s.newstore_api_url, tenant=s.newstore_tenant,
+                                     client_id=dg.EnvVar("NEWSTORE_CLIENT_ID"),
+                                     client_secret=dg.EnvVar("NEWSTORE_CLIENT_SECRET"),
+                                     auth_url=s.newstore_auth_url),
+        "reconciliation_settings": ReconciliationSettings(**reconciliation()),
+        "sync_settings": SyncSettings(**sync()),
+        "finance_reports": FinanceReportFiles(reports_dir=str(s.reports_dir)),
+    }
 
 
 def build_definitions(resources: dict | None = None) -> dg.Definitions:
@@ -81,10 +106,11 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
         raw_definitions(),
         sync_definitions(),
         reconciliation_definitions(),
+        dg.Definitions(assets=[exceptions], sensors=[open_exceptions_sensor]),
         dg.Definitions(resources=resources or default_resources()),
     )
 
 
 defs = build_definitions()
 
-__all__ = ["build_definitions", "defs"]
+__all__ = ["build_definitions", "default_resources", "defs"]

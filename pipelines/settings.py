@@ -1,22 +1,73 @@
-"""Process-wide settings read from the environment (every variable is listed in the README).
+"""Every setting the product reads from the environment, and the one place that reads it.
 
-Secrets are not read here: Dagster resources take them through `EnvVar`, and the intake service
-reads its own two secrets at start-up.
+Each variable is listed in the README's Configuration table. No other module reads `os.environ`:
+Dagster code gets these values through resources configured in `pipelines/definitions.py`, the intake
+service (not Dagster) through `intake()` and `intake_secrets()` at start-up.
+
+- `settings()`: the store of record, the estate, the business calendar, the reports folder and the
+  platforms' URLs (defaults here).
+- `schedules()`: what Dagster needs when it loads the definitions (cron hours, the sync sensor's
+  interval; defaults here). Read once at import by `pipelines.defs`, like the partitions' start date and
+  timezone from `settings()`.
+- `reconciliation()`, `sync()`, `intake()`: only what the environment sets, typed and keyed by the field
+  names of what they configure (`ReconciliationSettings`, `SyncSettings`, `IntakeConfig`...), so each
+  default is stated once, on the thing configured.
+- `intake_secrets()`: the intake's two secrets. Dagster resources take their secrets through `EnvVar`
+  instead; neither is ever logged.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_TIMEZONE = "Europe/Stockholm"
 DEFAULT_PARTITION_START = "2026-09-01"
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(name, "").strip()
-    return value or default
+class SettingError(ValueError):
+    """A variable is set to a value its setting cannot take (the message names the variable)."""
+
+
+def _env(name: str, *, strip: bool = True) -> str | None:
+    """The one read of the environment: the variable's value (stripped unless `strip` is False, as for a
+    secret, taken as set); None when unset or blank."""
+    value = os.environ.get(name, "")
+    return (value.strip() if strip else value) or None
+
+
+def _text(name: str, default: str) -> str:
+    return _env(name) or default
+
+
+def _number(name: str, convert: Callable[[str], Any], what: str, minimum: float | None = None) -> Any:
+    """The variable as a number (None when unset); a SettingError when it is not one, or below `minimum`."""
+    raw = _env(name)
+    if raw is None:
+        return None
+    try:
+        value = convert(raw)
+    except ValueError:
+        raise SettingError(f"{name} must be {what}, not {raw!r}") from None
+    if minimum is not None and value < minimum:
+        raise SettingError(f"{name} must be >= {minimum:g}")
+    return value
+
+
+def _int(name: str, minimum: int | None = None) -> int | None:
+    return _number(name, int, "an integer", minimum)
+
+
+def _float(name: str, minimum: float | None = None) -> float | None:
+    return _number(name, float, "a number", minimum)
+
+
+def _set(**values: Any) -> dict[str, Any]:
+    """The values the environment sets (None: unset, the configured thing's default applies)."""
+    return {k: v for k, v in values.items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -27,19 +78,112 @@ class Settings:
     business_timezone: str
     partition_start: str
     reports_dir: Path
+    centra_api_url: str
+    newstore_api_url: str
+    newstore_tenant: str
+    newstore_auth_url: str | None  # None: derived from the API URL and tenant by the client
 
     @classmethod
     def from_env(cls) -> Settings:
-        home = Path(_env("PIPELINES_HOME", str(Path.cwd() / "data"))).resolve()
+        home = Path(_text("PIPELINES_HOME", str(Path.cwd() / "data"))).resolve()
         return cls(
             home=home,
-            database_url=_env("PIPELINES_DATABASE_URL", f"sqlite:///{home / 'pipelines.sqlite'}"),
-            estate_file=Path(_env("PIPELINES_ESTATE_FILE", str(home / "estate.json"))),
-            business_timezone=_env("PIPELINES_BUSINESS_TIMEZONE", DEFAULT_TIMEZONE),
-            partition_start=_env("PIPELINES_PARTITION_START", DEFAULT_PARTITION_START),
-            reports_dir=Path(_env("PIPELINES_REPORTS_DIR", str(home / "reports"))),
+            database_url=_text("PIPELINES_DATABASE_URL", f"sqlite:///{home / 'pipelines.sqlite'}"),
+            estate_file=Path(_text("PIPELINES_ESTATE_FILE", str(home / "estate.json"))),
+            business_timezone=_text("PIPELINES_BUSINESS_TIMEZONE", DEFAULT_TIMEZONE),
+            partition_start=_text("PIPELINES_PARTITION_START", DEFAULT_PARTITION_START),
+            reports_dir=Path(_text("PIPELINES_REPORTS_DIR", str(home / "reports"))),
+            centra_api_url=_text("CENTRA_API_URL", "http://127.0.0.1:8081"),
+            newstore_api_url=_text("NEWSTORE_API_URL", "http://127.0.0.1:8082"),
+            newstore_tenant=_text("NEWSTORE_TENANT", "nordlys-sandbox"),
+            newstore_auth_url=_env("NEWSTORE_AUTH_URL"),
         )
 
 
 def settings() -> Settings:
     return Settings.from_env()
+
+
+@dataclass(frozen=True)
+class Schedules:
+    """Definition-time values: Dagster takes a schedule's cron string and a sensor's minimum interval when
+    the definitions load, not when they run (a change takes effect at the next code-location load)."""
+
+    recon_hour: int = 6  # the daily reconciliation of yesterday, business time
+    resync_cron: str = "30 5 * * *"  # the full stock resync
+    sync_sensor_interval_s: int = 5  # stock_sync_sensor's minimum interval
+
+    @classmethod
+    def from_env(cls) -> Schedules:
+        return cls(**_set(recon_hour=_int("PIPELINES_RECON_HOUR", 0),
+                          resync_cron=_env("PIPELINES_SYNC_RESYNC_CRON"),
+                          sync_sensor_interval_s=_number("PIPELINES_SYNC_SENSOR_INTERVAL_S",
+                                                         lambda raw: int(float(raw)), "a number of seconds", 1)))
+
+
+def schedules() -> Schedules:
+    return Schedules.from_env()
+
+
+def reconciliation() -> dict[str, Any]:
+    """`ReconciliationSettings` fields the environment sets."""
+    return _set(
+        money_tolerance=_float("PIPELINES_RECON_MONEY_TOLERANCE", 0),
+        unit_tolerance=_int("PIPELINES_RECON_UNIT_TOLERANCE", 0),
+        blocking_value_base=_float("PIPELINES_RECON_BLOCKING_VALUE_BASE"),
+        drift_warn_value_base=_float("PIPELINES_RECON_DRIFT_WARN_VALUE_BASE"),
+        report_deadline_hour=_int("PIPELINES_RECON_REPORT_DEADLINE_HOUR", 0),
+    )
+
+
+def sync() -> dict[str, Any]:
+    """`SyncSettings` fields the environment sets (the `SyncConfig` knobs, the run drain and the retention).
+    `PIPELINES_SYNC_MAX_DEFER_S=0` means no deadline head start (None)."""
+    kinds = _env("PIPELINES_SYNC_LOCATION_KINDS")
+    max_defer = _float("PIPELINES_SYNC_MAX_DEFER_S", 0)
+    return _set(
+        safety_stock=_int("PIPELINES_SYNC_SAFETY_STOCK"),
+        rate_share=_float("PIPELINES_SYNC_RATE_SHARE", 0),
+        location_kinds=[k.strip() for k in kinds.split(",") if k.strip()] if kinds else None,
+        max_lines=_int("PIPELINES_SYNC_MAX_LINES", 1),
+        settle_s=_float("PIPELINES_SYNC_SETTLE_S", 0),
+        drain_s=_float("PIPELINES_SYNC_DRAIN_S", 0),
+        poll_s=_float("PIPELINES_SYNC_POLL_S", 0),
+        send_window_s=_float("PIPELINES_SYNC_SEND_WINDOW_S", 0),
+        rank_cache_s=_float("PIPELINES_SYNC_RANK_CACHE_S", 0),
+        clock_skew_s=_float("PIPELINES_SYNC_CLOCK_SKEW_S", 0),
+        counts_as=_env("PIPELINES_SYNC_COUNTS_AS"),
+        run_retention_hours=_float("PIPELINES_SYNC_RUN_RETENTION_HOURS", 0),
+        failed_run_retention_days=_float("PIPELINES_SYNC_FAILED_RUN_RETENTION_DAYS", 0),
+        tick_retention_hours=_float("PIPELINES_SYNC_TICK_RETENTION_HOURS", 0),
+        store_retention_days=_float("PIPELINES_SYNC_STORE_RETENTION_DAYS", 0),
+    ) | ({"max_defer_s": max_defer or None} if max_defer is not None else {})
+
+
+def intake() -> dict[str, Any]:
+    """What the environment sets of the intake service: `IntakeConfig` fields, and the server's `host`,
+    `port`, `workers`, `limit_concurrency` and `log_level`."""
+    return _set(
+        host=_env("PIPELINES_INTAKE_HOST"),
+        port=_int("PIPELINES_INTAKE_PORT", 0),
+        workers=_int("PIPELINES_INTAKE_WORKERS", 1),
+        limit_concurrency=_int("PIPELINES_INTAKE_LIMIT_CONCURRENCY", 1),
+        log_level=(_env("PIPELINES_INTAKE_LOG_LEVEL") or "").lower() or None,
+        db_concurrency=_int("PIPELINES_INTAKE_DB_CONCURRENCY", 1),
+        max_body_bytes=_int("PIPELINES_INTAKE_MAX_BODY_BYTES", 1),
+        signature_tolerance_s=_int("PIPELINES_INTAKE_SIGNATURE_TOLERANCE_S", 1),
+        max_header_bytes=_int("PIPELINES_INTAKE_MAX_HEADER_BYTES", 1024),
+        quarantine_max_bytes=_int("PIPELINES_INTAKE_QUARANTINE_MAX_BYTES", 1),
+        quarantine_retention_days=_int("PIPELINES_INTAKE_QUARANTINE_RETENTION_DAYS", 1),
+    )
+
+
+def intake_secrets() -> tuple[str, str]:
+    """(NewStore event-stream api key, Centra webhook secret); a SettingError naming the missing ones."""
+    api_key = _env("NEWSTORE_EVENTSTREAM_API_KEY", strip=False)
+    webhook_secret = _env("CENTRA_WEBHOOK_SECRET", strip=False)
+    missing = [name for name, value in (("NEWSTORE_EVENTSTREAM_API_KEY", api_key),
+                                        ("CENTRA_WEBHOOK_SECRET", webhook_secret)) if value is None]
+    if api_key is None or webhook_secret is None:
+        raise SettingError(f"set {', '.join(missing)}")
+    return api_key, webhook_secret

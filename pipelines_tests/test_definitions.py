@@ -47,3 +47,30 @@ def test_production_code_never_imports_simulators() -> None:
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             offenders += [f"{rel}: {n}" for n in names if n.startswith("pipelines.simulators")]
     assert offenders == []
+
+
+def _parents(key: str) -> set[str]:
+    return {k.to_user_string() for k in defs.resolve_asset_graph().get(dg.AssetKey(key)).parent_keys}
+
+
+def test_every_table_dagster_writes_is_an_asset_with_its_lineage() -> None:
+    tables = {"reconciliation_findings", "reconciliation_daily_totals", "reconciliation_drift_by_store",
+              "reconciliation_evidence"}
+    findings = defs.resolve_assets_def("reconciliation_findings")
+    assert {k.to_user_string() for k in findings.keys} == tables  # one run writes the four
+    assert {"reconciliation_findings", "reconciliation_daily_totals", "reconciliation_evidence"} <= _parents(
+        "finance_daily_report")
+    assert "reconciliation_daily_totals" in _parents("finance_month_end_rollup")
+    assert _parents("exceptions") == {"pos_sale_lines", "pos_stock_movements", "reconciliation_findings"}
+    specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
+    assert specs["centra_webhook_inbox"].group_name == specs["newstore_event_inbox"].group_name == "intake"
+
+
+def test_no_private_dagster_imports() -> None:
+    offenders = []
+    for path in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.relative_to(PKG)}: {n}" for n in names if n.startswith("dagster._")]
+    assert offenders == []

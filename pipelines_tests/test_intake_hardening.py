@@ -293,12 +293,12 @@ def unmigrated_url(request: pytest.FixtureRequest, tmp_path) -> str:
 
 
 def test_migration_accounts_for_rows_quarantined_before_it(unmigrated_url: str, tmp_path) -> None:
-    from pipelines.store.migrate import migrations_dir
+    from pipelines.store.migrate import MIGRATIONS_DIR
 
     engine = make_engine(unmigrated_url)
     before = tmp_path / "before"
     before.mkdir()
-    for path in sorted(migrations_dir().glob("*.sql")):
+    for path in sorted(MIGRATIONS_DIR.glob("*.sql")):
         if path.name < "0004":
             (before / path.name).write_text(path.read_text())
     migrate(engine, before)

@@ -21,6 +21,7 @@ from sqlalchemy import text
 
 from pipelines.definitions import build_definitions
 from pipelines.defs.reconciliation.gates import MONEY_TYPES
+from pipelines.defs.resources import ReconciliationSettings
 from pipelines.devstack import Stack
 from pipelines.domain.timeutil import day_window_utc
 from pipelines.intake.verify import InboundEvent
@@ -48,8 +49,9 @@ class Backfill:
         self.defs = build_definitions(traded.resources)
         self.datasets: dg.ExecuteInProcessResult | None = None  # the range run of the event-based datasets
 
-    def run(self, job: str, first: str, last: str) -> dg.ExecuteInProcessResult:
-        return self.defs.resolve_job_def(job).execute_in_process(
+    def run(self, job: str, first: str, last: str, **resources: dg.ConfigurableResource) -> dg.ExecuteInProcessResult:
+        defs = build_definitions({**self.traded.resources, **resources}) if resources else self.defs
+        return defs.resolve_job_def(job).execute_in_process(
             instance=self.instance, tags=range_tags(first, last), raise_on_error=False)
 
     def findings(self, day: str):
@@ -76,9 +78,8 @@ def backfill(tmp_path_factory: pytest.TempPathFactory):
         mirror.run(t, step)
         t = step
     stack.flush()
-    with pytest.MonkeyPatch.context() as mp, dg.instance_for_test() as instance:
-        mp.setenv("PIPELINES_REPORTS_DIR", str(home / "reports"))
-        bf = Backfill(Traded(stack), instance, home / "reports")
+    with dg.instance_for_test() as instance:
+        bf = Backfill(Traded(stack), instance, home / "reports")  # Traded writes reports under the stack's home
         assert bf.run("daily_datasets_job", *HISTORY).success  # sales history for sell-through and return refs
         for day in RANGE:  # snapshots have no single-run policy: a backfill runs them one day each
             assert bf.defs.resolve_job_def("snapshots_job").execute_in_process(
@@ -177,9 +178,9 @@ def test_reconciliation_range_blocks_the_report_on_the_middle_days_money_mismatc
     assert "finance_daily_report" not in materialised  # blocked: the middle day's figures are not fit to use
 
 
-def test_reconciliation_range_writes_the_report_of_every_day(backfill: Backfill, monkeypatch) -> None:
-    monkeypatch.setenv("PIPELINES_RECON_BLOCKING_VALUE_BASE", "1000000000")  # the mismatches accepted
-    result = backfill.run("reconciliation_job", FIRST, LAST)
+def test_reconciliation_range_writes_the_report_of_every_day(backfill: Backfill) -> None:
+    accepted = ReconciliationSettings(blocking_value_base=1_000_000_000)  # the mismatches accepted
+    result = backfill.run("reconciliation_job", FIRST, LAST, reconciliation_settings=accepted)
     assert result.success
     checks = evaluations(result)
     money = checks["money_mismatches_within_tolerance"]

@@ -12,7 +12,15 @@ from sqlalchemy import text
 
 from pipelines.definitions import daily_assets, raw_assets
 from pipelines.defs.raw_checks import raw_checks
-from pipelines.defs.resources import CentraResource, EstateResource, NewStoreResource, StoreOfRecord
+from pipelines.defs.resources import (
+    CentraResource,
+    EstateResource,
+    FinanceReportFiles,
+    NewStoreResource,
+    ReconciliationSettings,
+    StoreOfRecord,
+    SyncSettings,
+)
 from pipelines.devstack import Stack
 from pipelines.domain.timeutil import day_window_utc
 from pipelines.intake.verify import InboundEvent
@@ -27,7 +35,7 @@ DAILY_ASSETS = daily_assets  # not the snapshots
 
 
 class Traded:
-    def __init__(self, stack: Stack):
+    def __init__(self, stack: Stack, reconciliation: ReconciliationSettings | None = None):
         self.stack = stack
         env = stack.env()
         self.resources = {
@@ -37,6 +45,9 @@ class Traded:
             "newstore": NewStoreResource(base_url=env["NEWSTORE_API_URL"], tenant=stack.tenant,
                                          client_id=env["NEWSTORE_CLIENT_ID"],
                                          client_secret=env["NEWSTORE_CLIENT_SECRET"]),
+            "reconciliation_settings": reconciliation or ReconciliationSettings(),
+            "sync_settings": SyncSettings(),
+            "finance_reports": FinanceReportFiles(reports_dir=str(stack.home / "reports")),
         }
 
     def materialize(self, assets, **kwargs) -> dg.ExecuteInProcessResult:  # noqa: ANN001

@@ -18,7 +18,7 @@ import pytest
 
 from pipelines.defs import schemas
 from pipelines.defs.checks import validate_frame
-from pipelines.defs.reconciliation.checks import Findings
+from pipelines.defs.schemas import Findings
 from pipelines.domain.reconciliation.model import FINDING_TYPES
 
 BAD = 1  # the corrupted row's index
@@ -72,6 +72,14 @@ VALID: dict[type[pa.DataFrameModel], Callable[[], pd.DataFrame]] = {
     schemas.CentraCatalog: lambda: _rows(3, lambda i: {
         "size_id": i + 1, "sku": f"P100{i}BLKS", "product_number": "P1000", "is_active": True}),
     Findings: lambda: _rows(3, _finding),
+    schemas.DailyTotals: lambda: _rows(3, lambda i: {
+        "finding_type": sorted(FINDING_TYPES)[i], "severity": "ERROR", "owner_team": "finance", "findings": i + 1,
+        "value_at_risk_base": 12.5 * i}),
+    schemas.DriftByStore: lambda: _rows(3, lambda i: {
+        "location_id": f"ST-SE0{i}", "currency": "SEK", "oversell_skus": i, "oversell_units": 2 * i,
+        "oversell_value": 99.0 * i, "oversell_value_base": 8.6 * i, "lost_sales_skus": 1, "lost_sales_units": 1,
+        "lost_sales_value": 49.0, "lost_sales_value_base": 4.3, "value_at_risk_base": 8.6 * i + 4.3}),
+    schemas.EvidenceNotes: lambda: _rows(3, lambda i: {"note_no": i + 1, "note": f"return {i} was not judged"}),
 }
 
 
@@ -155,6 +163,16 @@ CORRUPTIONS: list[tuple[type[pa.DataFrameModel], str, Callable[[pd.DataFrame], N
     (Findings, "negative base value", _set("value_at_risk_base", -0.87)),
     (Findings, "rank 0", _set("risk_rank", 0)),
     (Findings, "no playbook", _set("playbook", "call")),
+    (schemas.DailyTotals, "a type twice", _copy_of_row0("finding_type")),
+    (schemas.DailyTotals, "no findings", _set("findings", 0)),
+    (schemas.DailyTotals, "unknown team", _set("owner_team", "nobody")),
+    (schemas.DailyTotals, "negative value", _set("value_at_risk_base", -1.0)),
+    (schemas.DriftByStore, "a store twice", _copy_of_row0("location_id")),
+    (schemas.DriftByStore, "negative units", _set("lost_sales_units", -1)),
+    (schemas.DriftByStore, "currency not ISO", _set("currency", "kr")),
+    (schemas.EvidenceNotes, "note number 0", _set("note_no", 0)),
+    (schemas.EvidenceNotes, "a number twice", _copy_of_row0("note_no")),
+    (schemas.EvidenceNotes, "empty note", _set("note", "")),
 ]
 
 

@@ -1,21 +1,33 @@
-"""Resources: the store of record, the estate and the platform API clients.
+"""Resources: the store of record, the estate, the platform API clients, the settings of the reconciliation
+and the stock sync, and the finance report's files.
 
-URLs default to the local simulators; credentials always come from the environment (`EnvVar`).
-Pointing at real tenants is configuration only (README, "Going live").
+`pipelines/definitions.py` configures them from `pipelines.settings` (secrets through `EnvVar`), so the
+Dagster UI shows every value in use; tests construct them directly. Pointing at real tenants is
+configuration only (README, "Going live").
 """
 
+from __future__ import annotations
 
-import os
+import shutil
+from collections.abc import Sequence
+from datetime import date
 from functools import cached_property
+from pathlib import Path
 
 import dagster as dg
+import pandas as pd
+from pydantic import Field
 from sqlalchemy import Engine
 
 from pipelines.connectors.centra import CentraClient
 from pipelines.connectors.newstore import NewStoreClient
+from pipelines.domain.reconciliation import Tolerance
 from pipelines.estate import Estate, load_estate
-from pipelines.settings import settings
+from pipelines.reporting.finance_report import ReportFiles, write_daily_report, write_month_report
 from pipelines.store.db import shared_engine
+from pipelines.sync import SyncConfig
+
+REPORT_DEADLINE_HOUR = 7  # default of ReconciliationSettings.report_deadline_hour
 
 
 class StoreOfRecord(dg.ConfigurableResource):
@@ -70,20 +82,96 @@ class NewStoreResource(dg.ConfigurableResource):
                               auth_url=self.auth_url, timeout=self.timeout_s)
 
 
-def default_resources() -> dict[str, dg.ConfigurableResource]:
-    s = settings()
-    return {
-        "store": StoreOfRecord(database_url=s.database_url),
-        "estate": EstateResource(path=str(s.estate_file)),
-        "centra": CentraResource(
-            base_url=os.environ.get("CENTRA_API_URL", "http://127.0.0.1:8081"),
-            token=dg.EnvVar("CENTRA_API_TOKEN"),
-        ),
-        "newstore": NewStoreResource(
-            base_url=os.environ.get("NEWSTORE_API_URL", "http://127.0.0.1:8082"),
-            tenant=os.environ.get("NEWSTORE_TENANT", "nordlys-sandbox"),
-            client_id=dg.EnvVar("NEWSTORE_CLIENT_ID"),
-            client_secret=dg.EnvVar("NEWSTORE_CLIENT_SECRET"),
-            auth_url=os.environ.get("NEWSTORE_AUTH_URL") or None,
-        ),
-    }
+class ReconciliationSettings(dg.ConfigurableResource):
+    """What the daily reconciliation counts as a difference, the limits its checks and the finance report
+    are judged by, and the report's deadline (`PIPELINES_RECON_*`)."""
+
+    money_tolerance: float = Field(default=Tolerance.money, description=(
+        "Per-finding money tolerance, store currency (PIPELINES_RECON_MONEY_TOLERANCE)."))
+    unit_tolerance: int = Field(default=Tolerance.units, description=(
+        "Per-finding stock tolerance, units (PIPELINES_RECON_UNIT_TOLERANCE)."))
+    blocking_value_base: float = Field(default=0.0, description=(
+        "Money mismatches above this (base currency, per day) block the finance report "
+        "(PIPELINES_RECON_BLOCKING_VALUE_BASE)."))
+    drift_warn_value_base: float = Field(default=0.0, description=(
+        "Stock drift above this (base currency, per day) warns (PIPELINES_RECON_DRIFT_WARN_VALUE_BASE)."))
+    report_deadline_hour: int = Field(default=REPORT_DEADLINE_HOUR, description=(
+        "Yesterday's finance report must exist by this hour, business time "
+        "(PIPELINES_RECON_REPORT_DEADLINE_HOUR)."))
+
+    def tolerance(self) -> Tolerance:
+        return Tolerance(money=self.money_tolerance, units=self.unit_tolerance)
+
+
+class SyncSettings(dg.ConfigurableResource):
+    """The stock sync's knobs (`PIPELINES_SYNC_*`, see docs/stock-sync.md): the `SyncConfig` of its runs, how
+    long a run drains, and how long its history is kept. The sensor interval and the resync cron are not
+    here: Dagster takes them when the definitions load (`pipelines.settings.schedules`)."""
+
+    safety_stock: int = Field(default=SyncConfig.safety_stock, description=(
+        "Lines leaving free-to-allocate at or below this are critical (_SAFETY_STOCK)."))
+    rate_share: float = Field(default=SyncConfig.rate_share, description=(
+        "Share of Centra's rate limits the sync may use (_RATE_SHARE)."))
+    location_kinds: list[str] = Field(default=list(SyncConfig.location_kinds), description=(
+        "Estate location kinds whose movements are synced (_LOCATION_KINDS)."))
+    max_lines: int = Field(default=SyncConfig.max_lines, description="Lines per mutation (_MAX_LINES).")
+    settle_s: float = Field(default=SyncConfig.settle_s, description=(
+        "Inbox events younger than this are re-read (_SETTLE_S)."))
+    drain_s: float = Field(default=SyncConfig.drain_s, description=(
+        "How long a sync run keeps draining new movements (_DRAIN_S); a run's own config may override it."))
+    poll_s: float = Field(default=SyncConfig.poll_s, description="Pause between passes while idle (_POLL_S).")
+    send_window_s: float = Field(default=SyncConfig.send_window_s, description=(
+        "A pass keeps sending as the budget refills this long (_SEND_WINDOW_S)."))
+    rank_cache_s: float = Field(default=SyncConfig.rank_cache_s, description=(
+        "Centra stock read for ranking is reused this long (_RANK_CACHE_S)."))
+    max_defer_s: float | None = Field(default=SyncConfig.max_defer_s, description=(
+        "Deadline head start of oversell risks (_MAX_DEFER_S; empty: none)."))
+    clock_skew_s: float = Field(default=SyncConfig.clock_skew_s, description=(
+        "An event stamped further ahead of its receipt is applied at its receive time (_CLOCK_SKEW_S)."))
+    counts_as: str = Field(default=SyncConfig.counts_as, description=(
+        "Stock counts go out as 'delta' (changeStock) or 'set' (setStock) (_COUNTS_AS)."))
+    run_retention_hours: float = Field(default=24.0, description=(
+        "Successful sync runs and their event logs are kept this long (_RUN_RETENTION_HOURS)."))
+    failed_run_retention_days: float = Field(default=7.0, description=(
+        "Failed or cancelled sync runs are kept this long (_FAILED_RUN_RETENTION_DAYS)."))
+    tick_retention_hours: float = Field(default=24.0, description=(
+        "Sync sensor ticks are kept this long (_TICK_RETENTION_HOURS)."))
+    store_retention_days: float = Field(default=90.0, description=(
+        "Settled movements, batches and ledger rows are kept this long (_STORE_RETENTION_DAYS)."))
+
+    def config(self) -> SyncConfig:
+        return SyncConfig(safety_stock=self.safety_stock, rate_share=self.rate_share,
+                          location_kinds=tuple(self.location_kinds), max_lines=self.max_lines,
+                          settle_s=self.settle_s, drain_s=self.drain_s, poll_s=self.poll_s,
+                          send_window_s=self.send_window_s, rank_cache_s=self.rank_cache_s,
+                          max_defer_s=self.max_defer_s, clock_skew_s=self.clock_skew_s, counts_as=self.counts_as)
+
+
+class FinanceReportFiles(dg.ConfigurableResource):
+    """The finance report's folders under `reports_dir` (PIPELINES_REPORTS_DIR): a day's `<date>/` and a
+    month's `<YYYY-MM>/` (layout: `pipelines.reporting.finance_report`)."""
+
+    reports_dir: str
+
+    @property
+    def root(self) -> Path:
+        return Path(self.reports_dir)
+
+    def write_day(self, day: str, findings: pd.DataFrame, totals: pd.DataFrame, history: pd.DataFrame, *,
+                  estate: Estate, produced_under: Sequence[tuple[str, bool, str]],
+                  evidence_notes: Sequence[str]) -> ReportFiles:
+        return write_daily_report(self.root, day, findings, history, totals=totals, base_currency=estate.base_currency,
+                                  estate_name=estate.name, estate=estate, produced_under=produced_under,
+                                  evidence_notes=evidence_notes)
+
+    def write_month(self, month: str, totals: pd.DataFrame, *, estate: Estate) -> Path:
+        return write_month_report(self.root, month, totals, base_currency=estate.base_currency,
+                                  estate_name=estate.name)
+
+    def remove_day(self, day: str) -> bool:
+        """Delete a day's report folder (one written while the day was green); True if there was one."""
+        folder = self.root / date.fromisoformat(day).isoformat()
+        if not folder.is_dir():
+            return False
+        shutil.rmtree(folder)
+        return True

@@ -178,17 +178,62 @@ class PosPickups(pa.DataFrameModel):
         unique = ["fulfillment_request_id", "order_id"]
 
 
+_TEAMS = ["finance", "retail_operations", "ecommerce", "integration"]
+
+
 class Findings(pa.DataFrameModel):
     """The daily reconciliation's findings (`reconciliation_findings`)."""
 
 
     finding_type: Series[str] = pa.Field(isin=sorted(FINDING_TYPES))
     severity: Series[str] = pa.Field(isin=["ERROR", "WARN"])
-    owner_team: Series[str] = pa.Field(isin=["finance", "retail_operations", "ecommerce", "integration"])
+    owner_team: Series[str] = pa.Field(isin=_TEAMS)
     value_at_risk: Series[float] = pa.Field(ge=0)
     value_at_risk_base: Series[float] = pa.Field(ge=0)
     risk_rank: Series[int] = pa.Field(ge=1)
     playbook: Series[str] = pa.Field(str_length={"min_value": 10})
+
+    class Config:
+        coerce = True
+
+
+class DailyTotals(pa.DataFrameModel):
+    """The engine's totals of a day (`reconciliation_daily_totals`): one row per finding type found."""
+
+    finding_type: Series[str] = pa.Field(isin=sorted(FINDING_TYPES), unique=True)
+    severity: Series[str] = pa.Field(isin=["ERROR", "WARN"])
+    owner_team: Series[str] = pa.Field(isin=_TEAMS)
+    findings: Series[int] = pa.Field(ge=1)
+    value_at_risk_base: Series[float] = pa.Field(ge=0)
+
+    class Config:
+        coerce = True
+
+
+class DriftByStore(pa.DataFrameModel):
+    """Stock drift per store of a day (`reconciliation_drift_by_store`): counts and values are never negative."""
+
+    location_id: Series[str] = pa.Field(str_length={"min_value": 1}, unique=True)
+    currency: Series[str] = pa.Field(str_matches=r"^[A-Z]{3}$")
+    oversell_skus: Series[int] = pa.Field(ge=0)
+    oversell_units: Series[int] = pa.Field(ge=0)
+    oversell_value: Series[float] = pa.Field(ge=0)
+    oversell_value_base: Series[float] = pa.Field(ge=0)
+    lost_sales_skus: Series[int] = pa.Field(ge=0)
+    lost_sales_units: Series[int] = pa.Field(ge=0)
+    lost_sales_value: Series[float] = pa.Field(ge=0)
+    lost_sales_value_base: Series[float] = pa.Field(ge=0)
+    value_at_risk_base: Series[float] = pa.Field(ge=0)
+
+    class Config:
+        coerce = True
+
+
+class EvidenceNotes(pa.DataFrameModel):
+    """What a day's reconciliation could not judge (`reconciliation_evidence`): numbered sentences."""
+
+    note_no: Series[int] = pa.Field(ge=1, unique=True)
+    note: Series[str] = pa.Field(str_length={"min_value": 1})
 
     class Config:
         coerce = True

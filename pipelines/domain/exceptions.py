@@ -1,4 +1,4 @@
-"""Typed exception records and the catalogue of exception types (owner, severity, playbook)."""
+"""Typed exception records and the shared exception types (owner, severity, playbook)."""
 
 from __future__ import annotations
 
@@ -44,10 +44,6 @@ EVENT_CLOCK_SKEW = ExceptionType(
     "clock running ahead). It was applied at its receive time instead, so it cannot supersede sales made "
     "after it. Check the clock of the device at that location.",
 )
-
-CATALOGUE = {t.name: t for t in (UNKNOWN_SKU, UNMAPPED_LOCATION, UNDECODABLE_EVENT, FULFILMENT_ORDER_UNKNOWN,
-                                 EVENT_CLOCK_SKEW)}
-
 
 @dataclass(frozen=True)
 class ExceptionRecord:

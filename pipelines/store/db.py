@@ -106,7 +106,3 @@ def table(engine: Engine, name: str) -> Table:
         if name not in md.tables:
             Table(name, md, autoload_with=engine)
         return md.tables[name]
-
-
-def is_postgres(engine: Engine) -> bool:
-    return engine.dialect.name == "postgresql"

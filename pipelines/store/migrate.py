@@ -25,10 +25,6 @@ _MACROS = {
 }
 
 
-def migrations_dir() -> Path:
-    return MIGRATIONS_DIR
-
-
 def expand(sql: str, dialect: str) -> str:
     macros = _MACROS[dialect]
     return re.sub(r"\{\{(\w+)\}\}", lambda m: macros[m.group(1)], sql)

@@ -1,14 +1,10 @@
-"""Stock sync settings, read from the environment (every variable is listed in docs/stock-sync.md)."""
+"""Stock sync settings (every variable is listed in docs/stock-sync.md; `pipelines.settings` reads them)."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
-
-def _num(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    return float(raw) if raw else default
+from pipelines.settings import sync as sync_settings
 
 
 @dataclass(frozen=True)
@@ -33,18 +29,9 @@ class SyncConfig:
 
     @classmethod
     def from_env(cls) -> SyncConfig:
-        kinds = os.environ.get("PIPELINES_SYNC_LOCATION_KINDS", "store")
-        return cls(
-            safety_stock=int(_num("PIPELINES_SYNC_SAFETY_STOCK", 1)),
-            rate_share=_num("PIPELINES_SYNC_RATE_SHARE", 0.8),
-            location_kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()),
-            max_lines=int(_num("PIPELINES_SYNC_MAX_LINES", 200)),
-            settle_s=_num("PIPELINES_SYNC_SETTLE_S", 10.0),
-            drain_s=_num("PIPELINES_SYNC_DRAIN_S", 50.0),
-            poll_s=_num("PIPELINES_SYNC_POLL_S", 0.5),
-            send_window_s=_num("PIPELINES_SYNC_SEND_WINDOW_S", 3.0),
-            rank_cache_s=_num("PIPELINES_SYNC_RANK_CACHE_S", 30.0),
-            max_defer_s=_num("PIPELINES_SYNC_MAX_DEFER_S", 60.0) or None,
-            clock_skew_s=_num("PIPELINES_SYNC_CLOCK_SKEW_S", 300.0),
-            counts_as=os.environ.get("PIPELINES_SYNC_COUNTS_AS", "delta").strip() or "delta",
-        )
+        """The defaults above with what the environment sets (`PIPELINES_SYNC_*`, read by `pipelines.settings`)."""
+        names = {f.name for f in fields(cls)}
+        values = {k: v for k, v in sync_settings().items() if k in names}
+        if "location_kinds" in values:
+            values["location_kinds"] = tuple(values["location_kinds"])
+        return cls(**values)

@@ -18,7 +18,7 @@ from sqlalchemy import text
 from pipelines.definitions import raw_assets
 from pipelines.defs.reconciliation.assets import finance_daily_report, reconciliation_findings
 from pipelines.defs.reconciliation.checks import reconciliation_checks
-from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord
+from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord, SyncSettings
 from pipelines.defs.sync.jobs import stock_sync_job
 from pipelines.defs.sync.sensors import stock_sync_sensor
 from pipelines.devstack import Stack
@@ -84,7 +84,8 @@ def _resources(stack: Stack) -> dict:
     env = stack.env()
     return {"store": StoreOfRecord(database_url=stack.database_url),
             "estate": EstateResource(path=str(stack.estate_file)),
-            "centra": CentraResource(base_url=env["CENTRA_API_URL"], token=env["CENTRA_API_TOKEN"])}
+            "centra": CentraResource(base_url=env["CENTRA_API_URL"], token=env["CENTRA_API_TOKEN"]),
+            "sync_settings": SyncSettings()}
 
 
 def _sensor_runs(stack: Stack, instance: dg.DagsterInstance) -> int:

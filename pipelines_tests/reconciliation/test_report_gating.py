@@ -20,7 +20,8 @@ from pipelines.defs.reconciliation.freshness import (
     finance_report_freshness_sensor,
     freshness,
 )
-from pipelines.defs.resources import EstateResource, StoreOfRecord
+from pipelines.defs.resources import EstateResource, FinanceReportFiles, ReconciliationSettings, StoreOfRecord
+from pipelines.domain.reconciliation.engine import totals_by_type
 from pipelines.domain.reconciliation.model import FINDING_COLUMNS, FINDING_DTYPES, FINDING_TYPES
 from pipelines.simulators.estate_gen import write_estate
 from pipelines.store.partitions import replace_partitions
@@ -38,21 +39,24 @@ def finding(ftype: str, value: float) -> dict:
 
 
 @pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("PIPELINES_REPORTS_DIR", str(tmp_path / "reports"))
-    monkeypatch.delenv("PIPELINES_RECON_BLOCKING_VALUE_BASE", raising=False)
+def world(tmp_path: Path):
     store = StoreOfRecord(database_url=f"sqlite:///{tmp_path / 'store.sqlite'}")
     estate = EstateResource(path=str(write_estate(tmp_path / "estate.json", sizes=20, stores=2, seed=3)))
+    files = FinanceReportFiles(reports_dir=str(tmp_path / "reports"))
 
     def land(*rows: dict, notes: tuple[str, ...] = ()) -> None:
+        """The day as the reconciliation writes it: findings, the engine's totals of them, evidence notes."""
         frame = pd.DataFrame(list(rows), columns=FINDING_COLUMNS).astype(FINDING_DTYPES)
         replace_partitions(store.engine(), DAY, {
             "reconciliation_findings": frame.drop(columns=["business_date"]),
+            "reconciliation_daily_totals": totals_by_type(frame),
             "reconciliation_evidence": pd.DataFrame({"note_no": range(1, len(notes) + 1), "note": list(notes)})})
 
-    def report() -> dg.ExecuteInProcessResult:
+    def report(blocking_value_base: float = 0.0) -> dg.ExecuteInProcessResult:
+        limits = ReconciliationSettings(blocking_value_base=blocking_value_base)
         return dg.materialize([finance_daily_report], partition_key=DAY, raise_on_error=False,
-                              resources={"store": store, "estate": estate})
+                              resources={"store": store, "estate": estate, "reconciliation_settings": limits,
+                                         "finance_reports": files})
 
     return land, report, tmp_path / "reports" / DAY
 
@@ -69,19 +73,17 @@ def test_the_report_alone_is_refused_while_money_is_red_and_an_earlier_one_is_re
     assert "money_mismatches_within_tolerance" in failure.event_specific_data.error.message
 
 
-def test_at_the_limit_the_report_is_written_and_states_what_it_was_produced_under(world, monkeypatch) -> None:
+def test_at_the_limit_the_report_is_written_and_states_what_it_was_produced_under(world) -> None:
     land, report, folder = world
-    monkeypatch.setenv("PIPELINES_RECON_BLOCKING_VALUE_BASE", "12.5")
     land(finding("refund_amount_mismatch", 12.5), notes=("Evidence incomplete: 1 return(s) were not judged.",))
-    result = report()
+    result = report(blocking_value_base=12.5)
     assert result.success
     html = (folder / "summary.html").read_text()
     assert "money_mismatches_within_tolerance" in html and "12.50 at risk (limit 12.50)" in html
     assert "Evidence incomplete: 1 return(s) were not judged." in html
     meta = result.asset_materializations_for_node("finance_daily_report")[0].metadata
     assert meta["evidence_complete"].value is False
-    monkeypatch.setenv("PIPELINES_RECON_BLOCKING_VALUE_BASE", "12.49")
-    assert not report().success  # one cent over the limit: refused
+    assert not report(blocking_value_base=12.49).success  # one cent over the limit: refused
 
 
 def test_freshness_is_judged_against_the_next_mornings_deadline() -> None:
@@ -92,17 +94,20 @@ def test_freshness_is_judged_against_the_next_mornings_deadline() -> None:
     assert freshness(DAY, True, due + timedelta(days=3))[0] is True
 
 
-def test_the_sensor_evaluates_yesterdays_partition_and_records_changes_only(monkeypatch) -> None:
+def test_the_sensor_evaluates_yesterdays_partition_and_records_changes_only() -> None:
     now = datetime.now(ZoneInfo(BUSINESS_TIMEZONE))
     yesterday = (now.date() - timedelta(days=1)).isoformat()
+    resources = {"reconciliation_settings": ReconciliationSettings()}
     with dg.instance_for_test() as instance:
-        first = finance_report_freshness_sensor(dg.build_sensor_context(instance=instance))
+        first = finance_report_freshness_sensor(dg.build_sensor_context(instance=instance, resources=resources))
         (evaluation,) = first.asset_events
         assert evaluation.check_name == CHECK_NAME and evaluation.partition == yesterday
         assert evaluation.passed is (now < deadline_of(yesterday))
-        again = finance_report_freshness_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+        again = finance_report_freshness_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor,
+                                                                        resources=resources))
         assert not again.asset_events  # unchanged: nothing recorded
         instance.report_runless_asset_event(dg.AssetMaterialization(finance_daily_report.key, partition=yesterday))
-        written = finance_report_freshness_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+        written = finance_report_freshness_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor,
+                                                                          resources=resources))
         assert [e.passed for e in written.asset_events] == [True]
         assert json.loads(written.cursor) == [yesterday, True]

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pipelines.domain.reconciliation.engine import totals_by_type
 from pipelines.domain.reconciliation.model import (
     FINDING_COLUMNS,
     FINDING_DTYPES,
@@ -149,6 +150,20 @@ def test_summarise_sums_and_groups() -> None:
                                                          "drift_value_base": 179.7, "units": 6})
     assert st.loc["ST-NO01", "units"] == 1
     assert s.headline()["drift_value_base"] == pytest.approx(s.drift_by_store["drift_value_base"].sum())
+
+
+def test_summarise_shows_the_engines_totals() -> None:
+    """The totals and the headline are the engine's (the day's reconciliation_daily_totals), not a count of the
+    report's own: given them, the report shows them; without them, it derives them with the engine's function."""
+    f = make_findings()
+    engine = totals_by_type(f)
+    own, given = summarise(f), summarise(f, totals=engine)
+    pd.testing.assert_frame_equal(own.totals_by_type, given.totals_by_type)
+    pd.testing.assert_frame_equal(own.totals_by_team, given.totals_by_team)
+    assert own.headline() == given.headline()
+    assert list(given.totals_by_type["count"]) == list(engine["findings"])  # the engine's `findings` is `count`
+    doubled = summarise(f, totals=engine.assign(findings=engine["findings"] * 2))
+    assert doubled.findings == 2 * len(f) and doubled.totals_by_team["count"].sum() == 2 * len(f)
 
 
 def test_summarise_clean_day_and_bad_frame() -> None:

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from pipelines.definitions import defs
-from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord
+from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord, SyncSettings
 from pipelines.defs.sync.assets import stock_sync_lag
 from pipelines.defs.sync.jobs import (
     SYNC_TAGS,
@@ -31,7 +31,8 @@ def resources(world: SyncWorld, small_estate_dict: dict, tmp_path: Path) -> dict
     estate_file.write_text(json.dumps(small_estate_dict))
     return {"store": StoreOfRecord(database_url=world.engine.url.render_as_string(hide_password=False)),
             "estate": EstateResource(path=str(estate_file)),
-            "centra": CentraResource(base_url=world.server.url, token=TOKEN)}
+            "centra": CentraResource(base_url=world.server.url, token=TOKEN),
+            "sync_settings": SyncSettings()}
 
 
 def tick(instance: dg.DagsterInstance, cursor: str | None, resources: dict) -> dg.SensorResult:

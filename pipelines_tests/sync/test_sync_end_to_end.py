@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord
+from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord, SyncSettings
 from pipelines.defs.sync.jobs import stock_sync_job
 from pipelines.defs.sync.sensors import stock_sync_sensor
 from pipelines.devstack import Stack
@@ -34,7 +34,8 @@ def test_centra_store_stock_ends_equal_to_the_ground_truth(db_url: str, tmp_path
         env = stack.env()
         resources = {"store": StoreOfRecord(database_url=stack.database_url),
                      "estate": EstateResource(path=str(stack.estate_file)),
-                     "centra": CentraResource(base_url=env["CENTRA_API_URL"], token=env["CENTRA_API_TOKEN"])}
+                     "centra": CentraResource(base_url=env["CENTRA_API_URL"], token=env["CENTRA_API_TOKEN"]),
+                     "sync_settings": SyncSettings()}
         runs = 0
         with dg.instance_for_test() as instance:
             cursor = None

@@ -8,15 +8,12 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from pipelines.defs.common import CENTRA_KINDS, ECOMMERCE, FINANCE, SINGLE_RUN
 from pipelines.defs.metadata import DayOutput, materialize_days
 from pipelines.defs.partitions import BUSINESS_TIMEZONE, daily_partitions, window
 from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord
 from pipelines.domain.timeutil import business_date, normalise_time, utc_text
 from pipelines.store.partitions import replace_partitions
-
-OWNERS = ["team:ecommerce"]
-KINDS = {"centra", "pandas", "sql"}
-SINGLE_RUN = dg.BackfillPolicy.single_run()
 
 ORDER_COLUMNS = ["order_id", "order_number", "status", "created_at", "store_id", "market_id", "pricelist_id",
                  "currency", "country", "currency_base_rate", "email", "external_id", "grand_total", "tax_total",
@@ -40,10 +37,10 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("centra_orders", group_name="commerce", owners=OWNERS, kinds=KINDS,
+        dg.AssetSpec("centra_orders", group_name="commerce", owners=ECOMMERCE, kinds=CENTRA_KINDS,
                      description="Centra orders created on the business day (headers: status, market, "
                                  "price list, currency, totals)."),
-        dg.AssetSpec("centra_order_lines", group_name="commerce", owners=OWNERS, kinds=KINDS,
+        dg.AssetSpec("centra_order_lines", group_name="commerce", owners=ECOMMERCE, kinds=CENTRA_KINDS,
                      description="Lines of the Centra orders created on the business day: SKU, quantities "
                                  "(ordered, cancelled, returned), unit and original price, discount, tax rate."),
     ],
@@ -80,10 +77,10 @@ def centra_orders(context: dg.AssetExecutionContext, store: StoreOfRecord,
 
 @dg.multi_asset(
     specs=[
-        dg.AssetSpec("centra_returns", group_name="commerce", owners=["team:finance"], kinds=KINDS,
+        dg.AssetSpec("centra_returns", group_name="commerce", owners=FINANCE, kinds=CENTRA_KINDS,
                      description="Centra returns created on the business day with their refund state and "
                                  "amounts (partial returns are separate rows)."),
-        dg.AssetSpec("centra_return_lines", group_name="commerce", owners=["team:finance"], kinds=KINDS,
+        dg.AssetSpec("centra_return_lines", group_name="commerce", owners=FINANCE, kinds=CENTRA_KINDS,
                      description="Lines of the Centra returns created on the business day: SKU, quantity, "
                                  "unit price, line value and tax rate."),
     ],
@@ -119,8 +116,8 @@ def centra_returns(context: dg.AssetExecutionContext, store: StoreOfRecord,
 @dg.asset(
     group_name="commerce",
     partitions_def=daily_partitions,
-    owners=OWNERS,
-    kinds=KINDS,
+    owners=ECOMMERCE,
+    kinds=CENTRA_KINDS,
     description="Centra stock per warehouse and size (physical, allocated, free to allocate, demand). A "
                 "snapshot at `snapshot_at`, labelled with the business date; the daily schedule takes it at "
                 "the day's cut-off.",
@@ -150,8 +147,8 @@ def centra_stock_snapshot(context: dg.AssetExecutionContext, store: StoreOfRecor
     group_name="commerce",
     partitions_def=daily_partitions,
     backfill_policy=SINGLE_RUN,
-    owners=OWNERS,
-    kinds=KINDS,
+    owners=ECOMMERCE,
+    kinds=CENTRA_KINDS,
     description="Centra's own stock-change ledger (stockChangeConnection) for the business day: every change "
                 "per warehouse and size with its signed quantity and description. Reconciliation compares it "
                 "with the POS movements, independently of our own sync ledger.",
@@ -178,8 +175,8 @@ def centra_stock_changes(context: dg.AssetExecutionContext, store: StoreOfRecord
 @dg.asset(
     group_name="catalog",
     partitions_def=daily_partitions,
-    owners=OWNERS,
-    kinds=KINDS,
+    owners=ECOMMERCE,
+    kinds=CENTRA_KINDS,
     description="The Centra catalog (the commerce platform owns product data): every product size with SKU, "
                 "EAN, product and variant, and whether it is active.",
 )

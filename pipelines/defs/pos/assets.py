@@ -10,6 +10,8 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import Engine
 
+from pipelines.defs.common import NEWSTORE_KINDS, RETAIL_OPERATIONS, SINGLE_RUN
+from pipelines.defs.intake import newstore_event_inbox
 from pipelines.defs.metadata import DayOutput, materialize_days
 from pipelines.defs.partitions import daily_partitions, window
 from pipelines.defs.resources import EstateResource, NewStoreResource, StoreOfRecord
@@ -21,23 +23,9 @@ from pipelines.store.inbox import record_exceptions
 from pipelines.store.inbox_orders import InboxOrders
 from pipelines.store.partitions import read_partition, read_sql, replace_partitions
 
-OWNERS = ["team:retail-operations"]
-KINDS = {"newstore", "pandas", "sql"}
-SINGLE_RUN = dg.BackfillPolicy.single_run()
-
-newstore_event_inbox = dg.AssetSpec(
-    "newstore_event_inbox",
-    group_name="intake",
-    description="NewStore's event stream as landed by the intake service (table inbox_events, source "
-                "'newstore'): every delivery verified and stored once. Written continuously, not by Dagster.",
-    owners=["team:integration"],
-    kinds={"newstore", "sql"},
-)
-
-
 # A daily POS dataset built from the landed event stream (one business day, or a range as one run).
 inbox_asset = partial(dg.asset, group_name="pos", partitions_def=daily_partitions, backfill_policy=SINGLE_RUN,
-                      deps=[newstore_event_inbox], owners=OWNERS, kinds=KINDS)
+                      deps=[newstore_event_inbox], owners=RETAIL_OPERATIONS, kinds=NEWSTORE_KINDS)
 
 
 def read_inbox_day(engine: Engine, names: tuple[str, ...], day: str) -> list[tuple[str, str, str, dict]]:
@@ -108,8 +96,8 @@ def pos_stock_movements(context: dg.AssetExecutionContext, store: StoreOfRecord,
 @dg.asset(
     group_name="pos",
     partitions_def=daily_partitions,
-    owners=OWNERS,
-    kinds=KINDS,
+    owners=RETAIL_OPERATIONS,
+    kinds=NEWSTORE_KINDS,
     description="POS stock per location and SKU (on hand, ATP, allocations, safety stock) read from "
                 "NewStore's stocked-products API. A snapshot: it holds the stock at `snapshot_at`, labelled "
                 "with the business date it was taken for; the daily schedule takes it at the day's cut-off.",
@@ -140,8 +128,8 @@ def pos_stock_snapshot(context: dg.AssetExecutionContext, store: StoreOfRecord, 
     partitions_def=daily_partitions,
     backfill_policy=SINGLE_RUN,
     deps=[pos_stock_snapshot, pos_sale_lines],
-    owners=OWNERS,
-    kinds=KINDS,
+    owners=RETAIL_OPERATIONS,
+    kinds=NEWSTORE_KINDS,
     description="The POS catalog for the day: every SKU the POS stocks (from the stock snapshot) or sold "
                 "or took back (from the sale lines), with its NewStore product id and how many locations hold it.",
 )

@@ -1,11 +1,8 @@
 """Daily reconciliation for finance. `reconciliation_definitions()` is merged into the entry point."""
 
-import os
-from datetime import timedelta
-
 import dagster as dg
 
-from pipelines.defs.partitions import BUSINESS_TIMEZONE, daily_partitions
+from pipelines.defs.partitions import BUSINESS_TIMEZONE, daily_partitions, yesterday
 from pipelines.defs.reconciliation.assets import (
     finance_daily_report,
     finance_month_end_rollup,
@@ -13,8 +10,10 @@ from pipelines.defs.reconciliation.assets import (
 )
 from pipelines.defs.reconciliation.checks import reconciliation_checks
 from pipelines.defs.reconciliation.freshness import finance_report_freshness_sensor
+from pipelines.settings import schedules
 
-RECON_HOUR = int(os.environ.get("PIPELINES_RECON_HOUR", "6"))
+# A cron string is taken when the definitions load: the hour is read once, at import.
+RECON_HOUR = schedules().recon_hour
 
 reconciliation_job = dg.define_asset_job(
     "reconciliation_job",
@@ -33,7 +32,7 @@ month_end_job = dg.define_asset_job(
              default_status=dg.DefaultScheduleStatus.RUNNING)
 def reconciliation_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """At PIPELINES_RECON_HOUR (default 06:00) business time: reconcile yesterday."""
-    day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
+    day = yesterday(context.scheduled_execution_time)
     return dg.RunRequest(run_key=f"recon-{day}", partition_key=day)
 
 
@@ -41,7 +40,7 @@ def reconciliation_daily_schedule(context: dg.ScheduleEvaluationContext) -> dg.R
              default_status=dg.DefaultScheduleStatus.RUNNING)
 def month_end_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """On the 1st, after the daily run: roll up the month that just ended."""
-    month = (context.scheduled_execution_time - timedelta(days=1)).strftime("%Y-%m-01")
+    month = yesterday(context.scheduled_execution_time)[:7] + "-01"
     return dg.RunRequest(run_key=f"month-{month}", partition_key=month)
 
 

@@ -1,7 +1,6 @@
-"""Daily reconciliation for finance: findings, the finance report files, and the month-end rollup."""
+"""Daily reconciliation for finance: the findings and the tables beside them, the finance report files, and
+the month-end rollup."""
 
-import os
-import shutil
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -10,33 +9,34 @@ import dagster as dg
 import pandas as pd
 
 from pipelines.connectors.newstore import NewStoreClient
+from pipelines.defs.common import FINANCE, SINGLE_RUN
 from pipelines.defs.metadata import DayOutput, materialize_days, preview
-from pipelines.defs.partitions import BUSINESS_TIMEZONE, daily_partitions
+from pipelines.defs.partitions import daily_partitions, monthly_partitions
 from pipelines.defs.reconciliation.evidence import original_order_lookup
 from pipelines.defs.reconciliation.gates import report_gates
-from pipelines.defs.resources import CentraResource, EstateResource, NewStoreResource, StoreOfRecord
-from pipelines.domain.reconciliation import FINDING_COLUMNS, ReconciliationInputs, Tolerance, reconcile
+from pipelines.defs.resources import (
+    CentraResource,
+    EstateResource,
+    FinanceReportFiles,
+    NewStoreResource,
+    ReconciliationSettings,
+    StoreOfRecord,
+)
+from pipelines.domain.reconciliation import FINDING_COLUMNS, ReconciliationInputs, reconcile
 from pipelines.domain.reconciliation.engine import exception_records
 from pipelines.domain.reconciliation.model import DRIFT_TYPES
 from pipelines.domain.reconciliation.reference import build_reference
 from pipelines.domain.reconciliation.return_origins import classify_returns
-from pipelines.reporting.finance_report import round_money, summarise, write_daily_report, write_month_report
-from pipelines.settings import settings
+from pipelines.reporting.finance_report import round_money, summarise
 from pipelines.store.inbox import record_exceptions
 from pipelines.store.partitions import read_partition, read_sql, replace_partitions
 
-OWNERS = ["team:finance"]
-SINGLE_RUN = dg.BackfillPolicy.single_run()
 RAW_DEPS = ["pos_sale_lines", "pos_pickups", "pos_stock_movements", "pos_stock_snapshot", "pos_catalog", "centra_orders",
             "centra_returns", "centra_return_lines", "centra_stock_snapshot", "centra_stock_changes", "centra_catalog"]
-
-monthly_partitions = dg.MonthlyPartitionsDefinition(start_date=daily_partitions.start.strftime("%Y-%m-01"),
-                                                    timezone=BUSINESS_TIMEZONE, end_offset=1)
-
-
-def tolerance_from_env() -> Tolerance:
-    return Tolerance(money=float(os.environ.get("PIPELINES_RECON_MONEY_TOLERANCE", "0.01")),
-                     units=int(os.environ.get("PIPELINES_RECON_UNIT_TOLERANCE", "0")))
+FINDINGS = "reconciliation_findings"
+TOTALS = "reconciliation_daily_totals"
+DRIFT = "reconciliation_drift_by_store"
+EVIDENCE = "reconciliation_evidence"
 
 
 def _days_before(day: str, n: int) -> str:
@@ -98,24 +98,42 @@ def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str, centra: 
     )
 
 
-@dg.asset(
-    group_name="reconciliation",
+def _spec(key: str, description: str, deps: list[str], kinds: set[str]) -> dg.AssetSpec:
+    return dg.AssetSpec(key, group_name="reconciliation", deps=deps, owners=FINANCE, kinds=kinds,
+                        description=description)
+
+
+@dg.multi_asset(
+    specs=[
+        _spec(FINDINGS, deps=RAW_DEPS, kinds={"pandas", "sql"}, description=(
+            "Every difference between the stores (NewStore) and the web shop (Centra) for one business day, "
+            "each from both systems' own records: stock drift (oversell / lost-sales risk), silent sync "
+            "failures, orphaned SKUs, refund and return gaps, click-and-collect pickups whose online order is "
+            "still open, tax, discount and price-list mismatches. Each finding carries its value at risk "
+            "(store and base currency), a commercial-risk rank, the owning team and the playbook action, and "
+            "is raised as an exception record.")),
+        _spec(TOTALS, deps=[FINDINGS], kinds={"pandas", "sql"}, description=(
+            "The day's findings and value at risk (base currency) per finding type, with its severity and "
+            "owner team: the reconciliation engine's totals, as the finance report, its 30-day chart and the "
+            "month-end rollup read them.")),
+        _spec(DRIFT, deps=[FINDINGS], kinds={"pandas", "sql"}, description=(
+            "Stock drift per store of the estate for the day: SKUs, units and value (store and base currency) "
+            "of oversell risk (Centra shows more than the store has) and of lost sales (Centra shows less).")),
+        _spec(EVIDENCE, deps=["pos_sale_lines"], kinds={"sql"}, description=(
+            "What the day's reconciliation could not judge for lack of evidence (e.g. a store return whose "
+            "original sale is neither landed nor known to NewStore), one sentence per row; no money finding is "
+            "raised for it, and the finance report shows the sentence.")),
+    ],
     partitions_def=daily_partitions,
     backfill_policy=SINGLE_RUN,
-    deps=RAW_DEPS,
-    owners=OWNERS,
-    kinds={"pandas", "sql"},
-    description="Every difference between the stores (NewStore) and the web shop (Centra) for one business day, "
-                "each from both systems' own records: stock drift (oversell / lost-sales risk), silent sync "
-                "failures, orphaned SKUs, refund and return gaps, click-and-collect pickups whose online order is "
-                "still open, tax, discount and price-list mismatches. Each "
-                "finding carries its value at risk (store and base currency), a commercial-risk rank, the owning "
-                "team and the playbook action, and is raised as an exception record.",
 )
 def reconciliation_findings(context: dg.AssetExecutionContext, store: StoreOfRecord, estate: EstateResource,
-                            centra: CentraResource, newstore: NewStoreResource) -> Iterator[dg.MaterializeResult]:
+                            centra: CentraResource, newstore: NewStoreResource,
+                            reconciliation_settings: ReconciliationSettings) -> Iterator[dg.MaterializeResult]:
+    """One transaction per day writes the four tables (each day replaced)."""
     engine = store.engine()
-    tolerance = tolerance_from_env()
+    tolerance = reconciliation_settings.tolerance()
+    base_currency = estate.get().base_currency
     newstore_client = newstore.client()
 
     def one_day(day: str) -> DayOutput:
@@ -123,34 +141,43 @@ def reconciliation_findings(context: dg.AssetExecutionContext, store: StoreOfRec
         for note in result.evidence_notes:
             context.log.warning("%s: %s", day, note)
         findings = result.findings[FINDING_COLUMNS].drop(columns=["business_date"])
-        totals = result.totals
-        drift = result.drift_by_store
+        totals, drift = result.totals, result.drift_by_store
         notes = pd.DataFrame({"note_no": range(1, len(result.evidence_notes) + 1), "note": result.evidence_notes})
-        replace_partitions(engine, day, {"reconciliation_findings": findings,
-                                         "reconciliation_daily_totals": totals,
-                                         "reconciliation_drift_by_store": drift,
-                                         "reconciliation_evidence": notes})
+        replace_partitions(engine, day, {FINDINGS: findings, TOTALS: totals, DRIFT: drift, EVIDENCE: notes})
         record_exceptions(engine, exception_records(result.findings))
-        summary = summarise(result.findings, base_currency=estate.get().base_currency)
-        by_type = {r.finding_type: int(r.findings) for r in totals.itertuples()}
-        return {"reconciliation_findings": (findings, {
-            **{k: dg.MetadataValue.float(float(v)) if isinstance(v, float) else v
-               for k, v in summary.headline().items()},
-            "findings_by_type": dg.MetadataValue.json(by_type),
-            "rules_skipped": dg.MetadataValue.json(result.skipped),
-            "evidence_complete": not result.evidence_notes,
-            "evidence_notes": dg.MetadataValue.md("\n\n".join(result.evidence_notes) or "_complete_"),
-            "top_risks": preview(findings.sort_values("risk_rank")[
-                ["finding_type", "location_id", "sku", "order_ref", "quantity_diff", "value_at_risk_base",
-                 "owner_team"]], rows=15),
-        })}
+        headline = summarise(result.findings, totals=totals, base_currency=base_currency).headline()
+        evidence = {"evidence_complete": not result.evidence_notes,
+                    "evidence_notes": dg.MetadataValue.md("\n\n".join(result.evidence_notes) or "_complete_")}
+        return {
+            FINDINGS: (findings, {
+                **{k: dg.MetadataValue.float(float(v)) if isinstance(v, float) else v for k, v in headline.items()},
+                "findings_by_type": dg.MetadataValue.json({r.finding_type: int(r.findings) for r in totals.itertuples()}),
+                "rules_skipped": dg.MetadataValue.json(result.skipped),
+                **evidence,
+                "top_risks": preview(findings.sort_values("risk_rank")[
+                    ["finding_type", "location_id", "sku", "order_ref", "quantity_diff", "value_at_risk_base",
+                     "owner_team"]], rows=15),
+            }),
+            TOTALS: (totals, {"findings": headline["findings"],
+                              "value_at_risk_base": dg.MetadataValue.float(headline["value_at_risk_base"]),
+                              "error_findings": headline["error_findings"]}),
+            DRIFT: (drift, {"stores_drifting": int((drift["oversell_skus"] + drift["lost_sales_skus"] > 0).sum()),
+                            "drift_value_base": dg.MetadataValue.float(headline["drift_value_base"])}),
+            EVIDENCE: (notes, evidence),
+        }
 
     with newstore_client:
         yield from materialize_days(context, one_day)
 
 
 def read_findings(store: StoreOfRecord, day: str) -> pd.DataFrame:
-    return read_partition(store.engine(), "reconciliation_findings", day).assign(business_date=day)[FINDING_COLUMNS]
+    return read_partition(store.engine(), FINDINGS, day).assign(business_date=day)[FINDING_COLUMNS]
+
+
+def read_totals(store: StoreOfRecord, day: str) -> pd.DataFrame:
+    """The engine's totals of the day (`reconciliation_daily_totals`), as it wrote them."""
+    return read_partition(store.engine(), TOTALS, day,
+                          ["finding_type", "severity", "owner_team", "findings", "value_at_risk_base"])
 
 
 def read_history(store: StoreOfRecord, day: str, days: int = 30) -> pd.DataFrame:
@@ -167,12 +194,17 @@ def read_history(store: StoreOfRecord, day: str, days: int = 30) -> pd.DataFrame
         findings=("findings", "sum"))
 
 
+def read_evidence_notes(store: StoreOfRecord, day: str) -> list[str]:
+    notes = read_partition(store.engine(), EVIDENCE, day, ["note_no", "note"])
+    return notes.sort_values("note_no")["note"].tolist()
+
+
 @dg.asset(
     group_name="reconciliation",
     partitions_def=daily_partitions,
     backfill_policy=SINGLE_RUN,
-    deps=[reconciliation_findings],
-    owners=OWNERS,
+    deps=[FINDINGS, TOTALS, EVIDENCE],
+    owners=FINANCE,
     kinds={"html", "csv"},
     description="The finance report of one business day under `PIPELINES_REPORTS_DIR/<date>/`: `summary.html` "
                 "(totals by type and team, top risks, drift value by store, 30-day drift chart), findings.csv "
@@ -180,18 +212,18 @@ def read_history(store: StoreOfRecord, day: str, days: int = 30) -> pd.DataFrame
                 "is removed) while the day's findings are malformed or its money mismatches exceed the limit: "
                 "the asset judges the money check's gate itself, however it is launched.",
 )
-def finance_daily_report(context: dg.AssetExecutionContext, store: StoreOfRecord,
-                         estate: EstateResource) -> Iterator[dg.MaterializeResult]:
-    out_dir = settings().reports_dir
+def finance_daily_report(context: dg.AssetExecutionContext, store: StoreOfRecord, estate: EstateResource,
+                         reconciliation_settings: ReconciliationSettings,
+                         finance_reports: FinanceReportFiles) -> Iterator[dg.MaterializeResult]:
     est = estate.get()
 
     def one_day(day: str) -> DayOutput:
         findings = read_findings(store, day)
-        gates = report_gates(findings)
+        gates = report_gates(findings, reconciliation_settings)
         if not gates.may_publish:
             # However the report was launched (alone, in a backfill, with the check skipped): no report,
             # and none left over from an earlier run, for a day whose money check is red.
-            removed = remove_daily_report(out_dir, day)
+            removed = finance_reports.remove_day(day)
             raise dg.Failure(
                 description=f"{day}: no finance report while {gates.money.name} fails ({gates.money.description}). "
                             "Resolve or accept the money findings (table reconciliation_findings), then "
@@ -199,9 +231,8 @@ def finance_daily_report(context: dg.AssetExecutionContext, store: StoreOfRecord
                 metadata={"business_date": day, "money_value_at_risk_base": dg.MetadataValue.float(gates.money.value_base),
                           "money_findings": len(gates.money.hits), "earlier_report_removed": removed})
         notes = read_evidence_notes(store, day)
-        files = write_daily_report(out_dir, day, findings, read_history(store, day), base_currency=est.base_currency,
-                                   estate_name=est.name, estate=est, produced_under=gates.produced_under,
-                                   evidence_notes=notes)
+        files = finance_reports.write_day(day, findings, read_totals(store, day), read_history(store, day),
+                                          estate=est, produced_under=gates.produced_under, evidence_notes=notes)
         summary = files.summary  # the summary the page shows, money rounded to the currency
         return {"finance_daily_report": (findings, {
             **{k: dg.MetadataValue.float(float(v)) if isinstance(v, float) else v
@@ -217,38 +248,24 @@ def finance_daily_report(context: dg.AssetExecutionContext, store: StoreOfRecord
     yield from materialize_days(context, one_day)
 
 
-def remove_daily_report(out_dir: Path, day: str) -> bool:
-    """Delete a day's report folder (a report written while the day was green); True if there was one."""
-    folder = out_dir / date.fromisoformat(day).isoformat()
-    if not folder.is_dir():
-        return False
-    shutil.rmtree(folder)
-    return True
-
-
-def read_evidence_notes(store: StoreOfRecord, day: str) -> list[str]:
-    notes = read_partition(store.engine(), "reconciliation_evidence", day, ["note_no", "note"])
-    return notes.sort_values("note_no")["note"].tolist()
-
-
 @dg.asset(
     group_name="reconciliation",
     partitions_def=monthly_partitions,
-    deps=[finance_daily_report],
-    owners=OWNERS,
+    deps=[TOTALS, "finance_daily_report"],
+    owners=FINANCE,
     kinds={"html", "csv", "sql"},
     description="Month-end rollup of the daily reconciliation: findings and value at risk by day, type and team "
-                "for the month, as `PIPELINES_REPORTS_DIR/<YYYY-MM>/summary.html` and `totals.csv`.",
+                "for the month (from `reconciliation_daily_totals`), as `PIPELINES_REPORTS_DIR/<YYYY-MM>/summary.html` "
+                "and `totals.csv`, linking to the daily reports.",
 )
-def finance_month_end_rollup(context: dg.AssetExecutionContext, store: StoreOfRecord,
-                             estate: EstateResource) -> dg.MaterializeResult:
+def finance_month_end_rollup(context: dg.AssetExecutionContext, store: StoreOfRecord, estate: EstateResource,
+                             finance_reports: FinanceReportFiles) -> dg.MaterializeResult:
     month = context.partition_key[:7]
     est = estate.get()
     totals = read_sql(store.engine(), "SELECT business_date, finding_type, severity, owner_team, findings, "
                                       "value_at_risk_base FROM reconciliation_daily_totals "
                                       "WHERE business_date LIKE :m ORDER BY business_date", m=f"{month}-%")
-    path = write_month_report(settings().reports_dir, month, totals, base_currency=est.base_currency,
-                              estate_name=est.name)
+    path = finance_reports.write_month(month, totals, estate=est)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(totals),
         "days_reconciled": int(totals["business_date"].nunique()) if not totals.empty else 0,

@@ -7,13 +7,13 @@ backfill) and fails when any day fails; the limits are per day (see `pipelines.d
 import dagster as dg
 import pandas as pd
 
-from pipelines.defs.checks import evaluate_days, validate_frame
+from pipelines.defs import schemas
+from pipelines.defs.checks import evaluate_days, schema_check, validate_frame
 from pipelines.defs.partitions import daily_partitions
-from pipelines.defs.reconciliation.assets import read_findings, reconciliation_findings
+from pipelines.defs.reconciliation.assets import DRIFT, EVIDENCE, FINDINGS, TOTALS, read_findings
 from pipelines.defs.reconciliation.freshness import finance_report_freshness
 from pipelines.defs.reconciliation.gates import Gate, drift_gate, money_gate
-from pipelines.defs.resources import StoreOfRecord
-from pipelines.defs.schemas import Findings
+from pipelines.defs.resources import ReconciliationSettings, StoreOfRecord
 
 SAMPLE_COLUMNS = ["finding_type", "location_id", "sku", "order_ref", "transaction_id", "quantity_diff", "amount_diff",
                   "currency", "value_at_risk", "value_at_risk_base", "owner_team"]
@@ -26,11 +26,11 @@ def _sample(df: pd.DataFrame) -> dg.MetadataValue:
                                .head(20).to_markdown(index=False))
 
 
-@dg.asset_check(asset=reconciliation_findings, partitions_def=daily_partitions,
+@dg.asset_check(asset=FINDINGS, partitions_def=daily_partitions,
                 description="The findings table is well formed (types, teams, severities, non-negative values).")
 def reconciliation_findings_schema(context: dg.AssetCheckExecutionContext,
                                    store: StoreOfRecord) -> dg.AssetCheckResult:
-    return evaluate_days(context, lambda day: validate_frame(read_findings(store, day), Findings,
+    return evaluate_days(context, lambda day: validate_frame(read_findings(store, day), schemas.Findings,
                                                              dg.AssetCheckSeverity.ERROR))
 
 
@@ -50,24 +50,33 @@ def gate_result(gate: Gate, severity: dg.AssetCheckSeverity) -> dg.AssetCheckRes
     )
 
 
-@dg.asset_check(asset=reconciliation_findings, partitions_def=daily_partitions, blocking=True,
+@dg.asset_check(asset=FINDINGS, partitions_def=daily_partitions, blocking=True,
                 description="ERROR, blocking the finance report: money mismatches (refunds, returns, tax, "
-                            "store sales, open pickups) whose value at risk exceeds "
-                            "PIPELINES_RECON_BLOCKING_VALUE_BASE (base currency, default 0).")
-def money_mismatches_within_tolerance(context: dg.AssetCheckExecutionContext,
-                                      store: StoreOfRecord) -> dg.AssetCheckResult:
-    return evaluate_days(context, lambda day: gate_result(money_gate(read_findings(store, day)),
-                                                          dg.AssetCheckSeverity.ERROR))
+                            "store sales, open pickups) whose value at risk exceeds the `blocking_value_base` of "
+                            "`reconciliation_settings` (PIPELINES_RECON_BLOCKING_VALUE_BASE, base currency, "
+                            "default 0).")
+def money_mismatches_within_tolerance(context: dg.AssetCheckExecutionContext, store: StoreOfRecord,
+                                      reconciliation_settings: ReconciliationSettings) -> dg.AssetCheckResult:
+    return evaluate_days(context, lambda day: gate_result(
+        money_gate(read_findings(store, day), reconciliation_settings), dg.AssetCheckSeverity.ERROR))
 
 
-@dg.asset_check(asset=reconciliation_findings, partitions_def=daily_partitions,
+@dg.asset_check(asset=FINDINGS, partitions_def=daily_partitions,
                 description="WARN: stock drift between store on-hand and the store warehouse in Centra whose "
-                            "value exceeds PIPELINES_RECON_DRIFT_WARN_VALUE_BASE (base currency, default 0).")
-def stock_drift_within_tolerance(context: dg.AssetCheckExecutionContext,
-                                 store: StoreOfRecord) -> dg.AssetCheckResult:
-    return evaluate_days(context, lambda day: gate_result(drift_gate(read_findings(store, day)),
-                                                          dg.AssetCheckSeverity.WARN))
+                            "value exceeds the `drift_warn_value_base` of `reconciliation_settings` "
+                            "(PIPELINES_RECON_DRIFT_WARN_VALUE_BASE, base currency, default 0).")
+def stock_drift_within_tolerance(context: dg.AssetCheckExecutionContext, store: StoreOfRecord,
+                                 reconciliation_settings: ReconciliationSettings) -> dg.AssetCheckResult:
+    return evaluate_days(context, lambda day: gate_result(
+        drift_gate(read_findings(store, day), reconciliation_settings), dg.AssetCheckSeverity.WARN))
 
+
+# The tables written beside the findings: well formed, or the report and the rollup that read them are not.
+table_checks = [
+    schema_check(TOTALS, schemas.DailyTotals, severity=dg.AssetCheckSeverity.ERROR),
+    schema_check(DRIFT, schemas.DriftByStore, severity=dg.AssetCheckSeverity.WARN),
+    schema_check(EVIDENCE, schemas.EvidenceNotes, severity=dg.AssetCheckSeverity.WARN),
+]
 
 reconciliation_checks = [reconciliation_findings_schema, money_mismatches_within_tolerance,
-                         stock_drift_within_tolerance, finance_report_freshness]
+                         stock_drift_within_tolerance, *table_checks, finance_report_freshness]

@@ -7,12 +7,12 @@ the check skipped), and it states the gates it was produced under.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import pandas as pd
 from pandera.errors import SchemaErrors
 
+from pipelines.defs.resources import ReconciliationSettings
 from pipelines.defs.schemas import Findings
 from pipelines.domain.reconciliation.model import DRIFT_TYPES, MONEY_TYPES
 
@@ -36,26 +36,21 @@ class Gate:
         return f"{len(self.hits)} {self.what}, {self.value_base:.2f} at risk (limit {self.limit_base:.2f})"
 
 
-def _limit(env: str) -> float:
-    return round(float(os.environ.get(env, "0") or 0), 2)
-
-
-def _gate(name: str, findings: pd.DataFrame, types: tuple[str, ...], limit_env: str, what: str) -> Gate:
+def _gate(name: str, findings: pd.DataFrame, types: tuple[str, ...], limit_base: float, what: str) -> Gate:
     hits = findings[findings["finding_type"].isin(types)]
     value = round(float(hits["value_at_risk_base"].sum()), 2)
-    limit = _limit(limit_env)
+    limit = round(float(limit_base), 2)
     return Gate(name, hits.empty or value <= limit, hits, value, limit, what)
 
 
-def money_gate(findings: pd.DataFrame) -> Gate:
-    """Blocking: money mismatches above PIPELINES_RECON_BLOCKING_VALUE_BASE (base currency, per day)."""
-    return _gate(MONEY_GATE, findings, MONEY_TYPES, "PIPELINES_RECON_BLOCKING_VALUE_BASE", "money mismatch(es)")
+def money_gate(findings: pd.DataFrame, limits: ReconciliationSettings) -> Gate:
+    """Blocking: money mismatches above `blocking_value_base` (base currency, per day)."""
+    return _gate(MONEY_GATE, findings, MONEY_TYPES, limits.blocking_value_base, "money mismatch(es)")
 
 
-def drift_gate(findings: pd.DataFrame) -> Gate:
-    """Warning: stock drift above PIPELINES_RECON_DRIFT_WARN_VALUE_BASE (base currency, per day)."""
-    return _gate(DRIFT_GATE, findings, DRIFT_TYPES, "PIPELINES_RECON_DRIFT_WARN_VALUE_BASE",
-                 "drifting (store, SKU) pair(s)")
+def drift_gate(findings: pd.DataFrame, limits: ReconciliationSettings) -> Gate:
+    """Warning: stock drift above `drift_warn_value_base` (base currency, per day)."""
+    return _gate(DRIFT_GATE, findings, DRIFT_TYPES, limits.drift_warn_value_base, "drifting (store, SKU) pair(s)")
 
 
 @dataclass(frozen=True)
@@ -79,10 +74,10 @@ class ReportGates:
                 (self.drift.name, self.drift.passed, self.drift.description)]
 
 
-def report_gates(findings: pd.DataFrame) -> ReportGates:
+def report_gates(findings: pd.DataFrame, limits: ReconciliationSettings) -> ReportGates:
     try:
         Findings.validate(findings, lazy=True)
         schema_passed, detail = True, f"{len(findings)} finding(s), well formed"
     except SchemaErrors as exc:
         schema_passed, detail = False, f"{len(exc.failure_cases)} schema failure(s) in {len(findings)} finding(s)"
-    return ReportGates(schema_passed, detail, money_gate(findings), drift_gate(findings))
+    return ReportGates(schema_passed, detail, money_gate(findings, limits), drift_gate(findings, limits))

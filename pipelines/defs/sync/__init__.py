@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 
 from pipelines.defs.partitions import BUSINESS_TIMEZONE
@@ -15,13 +13,15 @@ from pipelines.defs.sync.jobs import (
     stock_sync_retention_job,
 )
 from pipelines.defs.sync.sensors import stock_sync_sensor
+from pipelines.settings import schedules
 
 stock_sync_lag_job = dg.define_asset_job("stock_sync_lag_job", selection=dg.AssetSelection.assets(stock_sync_lag),
                                          description="Refresh the stock sync freshness table.")
 
+# A cron string is taken when the definitions load: read once, at import.
 stock_resync_schedule = dg.ScheduleDefinition(
     name="stock_resync_schedule", job=stock_resync_job,
-    cron_schedule=os.environ.get("PIPELINES_SYNC_RESYNC_CRON", "30 5 * * *"), execution_timezone=BUSINESS_TIMEZONE,
+    cron_schedule=schedules().resync_cron, execution_timezone=BUSINESS_TIMEZONE,
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Daily before the stores open: POS vs Centra physical stock, corrections within budget.")
 stock_sync_retention_schedule = dg.ScheduleDefinition(

@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import func, select
 
+from pipelines.defs.common import RETAIL_OPERATIONS
 from pipelines.defs.metadata import table_metadata
 from pipelines.defs.partitions import BUSINESS_TIMEZONE
 from pipelines.defs.resources import StoreOfRecord
@@ -47,7 +48,7 @@ def lag_by_hour(rows: Iterable[Sequence[str]], tz: str, backlog: Sequence[bool] 
 
 
 @dg.asset(
-    group_name="sync", owners=["team:retail-operations"], kinds={"sql", "centra"},
+    group_name="sync", owners=RETAIL_OPERATIONS, kinds={"sql", "centra"},
     description="Freshness of store stock in the web shop over the current business day: movements applied "
                 "to Centra per hour with the lag from POS event time to Centra confirmation (p50/p95/max, in "
                 "s/min/h), plus what is still waiting. A backlog caught up at start (events from more than "

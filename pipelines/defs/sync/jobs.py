@@ -5,7 +5,6 @@ to one run at a time in dagster.yaml; the sync lock (pipelines/sync/lock.py) enf
 inside the store of record whatever the instance config says.
 """
 
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,9 +12,15 @@ import dagster as dg
 from pydantic import Field
 
 from pipelines.connectors.centra import CentraClient
-from pipelines.defs.resources import CentraResource, EstateResource, NewStoreResource, StoreOfRecord
+from pipelines.defs.resources import (
+    CentraResource,
+    EstateResource,
+    NewStoreResource,
+    StoreOfRecord,
+    SyncSettings,
+)
 from pipelines.defs.sync.retention import FINISHED, prune_runs, purge_sensor_ticks
-from pipelines.sync import RunReport, StockSync, SyncBusy, SyncConfig
+from pipelines.sync import RunReport, StockSync, SyncBusy
 from pipelines.sync.replay import requeue
 from pipelines.sync.resync import queue_corrections
 from pipelines.sync.retention import prune_store
@@ -23,11 +28,6 @@ from pipelines.sync.retention import prune_store
 CONCURRENCY_TAG = "pipelines/concurrency"
 SYNC_TAGS = {CONCURRENCY_TAG: "stock-sync"}
 SENSOR_NAME = "stock_sync_sensor"
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    return float(raw) if raw else default
 
 
 def sync_client(centra: CentraResource) -> CentraClient:
@@ -49,10 +49,10 @@ def _publish(context: dg.OpExecutionContext, report: RunReport) -> dg.Output:
 
 
 def _run_sync(context: dg.OpExecutionContext, store: StoreOfRecord, estate: EstateResource,
-              centra: CentraResource, drain_s: float, kind: str = "sync") -> RunReport | None:
-    config = SyncConfig.from_env()
+              centra: CentraResource, sync_settings: SyncSettings, drain_s: float,
+              kind: str = "sync") -> RunReport | None:
     with sync_client(centra) as client:
-        sync = StockSync(store.engine(), estate.get(), client, config, run_id=context.run_id)
+        sync = StockSync(store.engine(), estate.get(), client, sync_settings.config(), run_id=context.run_id)
         try:
             report = sync.run(drain_s=drain_s, kind=kind)
         except SyncBusy as exc:
@@ -63,16 +63,17 @@ def _run_sync(context: dg.OpExecutionContext, store: StoreOfRecord, estate: Esta
 
 
 class SyncRunConfig(dg.Config):
-    drain_s: float = Field(default=SyncConfig.from_env().drain_s,
-                           description="How long the run keeps draining new movements (0: one pass).")
+    drain_s: float | None = Field(default=None, description=(
+        "How long the run keeps draining new movements (0: one pass; empty: the drain_s of sync_settings)."))
 
 
 @dg.op(out=dg.Out(dg.Nothing), tags=SYNC_TAGS,
        description="Decode new POS stock events, net them per Centra warehouse and size, and send them as "
                    "changeStock/setStock batches within the rate budget, exactly once in effect.")
 def sync_store_stock(context: dg.OpExecutionContext, config: SyncRunConfig, store: StoreOfRecord,
-                     estate: EstateResource, centra: CentraResource) -> dg.Output:
-    report = _run_sync(context, store, estate, centra, config.drain_s)
+                     estate: EstateResource, centra: CentraResource, sync_settings: SyncSettings) -> dg.Output:
+    drain_s = sync_settings.drain_s if config.drain_s is None else config.drain_s
+    report = _run_sync(context, store, estate, centra, sync_settings, drain_s)
     return _publish(context, report) if report else dg.Output(None, metadata={"skipped": "another sync holds the lock"})
 
 
@@ -93,12 +94,12 @@ class ReplayConfig(dg.Config):
 
 @dg.op(out=dg.Out(dg.Nothing), tags=SYNC_TAGS, description="Re-queue selected failed movements and send them.")
 def replay_stock_movements(context: dg.OpExecutionContext, config: ReplayConfig, store: StoreOfRecord,
-                           estate: EstateResource, centra: CentraResource) -> dg.Output:
+                           estate: EstateResource, centra: CentraResource, sync_settings: SyncSettings) -> dg.Output:
     replay = requeue(store.engine(), estate.get(), movement_ids=config.movement_ids, statuses=config.statuses,
                      warehouse_id=config.warehouse_id, sku=config.sku, since=config.since,
-                     config=SyncConfig.from_env())
+                     config=sync_settings.config())
     context.log.info(f"replay: {replay}")
-    report = _run_sync(context, store, estate, centra, 0.0, kind="replay")
+    report = _run_sync(context, store, estate, centra, sync_settings, 0.0, kind="replay")
     meta = {"selected": replay.selected, "requeued": replay.requeued, "still_unmapped": replay.still_unmapped}
     return dg.Output(None, metadata=meta | (_metadata(report) if report else {}))
 
@@ -116,13 +117,13 @@ class ResyncConfig(dg.Config):
 @dg.op(out=dg.Out(dg.Nothing), tags=SYNC_TAGS,
        description="Compare POS on-hand with Centra physical stock per store warehouse and queue corrections.")
 def resync_store_stock(context: dg.OpExecutionContext, config: ResyncConfig, store: StoreOfRecord,
-                       estate: EstateResource, centra: CentraResource, newstore: NewStoreResource) -> dg.Output:
-    sync_config = SyncConfig.from_env()
+                       estate: EstateResource, centra: CentraResource, newstore: NewStoreResource,
+                       sync_settings: SyncSettings) -> dg.Output:
     with sync_client(centra) as cclient, newstore.client() as nclient:
-        resync = queue_corrections(store.engine(), estate.get(), cclient, nclient, sync_config,
+        resync = queue_corrections(store.engine(), estate.get(), cclient, nclient, sync_settings.config(),
                                    quiet_s=config.quiet_s)
     context.log.info(f"resync: {resync}")
-    report = _run_sync(context, store, estate, centra, 0.0, kind="resync")
+    report = _run_sync(context, store, estate, centra, sync_settings, 0.0, kind="resync")
     meta = {"keys_compared": resync.keys_compared, "differing": resync.differing,
             "corrections_queued": resync.corrections_queued, "skipped_active": resync.skipped_active,
             "units_off": resync.units_off, "centra_requests": resync.centra_requests,
@@ -137,26 +138,33 @@ def stock_resync_job() -> None:
 
 
 class RetentionConfig(dg.Config):
-    sync_run_hours: float = Field(default=_env_float("PIPELINES_SYNC_RUN_RETENTION_HOURS", 24.0),
-                                  description="Successful sync runs (and their event logs) older than this go.")
-    failed_run_days: float = Field(default=_env_float("PIPELINES_SYNC_FAILED_RUN_RETENTION_DAYS", 7.0))
-    tick_hours: float = Field(default=_env_float("PIPELINES_SYNC_TICK_RETENTION_HOURS", 24.0))
-    store_days: float = Field(default=_env_float("PIPELINES_SYNC_STORE_RETENTION_DAYS", 90.0),
-                              description="Settled movements, batches and ledger rows older than this go.")
+    """One run's retention; an empty field takes the retention of sync_settings (PIPELINES_SYNC_*_RETENTION_*)."""
+
+    sync_run_hours: float | None = Field(default=None, description=(
+        "Successful sync runs (and their event logs) older than this go."))
+    failed_run_days: float | None = Field(default=None, description="Failed or cancelled runs older than this go.")
+    tick_hours: float | None = Field(default=None, description="Sync sensor ticks older than this go.")
+    store_days: float | None = Field(default=None, description=(
+        "Settled movements, batches and ledger rows older than this go."))
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
 
 
 @dg.op(out=dg.Out(dg.Nothing), description="Prune old sync runs, sync sensor ticks and settled sync rows.")
-def prune_stock_sync_history(context: dg.OpExecutionContext, config: RetentionConfig,
-                             store: StoreOfRecord) -> dg.Output:
+def prune_stock_sync_history(context: dg.OpExecutionContext, config: RetentionConfig, store: StoreOfRecord,
+                             sync_settings: SyncSettings) -> dg.Output:
     now = datetime.now(UTC)
     jobs = ["stock_sync_job"]
     instance = context.instance
-    ok = prune_runs(instance, jobs, now - timedelta(hours=config.sync_run_hours))
-    failed = prune_runs(instance, jobs, now - timedelta(days=config.failed_run_days), statuses=FINISHED)
-    own = prune_runs(instance, ["stock_sync_retention_job"], now - timedelta(days=config.failed_run_days),
-                     statuses=FINISHED)
-    purge_sensor_ticks(instance, SENSOR_NAME, now - timedelta(hours=config.tick_hours))
-    rows = prune_store(store.engine(), config.store_days)
+    failed_days = _or(config.failed_run_days, sync_settings.failed_run_retention_days)
+    ok = prune_runs(instance, jobs, now - timedelta(hours=_or(config.sync_run_hours, sync_settings.run_retention_hours)))
+    failed = prune_runs(instance, jobs, now - timedelta(days=failed_days), statuses=FINISHED)
+    own = prune_runs(instance, ["stock_sync_retention_job"], now - timedelta(days=failed_days), statuses=FINISHED)
+    purge_sensor_ticks(instance, SENSOR_NAME,
+                       now - timedelta(hours=_or(config.tick_hours, sync_settings.tick_retention_hours)))
+    rows = prune_store(store.engine(), _or(config.store_days, sync_settings.store_retention_days))
     meta = {"sync_runs_deleted": ok + failed, "retention_runs_deleted": own} | {f"rows_deleted_{k}": v
                                                                                   for k, v in rows.items()}
     context.log.info(f"retention: {meta}")

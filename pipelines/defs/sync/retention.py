@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from datetime import datetime
 
 import dagster as dg
-from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
@@ -46,13 +45,19 @@ def remove_event_log_shard(instance: dg.DagsterInstance, run_id: str) -> None:
 
 
 def purge_sensor_ticks(instance: dg.DagsterInstance, sensor_name: str, before: datetime,
-                       statuses: Iterable[TickStatus] = (TickStatus.SKIPPED, TickStatus.SUCCESS)) -> int:
-    """Delete ticks of one sensor older than `before`; returns how many sensor origins were purged."""
+                       statuses: Iterable[str] = ("SKIPPED", "SUCCESS")) -> int:
+    """Delete ticks of one sensor older than `before` whose status is one of `statuses` (failures are kept);
+    returns how many sensor origins were purged."""
     purged = 0
-    for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR):
-        if state.instigator_name != sensor_name:
+    for state in instance.all_instigator_state():
+        if state.instigator_type.value != "SENSOR" or state.instigator_name != sensor_name:
             continue
-        instance.schedule_storage.purge_ticks(state.instigator_origin_id, state.selector_id,
-                                              before.timestamp(), list(statuses))
+        ticks = instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=1)
+        if not ticks:
+            continue
+        # Dagster's TickStatus enum is not public API: take it from a tick, and its members by name.
+        tick_status = type(ticks[0].status)
+        instance.schedule_storage.purge_ticks(state.instigator_origin_id, state.selector_id, before.timestamp(),
+                                              [tick_status[name] for name in statuses])
         purged += 1
     return purged

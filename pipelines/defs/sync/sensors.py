@@ -10,17 +10,18 @@ fresh key.
 from __future__ import annotations
 
 import json
-import os
 
 import dagster as dg
 
 from pipelines.defs.resources import StoreOfRecord
 from pipelines.defs.sync.jobs import SENSOR_NAME, SYNC_TAGS, stock_sync_job
+from pipelines.settings import schedules
 from pipelines.sync.queue import work_state
 
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
           dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
-INTERVAL_S = int(float(os.environ.get("PIPELINES_SYNC_SENSOR_INTERVAL_S", "5") or 5))
+# Like a cron string, a sensor's minimum interval is taken when the definitions load: read once, at import.
+INTERVAL_S = schedules().sync_sensor_interval_s
 
 
 @dg.sensor(name=SENSOR_NAME, job=stock_sync_job, minimum_interval_seconds=INTERVAL_S,

@@ -79,14 +79,13 @@ class ReconciliationInputs:
 
 @dataclass
 class ReconciliationResult:
-    """findings: FINDING_COLUMNS sorted by value at risk (base currency) desc; totals: per type/severity/team;
-    totals_by_team; drift_by_store: every store's oversell and lost-sales units and value; skipped: rule ->
+    """findings: FINDING_COLUMNS sorted by value at risk (base currency) desc; totals: per type/severity/team
+    (`totals_by_type`); drift_by_store: every store's oversell and lost-sales units and value; skipped: rule ->
     reason; timings_s: rule -> seconds; evidence_notes: what could not be judged for lack of evidence."""
 
     business_date: str
     findings: pd.DataFrame
     totals: pd.DataFrame
-    totals_by_team: pd.DataFrame
     drift_by_store: pd.DataFrame
     skipped: dict[str, str] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)
@@ -106,7 +105,7 @@ def reconcile(inputs: ReconciliationInputs, tolerance: Tolerance = DEFAULT_TOLER
     day.lap("rank")
     unverified = inputs.unverified_returns
     notes = evidence_notes(unverified) if unverified is not None else []
-    return ReconciliationResult(inputs.business_date, findings, totals_by_type(findings), totals_by_team(findings),
+    return ReconciliationResult(inputs.business_date, findings, totals_by_type(findings),
                                 drift_by_store(findings, inputs.reference.locations), day.skipped, day.timings,
                                 notes)
 
@@ -222,18 +221,6 @@ def totals_by_type(findings: pd.DataFrame) -> pd.DataFrame:
         findings=("finding_type", "size"), value_at_risk_base=("value_at_risk_base", "sum"))
     g["value_at_risk_base"] = g["value_at_risk_base"].round(2)
     return g.sort_values(["value_at_risk_base", "finding_type"], ascending=[False, True],
-                         kind="mergesort").reset_index(drop=True)[cols]
-
-
-def totals_by_team(findings: pd.DataFrame) -> pd.DataFrame:
-    cols = ["owner_team", "findings", "errors", "value_at_risk_base"]
-    if findings.empty:
-        return pd.DataFrame(columns=cols)
-    f = findings.assign(errors=(findings["severity"] == "ERROR").astype(int))
-    g = f.groupby("owner_team", as_index=False, sort=True).agg(
-        findings=("owner_team", "size"), errors=("errors", "sum"), value_at_risk_base=("value_at_risk_base", "sum"))
-    g["value_at_risk_base"] = g["value_at_risk_base"].round(2)
-    return g.sort_values(["value_at_risk_base", "owner_team"], ascending=[False, True],
                          kind="mergesort").reset_index(drop=True)[cols]
 
 

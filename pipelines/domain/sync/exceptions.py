@@ -1,4 +1,4 @@
-"""Exception types raised by the stock sync (the shared catalogue lives in domain/exceptions.py)."""
+"""Exception types raised by the stock sync (the shared ones live in domain/exceptions.py)."""
 
 from __future__ import annotations
 
@@ -16,5 +16,3 @@ STOCK_SYNC_UNKNOWN_SIZE = ExceptionType(
     "Centra does not know this size, so the store's stock movements for it cannot be synced. Create or "
     "map the size in Centra (and the estate file), then run the stock_sync_replay_job for the movements.",
 )
-
-SYNC_TYPES = (STOCK_SYNC_REJECTED, STOCK_SYNC_UNKNOWN_SIZE)

@@ -152,8 +152,9 @@ def _history_window(history: pd.DataFrame | None, day: date, summary: ReportSumm
 
 
 def write_daily_report(out_dir: Path, business_date: str, findings: pd.DataFrame, history: pd.DataFrame | None,
-                       *, base_currency: str = "EUR", estate_name: str = "", generated_at: str | None = None,
-                       estate: Estate | None = None, produced_under: Sequence[tuple[str, bool, str]] = (),
+                       *, totals: pd.DataFrame | None = None, base_currency: str = "EUR", estate_name: str = "",
+                       generated_at: str | None = None, estate: Estate | None = None,
+                       produced_under: Sequence[tuple[str, bool, str]] = (),
                        evidence_notes: Sequence[str] = ()) -> ReportFiles:
     """Write ``<out_dir>/<business_date>/``: summary.html, findings.csv and ``<finding_type>.csv`` per type present.
 
@@ -161,13 +162,15 @@ def write_daily_report(out_dir: Path, business_date: str, findings: pd.DataFrame
     on business_date are ignored and this day's row is replaced by the figures of ``findings`` (so the
     chart and the cards always agree). A known finding type absent today gets no CSV; a stale CSV of it
     from an earlier run of the same day is removed. Each file is replaced atomically; summary.html last.
+    totals: the reconciliation engine's totals of ``findings`` (the day's ``reconciliation_daily_totals``),
+    which the page's totals and headline show (:func:`summarise`).
     estate: names stores and SKUs on the page ("Stockholm flagship (ST-SE01)"); without it, ids alone.
     produced_under: (check name, passed, one-line detail) of the checks the report was produced under, and
     evidence_notes: sentences on evidence the day's findings could not judge; both shown at the top.
     """
     day = _validate_date(business_date)
     f = check_findings(findings)
-    summary = summarise(f, base_currency=base_currency)
+    summary = summarise(f, totals=totals, base_currency=base_currency)
     folder = Path(out_dir) / business_date
     folder.mkdir(parents=True, exist_ok=True)
 

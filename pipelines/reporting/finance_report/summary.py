@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from pipelines.domain.reconciliation.engine import totals_by_type
 from pipelines.domain.reconciliation.model import DRIFT_TYPE_BY_KIND, DRIFT_TYPES, FINDING_COLUMNS
 from pipelines.reporting.finance_report.fmt import money_series, round_money
 
@@ -79,12 +80,11 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=dtype(c)) for c in columns})
 
 
-def _totals(f: pd.DataFrame, keys: list[str], columns: list[str], ccy: str | None) -> pd.DataFrame:
-    out = f.groupby(keys, as_index=False, sort=True, dropna=False).agg(
-        count=(keys[0], "size"), value_at_risk_base=("value_at_risk_base", "sum"))
-    out["value_at_risk_base"] = out["value_at_risk_base"].map(lambda v: round_money(v, ccy))
-    return out.sort_values(["value_at_risk_base", keys[0]], ascending=[False, True],
-                           kind="mergesort").reset_index(drop=True)[columns]
+def _by_value(t: pd.DataFrame, key: str, columns: list[str], ccy: str | None) -> pd.DataFrame:
+    """Money rounded to the currency, then value desc and `key` asc."""
+    t = t.assign(value_at_risk_base=t["value_at_risk_base"].map(lambda v: round_money(v, ccy)))
+    return t.sort_values(["value_at_risk_base", key], ascending=[False, True],
+                         kind="mergesort").reset_index(drop=True)[columns]
 
 
 def _drift_by_store(f: pd.DataFrame, ccy: str | None) -> pd.DataFrame:
@@ -107,28 +107,36 @@ def _drift_by_store(f: pd.DataFrame, ccy: str | None) -> pd.DataFrame:
                               kind="mergesort").reset_index(drop=True)[STORE_COLUMNS]
 
 
-def summarise(findings: pd.DataFrame, *, base_currency: str | None = None) -> ReportSummary:
-    """Totals of a findings frame (FINDING_COLUMNS) by type, by team and drift by store, and the headline.
+def summarise(findings: pd.DataFrame, *, totals: pd.DataFrame | None = None,
+              base_currency: str | None = None) -> ReportSummary:
+    """The figures of a day's findings (FINDING_COLUMNS): totals by type and by team, drift by store, the headline.
 
+    totals: the reconciliation engine's totals of these findings (`ReconciliationResult.totals`, i.e. the day's
+    rows of `reconciliation_daily_totals`: finding_type, severity, owner_team, findings, value_at_risk_base);
+    the type and team totals and the headline are these, not a count of their own. Without them they are
+    derived by the engine's own :func:`~pipelines.domain.reconciliation.engine.totals_by_type`.
     Money is rounded to the minor unit of ``base_currency`` (2 decimals when None or not a known exception).
     """
     f = check_findings(findings)
-    var = money_series(f["value_at_risk_base"])
-    f = f.assign(value_at_risk_base=var)
+    f = f.assign(value_at_risk_base=money_series(f["value_at_risk_base"]))
     ccy = base_currency
     if f.empty:
         return ReportSummary(_empty(TYPE_COLUMNS), _empty(TEAM_COLUMNS), _empty(STORE_COLUMNS), 0, 0.0, 0, 0.0,
                              0.0, ccy)
-    ftype = f["finding_type"]
+    t = totals_by_type(f) if totals is None else totals
+    t = t.rename(columns={"findings": "count"}).astype({"count": "int64"})
+    t["value_at_risk_base"] = money_series(t["value_at_risk_base"])
+    by_team = t.groupby("owner_team", as_index=False, sort=True, dropna=False)[["count", "value_at_risk_base"]].sum()
+    of_type = lambda ftype: t.loc[t["finding_type"] == ftype, "value_at_risk_base"].sum()  # noqa: E731
     return ReportSummary(
-        totals_by_type=_totals(f, ["finding_type", "severity", "owner_team"], TYPE_COLUMNS, ccy),
-        totals_by_team=_totals(f, ["owner_team"], TEAM_COLUMNS, ccy),
+        totals_by_type=_by_value(t, "finding_type", TYPE_COLUMNS, ccy),
+        totals_by_team=_by_value(by_team, "owner_team", TEAM_COLUMNS, ccy),
         drift_by_store=_drift_by_store(f, ccy),
-        findings=len(f),
-        value_at_risk_base=round_money(var.sum(), ccy),
-        error_findings=int((f["severity"] == "ERROR").sum()),
-        oversell_value_base=round_money(var[ftype == OVERSELL].sum(), ccy),
-        lost_sales_value_base=round_money(var[ftype == LOST_SALES].sum(), ccy),
+        findings=int(t["count"].sum()),
+        value_at_risk_base=round_money(t["value_at_risk_base"].sum(), ccy),
+        error_findings=int(t.loc[t["severity"] == "ERROR", "count"].sum()),
+        oversell_value_base=round_money(of_type(OVERSELL), ccy),
+        lost_sales_value_base=round_money(of_type(LOST_SALES), ccy),
         base_currency=ccy,
     )
 
