@@ -56,9 +56,9 @@ ALLOWED: tuple[AllowedWarning, ...] = (
         feature="`dagster dev` (superseded by `dg dev`)",
         category=dg.SupersessionWarning,
         message="Function `dev_command` is superseded",
-        reason="`dg` comes with the dagster-dg-cli package, which is not a dependency, and `dg dev` expects "
-               "a dg project layout (pyproject [tool.dg]); `dagster dev` with workspace.yaml is supported "
-               "and does the same here.",
+        reason="`dg` comes with the dagster-dg-cli package, which is not a dependency (pyproject's [tool.dg] "
+               "only documents the layout); `dagster dev` with workspace.yaml is supported and does the same "
+               "here.",
         raised_by="cli",
     ),
 )

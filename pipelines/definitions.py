@@ -6,6 +6,8 @@ its resources are configured: from `pipelines.settings` when the definitions loa
 import dagster as dg
 
 import pipelines.dagster_warnings  # noqa: F401  (first: the allow-list of beta/preview features in use)
+from pipelines.dagster_lib.partitions import BUSINESS_TIMEZONE, yesterday
+from pipelines.defs.automation import default_automation_condition_sensor
 from pipelines.defs.commerce.assets import (
     centra_catalog,
     centra_orders,
@@ -15,7 +17,6 @@ from pipelines.defs.commerce.assets import (
 )
 from pipelines.defs.exceptions import exceptions, open_exceptions_sensor
 from pipelines.defs.intake import intake_assets
-from pipelines.defs.partitions import BUSINESS_TIMEZONE, daily_partitions, yesterday
 from pipelines.defs.pos.assets import (
     pos_catalog,
     pos_pickups,
@@ -44,19 +45,21 @@ raw_assets = [*daily_assets, *snapshot_assets]
 snapshots_job = dg.define_asset_job(
     "snapshots_job",
     selection=dg.AssetSelection.assets(*snapshot_assets),
-    partitions_def=daily_partitions,
     description="Take the stock and catalog snapshots of both platforms, labelled with a business date.",
 )
 
 daily_datasets_job = dg.define_asset_job(
     "daily_datasets_job",
     selection=dg.AssetSelection.assets(*daily_assets),
-    partitions_def=daily_partitions,
     description="Land one business day (or, as a backfill, a range of days in one run) of the event-based "
                 "datasets: POS sales, returns and stock movements, Centra orders, returns and stock changes.",
 )
 
 
+# Explicit schedules for the daily partitions: each run targets *yesterday* (the business day that just
+# ended). The partitions have end_offset=1 (today's open day is materialisable for intraday views), so a
+# schedule built from the partitioned job, or an on_cron automation condition, would target the last
+# partition: today's, still open.
 @dg.schedule(job=snapshots_job, cron_schedule="1 0 * * *", execution_timezone=BUSINESS_TIMEZONE,
              default_status=dg.DefaultScheduleStatus.RUNNING)
 def snapshots_at_cutoff_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
@@ -106,7 +109,7 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
         raw_definitions(),
         sync_definitions(),
         reconciliation_definitions(),
-        dg.Definitions(assets=[exceptions], sensors=[open_exceptions_sensor]),
+        dg.Definitions(assets=[exceptions], sensors=[open_exceptions_sensor, default_automation_condition_sensor]),
         dg.Definitions(resources=resources or default_resources()),
     )
 

@@ -17,7 +17,7 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import Engine, func, select
 
-from pipelines.defs.common import ECOMMERCE, FINANCE, INTEGRATION, RETAIL_OPERATIONS
+from pipelines.dagster_lib.common import ECOMMERCE, FINANCE, INTEGRATION, RETAIL_OPERATIONS
 from pipelines.defs.resources import StoreOfRecord
 from pipelines.store.db import table
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.defs.common import INTEGRATION
+from pipelines.dagster_lib.common import INTEGRATION
 
 newstore_event_inbox = dg.AssetSpec(
     "newstore_event_inbox",

@@ -3,8 +3,8 @@
 
 import dagster as dg
 
-from pipelines.defs import schemas
-from pipelines.defs.checks import rows_check, schema_check
+from pipelines.dagster_lib import schemas
+from pipelines.dagster_lib.checks import rows_check, schema_check
 
 ERROR = dg.AssetCheckSeverity.ERROR
 WARN = dg.AssetCheckSeverity.WARN

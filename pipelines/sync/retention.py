@@ -1,4 +1,4 @@
-"""Retention of the sync's own tables in the store of record (Dagster's storage: defs/sync/retention.py).
+"""Retention of the sync's own tables in the store of record (Dagster's storage: pipelines/dagster_lib/dagster_retention.py).
 
 Settled rows older than the retention age go: done/superseded/skipped movements, applied or
 released batches with their ledger rows, run statistics. Failed and unmapped movements, failed

@@ -25,7 +25,7 @@ from pipelines.devstack import Stack
 from pipelines.domain.timeutil import business_date
 from pipelines.simulators.trading import FaultConfig, TradingConfig
 from pipelines.store.partitions import read_partition
-from pipelines_tests.test_raw_assets import Traded
+from pipelines_tests.traded import Traded
 
 ASSETS = [*raw_assets, reconciliation_findings, finance_daily_report, *reconciliation_checks]
 

@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from pipelines.defs.partitions import BUSINESS_TIMEZONE
+from pipelines.dagster_lib.partitions import BUSINESS_TIMEZONE
 from pipelines.defs.reconciliation.assets import finance_daily_report
 from pipelines.defs.reconciliation.freshness import (
     CHECK_NAME,

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from pipelines.defs.reconciliation.evidence import original_order_lookup
+from pipelines.dagster_lib.reconciliation_evidence import original_order_lookup
 from pipelines.domain.reconciliation.return_origins import OrderOrigin, classify_returns, evidence_notes
 from pipelines.domain.reconciliation.rules import returns_and_refunds
 from pipelines.intake.verify import parse_newstore_event

@@ -46,8 +46,12 @@ def test_definitions_wire_the_sync() -> None:
     for name in ("stock_sync_replay_job", "stock_resync_job"):
         assert defs.resolve_job_def(name).tags == SYNC_TAGS
     assert defs.resolve_sensor_def("stock_sync_sensor").minimum_interval_seconds <= 10
-    for name in ("stock_resync_schedule", "stock_sync_retention_schedule", "stock_sync_lag_schedule"):
+    for name in ("stock_resync_schedule", "stock_sync_retention_schedule"):
         assert defs.resolve_schedule_def(name).cron_schedule
+    lag = defs.resolve_assets_def("stock_sync_lag")
+    assert lag.automation_conditions_by_key[lag.key] is not None  # hourly, on cron
+    sensor = defs.resolve_sensor_def("default_automation_condition_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_sensor_ticks_first_nothing_new_new_movements(world: SyncWorld, resources: dict) -> None:

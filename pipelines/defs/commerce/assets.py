@@ -8,9 +8,9 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from pipelines.defs.common import CENTRA_KINDS, ECOMMERCE, FINANCE, SINGLE_RUN
-from pipelines.defs.metadata import DayOutput, materialize_days
-from pipelines.defs.partitions import BUSINESS_TIMEZONE, daily_partitions, window
+from pipelines.dagster_lib.common import CENTRA_KINDS, ECOMMERCE, FINANCE, SINGLE_RUN
+from pipelines.dagster_lib.metadata import DayOutput, materialize_days
+from pipelines.dagster_lib.partitions import BUSINESS_TIMEZONE, daily_partitions, window
 from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord
 from pipelines.domain.timeutil import business_date, normalise_time, utc_text
 from pipelines.store.partitions import replace_partitions

@@ -10,10 +10,10 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import Engine
 
-from pipelines.defs.common import NEWSTORE_KINDS, RETAIL_OPERATIONS, SINGLE_RUN
+from pipelines.dagster_lib.common import NEWSTORE_KINDS, RETAIL_OPERATIONS, SINGLE_RUN
+from pipelines.dagster_lib.metadata import DayOutput, materialize_days
+from pipelines.dagster_lib.partitions import daily_partitions, window
 from pipelines.defs.intake import newstore_event_inbox
-from pipelines.defs.metadata import DayOutput, materialize_days
-from pipelines.defs.partitions import daily_partitions, window
 from pipelines.defs.resources import EstateResource, NewStoreResource, StoreOfRecord
 from pipelines.domain.newstore_events import PICKUP_COMPLETED, is_pickup
 from pipelines.domain.pos_lines import SALE_EVENTS, build_pos_lines

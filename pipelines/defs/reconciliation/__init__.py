@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from pipelines.defs.partitions import BUSINESS_TIMEZONE, daily_partitions, yesterday
+from pipelines.dagster_lib.partitions import BUSINESS_TIMEZONE, yesterday
 from pipelines.defs.reconciliation.assets import (
     finance_daily_report,
     finance_month_end_rollup,
@@ -18,7 +18,6 @@ RECON_HOUR = schedules().recon_hour
 reconciliation_job = dg.define_asset_job(
     "reconciliation_job",
     selection=dg.AssetSelection.assets(reconciliation_findings, finance_daily_report),
-    partitions_def=daily_partitions,
     description="Reconcile one business day (or a range, as a backfill) and write the finance report.",
 )
 

@@ -9,11 +9,11 @@ import dagster as dg
 import pandas as pd
 
 from pipelines.connectors.newstore import NewStoreClient
-from pipelines.defs.common import FINANCE, SINGLE_RUN
-from pipelines.defs.metadata import DayOutput, materialize_days, preview
-from pipelines.defs.partitions import daily_partitions, monthly_partitions
-from pipelines.defs.reconciliation.evidence import original_order_lookup
-from pipelines.defs.reconciliation.gates import report_gates
+from pipelines.dagster_lib.common import FINANCE, SINGLE_RUN
+from pipelines.dagster_lib.metadata import DayOutput, materialize_days, preview
+from pipelines.dagster_lib.partitions import daily_partitions, monthly_partitions
+from pipelines.dagster_lib.reconciliation_evidence import original_order_lookup
+from pipelines.dagster_lib.reconciliation_gates import report_gates
 from pipelines.defs.resources import (
     CentraResource,
     EstateResource,

@@ -1,18 +1,18 @@
 """Checks on the daily reconciliation: output schema, money mismatches (blocking), drift, freshness.
 
 Each partitioned check judges every business day of its run on its own (one day, or each day of a range
-backfill) and fails when any day fails; the limits are per day (see `pipelines.defs.checks.evaluate_days`)."""
+backfill) and fails when any day fails; the limits are per day (see `pipelines.dagster_lib.checks.evaluate_days`)."""
 
 
 import dagster as dg
 import pandas as pd
 
-from pipelines.defs import schemas
-from pipelines.defs.checks import evaluate_days, schema_check, validate_frame
-from pipelines.defs.partitions import daily_partitions
+from pipelines.dagster_lib import schemas
+from pipelines.dagster_lib.checks import evaluate_days, schema_check, validate_frame
+from pipelines.dagster_lib.partitions import daily_partitions
+from pipelines.dagster_lib.reconciliation_gates import Gate, drift_gate, money_gate
 from pipelines.defs.reconciliation.assets import DRIFT, EVIDENCE, FINDINGS, TOTALS, read_findings
 from pipelines.defs.reconciliation.freshness import finance_report_freshness
-from pipelines.defs.reconciliation.gates import Gate, drift_gate, money_gate
 from pipelines.defs.resources import ReconciliationSettings, StoreOfRecord
 
 SAMPLE_COLUMNS = ["finding_type", "location_id", "sku", "order_ref", "transaction_id", "quantity_diff", "amount_diff",

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from pipelines.defs.partitions import BUSINESS_TIMEZONE, daily_partitions, yesterday
+from pipelines.dagster_lib.partitions import BUSINESS_TIMEZONE, daily_partitions, yesterday
 from pipelines.defs.reconciliation.assets import finance_daily_report
 from pipelines.defs.resources import REPORT_DEADLINE_HOUR, ReconciliationSettings
 

@@ -10,15 +10,19 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy import func, select
 
-from pipelines.defs.common import RETAIL_OPERATIONS
-from pipelines.defs.metadata import table_metadata
-from pipelines.defs.partitions import BUSINESS_TIMEZONE
+from pipelines.dagster_lib.common import RETAIL_OPERATIONS
+from pipelines.dagster_lib.metadata import table_metadata
+from pipelines.dagster_lib.partitions import BUSINESS_TIMEZONE
 from pipelines.defs.resources import StoreOfRecord
 from pipelines.domain.sync.stats import percentile
 from pipelines.domain.timeutil import business_date, day_window_utc, human_duration, parse_time, utc_text
 from pipelines.store.db import table
 from pipelines.sync.config import SyncConfig
 from pipelines.sync.queue import DONE, PENDING
+
+# Hourly, a few minutes past the hour (business time): the default automation condition sensor
+# (pipelines/defs/automation.py) requests the refresh; no schedule or job of its own.
+LAG_REFRESH_CRON = "5 * * * *"
 
 HOUR_COLUMNS = {"hour": "business hour (HH:00) in which Centra confirmed the movements",
                 "movements": "steady-state movements applied in that hour",
@@ -49,6 +53,7 @@ def lag_by_hour(rows: Iterable[Sequence[str]], tz: str, backlog: Sequence[bool] 
 
 @dg.asset(
     group_name="sync", owners=RETAIL_OPERATIONS, kinds={"sql", "centra"},
+    automation_condition=dg.AutomationCondition.on_cron(LAG_REFRESH_CRON, cron_timezone=BUSINESS_TIMEZONE),
     description="Freshness of store stock in the web shop over the current business day: movements applied "
                 "to Centra per hour with the lag from POS event time to Centra confirmation (p50/p95/max, in "
                 "s/min/h), plus what is still waiting. A backlog caught up at start (events from more than "

@@ -12,6 +12,7 @@ import dagster as dg
 from pydantic import Field
 
 from pipelines.connectors.centra import CentraClient
+from pipelines.dagster_lib.dagster_retention import FINISHED, prune_runs, purge_sensor_ticks
 from pipelines.defs.resources import (
     CentraResource,
     EstateResource,
@@ -19,7 +20,6 @@ from pipelines.defs.resources import (
     StoreOfRecord,
     SyncSettings,
 )
-from pipelines.defs.sync.retention import FINISHED, prune_runs, purge_sensor_ticks
 from pipelines.sync import RunReport, StockSync, SyncBusy
 from pipelines.sync.replay import requeue
 from pipelines.sync.resync import queue_corrections

@@ -19,8 +19,8 @@ import dagster as dg
 import pytest
 from sqlalchemy import text
 
+from pipelines.dagster_lib.reconciliation_gates import MONEY_TYPES
 from pipelines.definitions import build_definitions
-from pipelines.defs.reconciliation.gates import MONEY_TYPES
 from pipelines.defs.resources import ReconciliationSettings
 from pipelines.devstack import Stack
 from pipelines.domain.timeutil import day_window_utc
@@ -29,7 +29,7 @@ from pipelines.simulators.mirror import MirrorFaults, MirrorIntegration
 from pipelines.simulators.trading import FaultConfig, TradingConfig
 from pipelines.store.inbox import store_events
 from pipelines.store.partitions import read_partition
-from pipelines_tests.test_raw_assets import Traded
+from pipelines_tests.traded import Traded
 
 RANGE = ["2026-11-18", "2026-11-19", "2026-11-20"]
 FIRST, MIDDLE, LAST = RANGE

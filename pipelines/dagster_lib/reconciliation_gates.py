@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import pandas as pd
 from pandera.errors import SchemaErrors
 
+from pipelines.dagster_lib.schemas import Findings
 from pipelines.defs.resources import ReconciliationSettings
-from pipelines.defs.schemas import Findings
 from pipelines.domain.reconciliation.model import DRIFT_TYPES, MONEY_TYPES
 
 MONEY_GATE = "money_mismatches_within_tolerance"

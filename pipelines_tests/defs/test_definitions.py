@@ -9,7 +9,7 @@ import dagster as dg
 
 from pipelines.definitions import defs
 
-PKG = Path(__file__).resolve().parents[1] / "pipelines"
+PKG = Path(__file__).resolve().parents[2] / "pipelines"
 
 
 def test_definitions_load() -> None:

@@ -15,7 +15,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from pipelines.defs.partitions import daily_partitions
+from pipelines.dagster_lib.partitions import daily_partitions
 from pipelines.defs.resources import StoreOfRecord
 from pipelines.store.partitions import read_partition
 

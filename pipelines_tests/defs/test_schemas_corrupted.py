@@ -16,9 +16,9 @@ import pandas as pd
 import pandera.pandas as pa
 import pytest
 
-from pipelines.defs import schemas
-from pipelines.defs.checks import validate_frame
-from pipelines.defs.schemas import Findings
+from pipelines.dagster_lib import schemas
+from pipelines.dagster_lib.checks import validate_frame
+from pipelines.dagster_lib.schemas import Findings
 from pipelines.domain.reconciliation.model import FINDING_TYPES
 
 BAD = 1  # the corrupted row's index

@@ -13,7 +13,7 @@ from pipelines.defs.pos.assets import pos_sale_lines
 from pipelines.defs.resources import EstateResource, StoreOfRecord
 from pipelines.simulators.estate_gen import write_estate
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.postgres
 

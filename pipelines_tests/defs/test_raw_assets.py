@@ -12,51 +12,16 @@ from sqlalchemy import text
 
 from pipelines.definitions import daily_assets, raw_assets
 from pipelines.defs.raw_checks import raw_checks
-from pipelines.defs.resources import (
-    CentraResource,
-    EstateResource,
-    FinanceReportFiles,
-    NewStoreResource,
-    ReconciliationSettings,
-    StoreOfRecord,
-    SyncSettings,
-)
 from pipelines.devstack import Stack
 from pipelines.domain.timeutil import day_window_utc
 from pipelines.intake.verify import InboundEvent
 from pipelines.simulators.newstore import EmitterConfig
 from pipelines.simulators.trading import FaultConfig, TradingConfig
 from pipelines.store.inbox import store_events
-from pipelines.store.partitions import read_partition
+from pipelines_tests.traded import DAY, Traded
 
-DAY = "2026-11-20"
 RANGE = ["2026-11-18", "2026-11-19", "2026-11-20"]
 DAILY_ASSETS = daily_assets  # not the snapshots
-
-
-class Traded:
-    def __init__(self, stack: Stack, reconciliation: ReconciliationSettings | None = None):
-        self.stack = stack
-        env = stack.env()
-        self.resources = {
-            "store": StoreOfRecord(database_url=stack.database_url),
-            "estate": EstateResource(path=str(stack.estate_file)),
-            "centra": CentraResource(base_url=env["CENTRA_API_URL"], token=env["CENTRA_API_TOKEN"]),
-            "newstore": NewStoreResource(base_url=env["NEWSTORE_API_URL"], tenant=stack.tenant,
-                                         client_id=env["NEWSTORE_CLIENT_ID"],
-                                         client_secret=env["NEWSTORE_CLIENT_SECRET"]),
-            "reconciliation_settings": reconciliation or ReconciliationSettings(),
-            "sync_settings": SyncSettings(),
-            "finance_reports": FinanceReportFiles(reports_dir=str(stack.home / "reports")),
-        }
-
-    def materialize(self, assets, **kwargs) -> dg.ExecuteInProcessResult:  # noqa: ANN001
-        with dg.instance_for_test() as instance:
-            return dg.materialize(assets, resources=self.resources, instance=instance, raise_on_error=False,
-                                  **kwargs)
-
-    def table(self, name: str, day: str = DAY):
-        return read_partition(self.stack.engine, name, day)
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -13,7 +13,7 @@ from sqlalchemy import text
 from pipelines.intake.app import IntakeConfig, create_intake_app
 from pipelines.simulators.serving import serve
 from pipelines.store import make_engine
-from pipelines_tests.intake_support import centra_form_body, signed_headers
+from pipelines_tests.intake.intake_support import centra_form_body, signed_headers
 
 API_KEY = "test-api-key"
 SECRET = "test-webhook-secret"

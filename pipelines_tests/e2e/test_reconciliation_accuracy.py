@@ -18,7 +18,7 @@ from pipelines.domain.timeutil import day_window_utc
 from pipelines.simulators.mirror import MirrorFaults, MirrorIntegration
 from pipelines.simulators.trading import FaultConfig, TradingConfig
 from pipelines.store.partitions import read_partition
-from pipelines_tests.test_raw_assets import Traded
+from pipelines_tests.traded import Traded
 
 DAY = "2026-11-20"
 ASSETS = [*raw_assets, reconciliation_findings, finance_daily_report]

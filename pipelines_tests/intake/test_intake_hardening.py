@@ -26,7 +26,7 @@ from pipelines.intake.verify import Rejected, centra_signature, check_centra_sig
 from pipelines.simulators.serving import free_port, serve
 from pipelines.store import make_engine, migrate
 from pipelines.store.inbox import quarantine, trim_quarantine
-from pipelines_tests.intake_support import centra_form_body, signed_headers
+from pipelines_tests.intake.intake_support import centra_form_body, signed_headers
 
 API_KEY = "hardening-api-key"
 SECRET = "hardening-webhook-secret"
