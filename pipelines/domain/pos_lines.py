@@ -8,7 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines.domain.exceptions import UNDECODABLE_EVENT, UNKNOWN_SKU, UNMAPPED_LOCATION, ExceptionRecord
+from pipelines.domain.estate_mapping import map_to_estate
+from pipelines.domain.exceptions import UNDECODABLE_EVENT, ExceptionRecord
 from pipelines.domain.newstore_events import PosLine, decode_return, decode_store_sale, is_store_sale
 from pipelines.estate import Estate
 
@@ -43,23 +44,10 @@ def build_pos_lines(events: Iterable[tuple[str, str, str, dict[str, Any]]], esta
                                                business_date=business_date, payload=payload))
             continue
         for line in decoded:
-            loc = estate.location_of(line.fulfillment_node_id)
-            known = line.sku in estate.by_sku
-            if loc is None:
-                problems.append(ExceptionRecord.of(
-                    UNMAPPED_LOCATION, line.fulfillment_node_id, "newstore",
-                    f"fulfillment node {line.fulfillment_node_id!r} is not in the estate",
-                    business_date=business_date, sku=line.sku))
-            if not known:
-                problems.append(ExceptionRecord.of(
-                    UNKNOWN_SKU, f"{line.fulfillment_node_id}:{line.sku}", "newstore",
-                    f"SKU {line.sku!r} {line.kind} at {line.fulfillment_node_id} is unknown to the commerce catalog",
-                    business_date=business_date, location_id=loc.id if loc else None, sku=line.sku,
-                    payload={"transaction_id": line.transaction_id, "event": key}))
-            row = asdict(line)
-            row.update(location_id=loc.id if loc else None, sku_known=known, source_event=key)
-            if loc:  # real payloads may name the store rather than the node: keep the node id
-                row["fulfillment_node_id"] = loc.newstore_node_id
-            lines.append(row)
+            mapped = map_to_estate(estate, line.fulfillment_node_id, line.sku, line.kind, business_date,
+                                   payload={"transaction_id": line.transaction_id, "event": key})
+            problems += mapped.problems
+            lines.append({**asdict(line), "location_id": mapped.location_id, "sku_known": mapped.sku_known,
+                          "source_event": key, "fulfillment_node_id": mapped.node_id})
     df = pd.DataFrame(lines, columns=POS_LINE_COLUMNS)
     return df.astype({"line_no": int, "quantity": int, "sku_known": bool}) if not df.empty else df, problems

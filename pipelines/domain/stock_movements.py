@@ -14,11 +14,10 @@ from typing import Any, Protocol
 import pandas as pd
 
 from pipelines.domain.bounds import check_int, check_logical_timestamp
+from pipelines.domain.estate_mapping import map_to_estate
 from pipelines.domain.exceptions import (
     FULFILMENT_ORDER_UNKNOWN,
     UNDECODABLE_EVENT,
-    UNKNOWN_SKU,
-    UNMAPPED_LOCATION,
     ExceptionRecord,
 )
 from pipelines.domain.newstore_events import IN_STORE_HANDOVER, is_store_sale, sku_of, store_node_of
@@ -183,20 +182,10 @@ def build_movements(events: Iterable[tuple[str, str, str, dict[str, Any]]], esta
             problems.append(problem)
             continue
         for m in moves:
-            loc = estate.location_of(m.fulfillment_node_id)
-            known = m.sku in estate.by_sku
-            if loc is None:
-                problems.append(ExceptionRecord.of(
-                    UNMAPPED_LOCATION, m.fulfillment_node_id, "newstore",
-                    f"fulfillment node {m.fulfillment_node_id!r} is not in the estate", business_date=business_date))
-            if not known:
-                problems.append(ExceptionRecord.of(
-                    UNKNOWN_SKU, f"{m.fulfillment_node_id}:{m.sku}", "newstore",
-                    f"SKU {m.sku!r} ({m.movement_type}) at {m.fulfillment_node_id} is unknown to the commerce catalog",
-                    business_date=business_date, location_id=loc.id if loc else None, sku=m.sku))
-            rows.append({**m.__dict__, "location_id": loc.id if loc else None, "sku_known": known,
-                         "source_event": key,
-                         "fulfillment_node_id": loc.newstore_node_id if loc else m.fulfillment_node_id})
+            mapped = map_to_estate(estate, m.fulfillment_node_id, m.sku, f"({m.movement_type})", business_date)
+            problems += mapped.problems
+            rows.append({**m.__dict__, "location_id": mapped.location_id, "sku_known": mapped.sku_known,
+                         "source_event": key, "fulfillment_node_id": mapped.node_id})
     df = pd.DataFrame(rows, columns=MOVEMENT_COLUMNS)
     if not df.empty:
         df = df.astype({"quantity": int, "sku_known": bool})
