@@ -7,6 +7,7 @@ import dagster as dg
 
 import pipelines.dagster_warnings  # noqa: F401  (first: the allow-list of beta/preview features in use)
 from pipelines.dagster_lib.partitions import BUSINESS_TIMEZONE, yesterday
+from pipelines.defs import resources as res
 from pipelines.defs.automation import default_automation_condition_sensor
 from pipelines.defs.commerce.assets import (
     centra_catalog,
@@ -26,15 +27,6 @@ from pipelines.defs.pos.assets import (
 )
 from pipelines.defs.raw_checks import raw_checks
 from pipelines.defs.reconciliation import reconciliation_definitions
-from pipelines.defs.resources import (
-    CentraResource,
-    EstateResource,
-    FinanceReportFiles,
-    NewStoreResource,
-    ReconciliationSettings,
-    StoreOfRecord,
-    SyncSettings,
-)
 from pipelines.defs.sync import sync_definitions
 from pipelines.settings import reconciliation, settings, sync
 
@@ -90,16 +82,16 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     stated on each resource."""
     s = settings()
     return {
-        "store": StoreOfRecord(database_url=s.database_url),
-        "estate": EstateResource(path=str(s.estate_file)),
-        "centra": CentraResource(base_url=s.centra_api_url, token=dg.EnvVar("CENTRA_API_TOKEN")),
-        "newstore": NewStoreResource(base_url=s.newstore_api_url, tenant=s.newstore_tenant,
-                                     client_id=dg.EnvVar("NEWSTORE_CLIENT_ID"),
-                                     client_secret=dg.EnvVar("NEWSTORE_CLIENT_SECRET"),
-                                     auth_url=s.newstore_auth_url),
-        "reconciliation_settings": ReconciliationSettings(**reconciliation()),
-        "sync_settings": SyncSettings(**sync()),
-        "finance_reports": FinanceReportFiles(reports_dir=str(s.reports_dir)),
+        "store": res.StoreOfRecord(database_url=s.database_url),
+        "estate": res.EstateResource(path=str(s.estate_file)),
+        "centra": res.CentraResource(base_url=s.centra_api_url, token=dg.EnvVar("CENTRA_API_TOKEN")),
+        "newstore": res.NewStoreResource(base_url=s.newstore_api_url, tenant=s.newstore_tenant,
+                                         client_id=dg.EnvVar("NEWSTORE_CLIENT_ID"),
+                                         client_secret=dg.EnvVar("NEWSTORE_CLIENT_SECRET"),
+                                         auth_url=s.newstore_auth_url),
+        "reconciliation_settings": res.ReconciliationSettings(**reconciliation()),
+        "sync_settings": res.SyncSettings(**sync()),
+        "finance_reports": res.FinanceReportFiles(reports_dir=str(s.reports_dir)),
     }
 
 

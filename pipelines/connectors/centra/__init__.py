@@ -16,32 +16,16 @@ Modules: `client` (CentraClient), `models` (results), `queries` (GraphQL documen
 (nodes -> results), `errors`, `signature` (webhook HMAC and body). Import from this package.
 """
 
+from pipelines.connectors.centra import models
 from pipelines.connectors.centra.client import INTERVAL_SECONDS, PAGE_LIMIT, CentraClient
 from pipelines.connectors.centra.errors import CentraGraphQLError, CentraUserError
-from pipelines.connectors.centra.models import (
-    CentraMarket,
-    CentraOrder,
-    CentraOrderLine,
-    CentraPricelist,
-    CentraReturn,
-    CentraReturnLine,
-    CentraSize,
-    CentraStock,
-    CentraStockChange,
-    CentraVariantPrice,
-    CentraWarehouse,
-    RateLimit,
-    StockChangeResult,
-)
+from pipelines.connectors.centra.models import *  # noqa: F403  (the typed results: models.__all__)
 from pipelines.connectors.centra.signature import (
     centra_signature,
     parse_webhook_events,
     verify_webhook_signature,
 )
 
-__all__ = [
-    "INTERVAL_SECONDS", "PAGE_LIMIT", "CentraClient", "CentraGraphQLError", "CentraMarket", "CentraOrder",
-    "CentraOrderLine", "CentraPricelist", "CentraReturn", "CentraReturnLine", "CentraSize", "CentraStock",
-    "CentraStockChange", "CentraUserError", "CentraVariantPrice", "CentraWarehouse", "RateLimit",
-    "StockChangeResult", "centra_signature", "parse_webhook_events", "verify_webhook_signature",
-]
+__all__ = ["INTERVAL_SECONDS", "PAGE_LIMIT", "CentraClient", "CentraGraphQLError", "CentraUserError",
+           "centra_signature", "parse_webhook_events", "verify_webhook_signature"]
+__all__ += models.__all__

@@ -55,6 +55,7 @@ from pipelines.connectors.centra.queries import (
 )
 from pipelines.connectors.errors import ConnectorError, RateLimited, TransientError
 from pipelines.connectors.paging import paginate
+from pipelines.connectors.pool import PooledClient
 from pipelines.connectors.retry import (
     RETRYABLE_STATUSES,
     raise_for_status,
@@ -74,7 +75,7 @@ def _is_mutation(query: str) -> bool:
     return re.match(r"\s*mutation\b", _COMMENT.sub("", query)) is not None
 
 
-class CentraClient:
+class CentraClient(PooledClient):
     """Thin typed client. Use as a context manager or call `close()`."""
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 30.0, max_attempts: int = 6,
@@ -92,15 +93,6 @@ class CentraClient:
 
     def __repr__(self) -> str:  # never show the token
         return f"CentraClient({self.base_url!r})"
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> CentraClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- transport
 

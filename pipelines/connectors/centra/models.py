@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = ["CentraMarket", "CentraOrder", "CentraOrderLine", "CentraPricelist", "CentraReturn", "CentraReturnLine",
+           "CentraSize", "CentraStock", "CentraStockChange", "CentraVariantPrice", "CentraWarehouse", "RateLimit",
+           "StockChangeResult"]
+
 
 @dataclass(frozen=True)
 class RateLimit:

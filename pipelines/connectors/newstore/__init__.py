@@ -13,26 +13,11 @@ Modules: `client` (NewStoreClient), `models` (results), `errors`; paging is the 
 """
 
 from pipelines.connectors.errors import AuthError, ConnectorError, RateLimited, TransientError
+from pipelines.connectors.newstore import models
 from pipelines.connectors.newstore.client import NewStoreClient
 from pipelines.connectors.newstore.errors import Conflict, NewStoreAPIError, NotFound, OrderConflict
-from pipelines.connectors.newstore.models import (
-    Atp,
-    FulfillmentItem,
-    FulfillmentLocation,
-    FulfillmentRequest,
-    InsightEntry,
-    PosStock,
-    PosStore,
-    ReturnItem,
-    ReturnResult,
-    SalesOrder,
-    SalesOrderItem,
-    StockInsights,
-)
+from pipelines.connectors.newstore.models import *  # noqa: F403  (the typed results: models.__all__)
 
-__all__ = [
-    "AuthError", "Atp", "Conflict", "ConnectorError", "FulfillmentItem", "FulfillmentLocation", "FulfillmentRequest",
-    "InsightEntry", "NewStoreAPIError", "NewStoreClient", "NotFound", "OrderConflict", "PosStock", "PosStore",
-    "RateLimited", "ReturnItem", "ReturnResult", "SalesOrder", "SalesOrderItem", "StockInsights",
-    "TransientError",
-]
+__all__ = ["AuthError", "Conflict", "ConnectorError", "NewStoreAPIError", "NewStoreClient", "NotFound",
+           "OrderConflict", "RateLimited", "TransientError"]
+__all__ += models.__all__

@@ -30,13 +30,14 @@ from pipelines.connectors.newstore.models import (
     StockInsights,
 )
 from pipelines.connectors.paging import paginate
+from pipelines.connectors.pool import PooledClient
 from pipelines.connectors.retry import raise_for_status, retrying, transient_from_transport
 
 log = logging.getLogger("pipelines.connectors.newstore")
 T = TypeVar("T")
 
 
-class NewStoreClient:
+class NewStoreClient(PooledClient):
     """Synchronous NewStore API client (thread-safe token cache; one httpx connection pool)."""
 
     atp_path = "/v0/stock/atp"  # NOTE: the real ATP-by-keys path was not captured; override if needed
@@ -72,15 +73,6 @@ class NewStoreClient:
         return cls(f"https://{tenant}.p.newstore.net", tenant, client_id, client_secret,
                    auth_url=f"https://id.p.newstore.net/auth/realms/{tenant}/protocol/openid-connect/token",
                    **kwargs)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> NewStoreClient:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     # -- plumbing ----------------------------------------------------------------------------------------
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+__all__ = ["Atp", "FulfillmentItem", "FulfillmentLocation", "FulfillmentRequest", "InsightEntry", "PosStock",
+           "PosStore", "ReturnItem", "ReturnResult", "SalesOrder", "SalesOrderItem", "StockInsights"]
+
 
 def _raw() -> Any:
     return field(default_factory=dict, compare=False, hash=False, repr=False)

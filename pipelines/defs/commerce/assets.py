@@ -1,18 +1,21 @@
 """Commerce (Centra) datasets read over the GraphQL Integration API: orders, returns, stock, catalog."""
 
-from collections.abc import Iterator
-from dataclasses import asdict
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from functools import partial
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
+from pipelines.connectors.centra import CentraClient
 from pipelines.dagster_lib.common import CENTRA_KINDS, ECOMMERCE, FINANCE, SINGLE_RUN
 from pipelines.dagster_lib.metadata import DayOutput, materialize_days
 from pipelines.dagster_lib.partitions import BUSINESS_TIMEZONE, daily_partitions, window
+from pipelines.dagster_lib.snapshots import land_snapshot
 from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord
-from pipelines.domain.timeutil import business_date, normalise_time, utc_text
+from pipelines.domain.timeutil import business_date, normalise_time
 from pipelines.store.partitions import replace_partitions
 
 ORDER_COLUMNS = ["order_id", "order_number", "status", "created_at", "store_id", "market_id", "pricelist_id",
@@ -30,94 +33,109 @@ STOCK_CHANGE_COLUMNS = ["change_id", "created_at", "warehouse_id", "location_id"
 CATALOG_COLUMNS = ["size_id", "sku", "ean", "product_number", "product_name", "product_status", "variant_number",
                    "variant_name", "size_name", "is_active"]
 
+# A Centra dataset the e-commerce team owns, one business day a partition.
+centra_asset = partial(dg.asset, partitions_def=daily_partitions, owners=ECOMMERCE, kinds=CENTRA_KINDS)
+
 
 def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec("centra_orders", group_name="commerce", owners=ECOMMERCE, kinds=CENTRA_KINDS,
-                     description="Centra orders created on the business day (headers: status, market, "
-                                 "price list, currency, totals)."),
-        dg.AssetSpec("centra_order_lines", group_name="commerce", owners=ECOMMERCE, kinds=CENTRA_KINDS,
-                     description="Lines of the Centra orders created on the business day: SKU, quantities "
-                                 "(ordered, cancelled, returned), unit and original price, discount, tax rate."),
-    ],
-    partitions_def=daily_partitions,
-    backfill_policy=SINGLE_RUN,
-)
-def centra_orders(context: dg.AssetExecutionContext, store: StoreOfRecord,
-                  centra: CentraResource) -> Iterator[dg.MaterializeResult]:
-    engine = store.engine()
+@dataclass(frozen=True)
+class _Documents:
+    """A Centra document type landed per business day as two tables: the documents and their lines."""
 
-    def one_day(day: str) -> DayOutput:
-        start, end = window(day)
-        with centra.client() as client:
-            orders = client.orders_between(start, end)
-        heads, lines = [], []
-        for o in orders:
-            row = asdict(o)
-            order_lines = row.pop("lines")
-            heads.append({**row, "order_id": o.id, "order_number": o.number, "line_count": len(order_lines),
-                          "created_at": normalise_time(o.created_at)})
-            lines.extend({**ln, "order_number": o.number, "currency": o.currency} for ln in order_lines)
-        head_df, line_df = _frame(heads, ORDER_COLUMNS), _frame(lines, ORDER_LINE_COLUMNS)
-        replace_partitions(engine, day, {"centra_orders": head_df, "centra_order_lines": line_df})
-        by_status = head_df["status"].value_counts().to_dict() if not head_df.empty else {}
-        return {
-            "centra_orders": (head_df, {"orders_by_status": dg.MetadataValue.json(
-                {k: int(v) for k, v in by_status.items()})}),
-            "centra_order_lines": (line_df, {
-                "units_ordered": int(line_df["quantity"].sum()) if not line_df.empty else 0}),
-        }
-
-    yield from materialize_days(context, one_day)
+    heads: str  # asset key of the documents' table (and the multi-asset's name)
+    lines: str  # asset key of the lines' table
+    owners: list[str]
+    columns: tuple[list[str], list[str]]  # of `heads`, of `lines`
+    read: Callable[[CentraClient, datetime, datetime], list[Any]]  # the documents created in [start, end)
+    # (document, its lines as dicts) -> the head row's fields beyond the document's own
+    head_fields: Callable[[Any, Sequence[dict[str, Any]]], dict[str, Any]]
+    line_fields: Callable[[Any], dict[str, Any]]  # document -> what each of its line rows takes from it
+    metadata: Callable[[pd.DataFrame, pd.DataFrame], tuple[dict[str, Any], dict[str, Any]]]  # heads, lines
+    descriptions: tuple[str, str]  # of `heads`, of `lines`
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec("centra_returns", group_name="commerce", owners=FINANCE, kinds=CENTRA_KINDS,
-                     description="Centra returns created on the business day with their refund state and "
-                                 "amounts (partial returns are separate rows)."),
-        dg.AssetSpec("centra_return_lines", group_name="commerce", owners=FINANCE, kinds=CENTRA_KINDS,
-                     description="Lines of the Centra returns created on the business day: SKU, quantity, "
-                                 "unit price, line value and tax rate."),
-    ],
-    partitions_def=daily_partitions,
-    backfill_policy=SINGLE_RUN,
-)
-def centra_returns(context: dg.AssetExecutionContext, store: StoreOfRecord,
-                   centra: CentraResource) -> Iterator[dg.MaterializeResult]:
-    engine = store.engine()
-
-    def one_day(day: str) -> DayOutput:
-        start, end = window(day)
-        with centra.client() as client:
-            returns = client.returns_between(start, end)
-        heads, lines = [], []
-        for r in returns:
-            row = asdict(r)
-            rl = row.pop("lines")
-            heads.append({**row, "return_id": r.id, "line_count": len(rl), "created_at": normalise_time(r.created_at),
-                          "refunded_at": normalise_time(r.refunded_at) if r.refunded_at else None})
-            lines.extend({**ln, "return_id": r.id, "order_number": r.order_number} for ln in rl)
-        head_df, line_df = _frame(heads, RETURN_COLUMNS), _frame(lines, RETURN_LINE_COLUMNS)
-        replace_partitions(engine, day, {"centra_returns": head_df, "centra_return_lines": line_df})
-        return {
-            "centra_returns": (head_df, {
-                "refunded_total": float(head_df["refund_amount"].sum()) if not head_df.empty else 0.0}),
-            "centra_return_lines": (line_df, {}),
-        }
-
-    yield from materialize_days(context, one_day)
+def _split(documents: list[Any], docs: _Documents) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One head row per document (its own fields but the lines, plus `head_fields`) and one row per line."""
+    heads, lines = [], []
+    for doc in documents:
+        row = asdict(doc)
+        doc_lines = row.pop("lines")
+        heads.append({**row, **docs.head_fields(doc, doc_lines)})
+        lines.extend({**ln, **docs.line_fields(doc)} for ln in doc_lines)
+    return _frame(heads, docs.columns[0]), _frame(lines, docs.columns[1])
 
 
-@dg.asset(
+def _documents_asset(docs: _Documents) -> dg.AssetsDefinition:
+    """The daily multi-asset landing `docs` (a range of days as one run)."""
+
+    @dg.multi_asset(
+        name=docs.heads,
+        specs=[dg.AssetSpec(key, group_name="commerce", owners=docs.owners, kinds=CENTRA_KINDS, description=text)
+               for key, text in zip((docs.heads, docs.lines), docs.descriptions, strict=True)],
+        partitions_def=daily_partitions,
+        backfill_policy=SINGLE_RUN,
+    )
+    def _asset(context: dg.AssetExecutionContext, store: StoreOfRecord,
+               centra: CentraResource) -> Iterator[dg.MaterializeResult]:
+        engine = store.engine()
+
+        def one_day(day: str) -> DayOutput:
+            start, end = window(day)
+            with centra.client() as client:
+                documents = docs.read(client, start, end)
+            head_df, line_df = _split(documents, docs)
+            replace_partitions(engine, day, {docs.heads: head_df, docs.lines: line_df})
+            head_md, line_md = docs.metadata(head_df, line_df)
+            return {docs.heads: (head_df, head_md), docs.lines: (line_df, line_md)}
+
+        yield from materialize_days(context, one_day)
+
+    return _asset
+
+
+def _order_metadata(heads: pd.DataFrame, lines: pd.DataFrame) -> tuple[dict[str, Any], dict[str, Any]]:
+    by_status = heads["status"].value_counts().to_dict() if not heads.empty else {}
+    return ({"orders_by_status": dg.MetadataValue.json({k: int(v) for k, v in by_status.items()})},
+            {"units_ordered": int(lines["quantity"].sum()) if not lines.empty else 0})
+
+
+centra_orders = _documents_asset(_Documents(
+    heads="centra_orders", lines="centra_order_lines", owners=ECOMMERCE,
+    columns=(ORDER_COLUMNS, ORDER_LINE_COLUMNS),
+    read=CentraClient.orders_between,
+    head_fields=lambda o, lines: {"order_id": o.id, "order_number": o.number, "line_count": len(lines),
+                                  "created_at": normalise_time(o.created_at)},
+    line_fields=lambda o: {"order_number": o.number, "currency": o.currency},
+    metadata=_order_metadata,
+    descriptions=(
+        "Centra orders created on the business day (headers: status, market, price list, currency, totals).",
+        "Lines of the Centra orders created on the business day: SKU, quantities (ordered, cancelled, "
+        "returned), unit and original price, discount, tax rate."),
+))
+
+centra_returns = _documents_asset(_Documents(
+    heads="centra_returns", lines="centra_return_lines", owners=FINANCE,
+    columns=(RETURN_COLUMNS, RETURN_LINE_COLUMNS),
+    read=CentraClient.returns_between,
+    head_fields=lambda r, lines: {"return_id": r.id, "line_count": len(lines),
+                                  "created_at": normalise_time(r.created_at),
+                                  "refunded_at": normalise_time(r.refunded_at) if r.refunded_at else None},
+    line_fields=lambda r: {"return_id": r.id, "order_number": r.order_number},
+    metadata=lambda heads, _lines: (
+        {"refunded_total": float(heads["refund_amount"].sum()) if not heads.empty else 0.0}, {}),
+    descriptions=(
+        "Centra returns created on the business day with their refund state and amounts (partial returns "
+        "are separate rows).",
+        "Lines of the Centra returns created on the business day: SKU, quantity, unit price, line value and "
+        "tax rate."),
+))
+
+
+@centra_asset(
     group_name="commerce",
-    partitions_def=daily_partitions,
-    owners=ECOMMERCE,
-    kinds=CENTRA_KINDS,
     description="Centra stock per warehouse and size (physical, allocated, free to allocate, demand). A "
                 "snapshot at `snapshot_at`, labelled with the business date; the daily schedule takes it at "
                 "the day's cut-off.",
@@ -126,29 +144,23 @@ def centra_stock_snapshot(context: dg.AssetExecutionContext, store: StoreOfRecor
                           centra: CentraResource) -> dg.MaterializeResult:
     day = context.partition_key
     est = estate.get()
-    taken = utc_text(datetime.now(UTC))
-    with centra.client() as client:
-        rows = client.stock()
-    df = pd.DataFrame([asdict(r) for r in rows],
-                      columns=["warehouse_id", "size_id", "sku", "physical", "allocated", "free_to_allocate", "demand"])
-    df.insert(0, "snapshot_at", taken)
-    df.insert(2, "location_id", df["warehouse_id"].map(
-        lambda w: est.by_warehouse[w].id if w in est.by_warehouse else None))
-    replace_partitions(store.engine(), day, {"centra_stock_snapshot": df})
-    (result,) = materialize_days(context, lambda _day: {"centra_stock_snapshot": (df, {
-        "snapshot_at": taken,
-        "taken_after_business_day": business_date(taken, BUSINESS_TIMEZONE) > day,
-        "physical_units": int(df["physical"].sum()) if not df.empty else 0,
-    })})
-    return result
+
+    def read() -> pd.DataFrame:
+        with centra.client() as client:
+            rows = client.stock()
+        return pd.DataFrame([asdict(r) for r in rows], columns=[
+            "warehouse_id", "size_id", "sku", "physical", "allocated", "free_to_allocate", "demand"])
+
+    return land_snapshot(
+        context, store, "centra_stock_snapshot", read, "warehouse_id",
+        lambda w: est.by_warehouse[w].id if w in est.by_warehouse else None,
+        lambda df, taken: {"taken_after_business_day": business_date(taken, BUSINESS_TIMEZONE) > day,
+                           "physical_units": int(df["physical"].sum()) if not df.empty else 0})
 
 
-@dg.asset(
+@centra_asset(
     group_name="commerce",
-    partitions_def=daily_partitions,
     backfill_policy=SINGLE_RUN,
-    owners=ECOMMERCE,
-    kinds=CENTRA_KINDS,
     description="Centra's own stock-change ledger (stockChangeConnection) for the business day: every change "
                 "per warehouse and size with its signed quantity and description. Reconciliation compares it "
                 "with the POS movements, independently of our own sync ledger.",
@@ -172,11 +184,8 @@ def centra_stock_changes(context: dg.AssetExecutionContext, store: StoreOfRecord
     yield from materialize_days(context, one_day)
 
 
-@dg.asset(
+@centra_asset(
     group_name="catalog",
-    partitions_def=daily_partitions,
-    owners=ECOMMERCE,
-    kinds=CENTRA_KINDS,
     description="The Centra catalog (the commerce platform owns product data): every product size with SKU, "
                 "EAN, product and variant, and whether it is active.",
 )

@@ -1,10 +1,10 @@
 """POS (NewStore) datasets: store sales and returns, stock movements, stock per location and SKU."""
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
-from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from pipelines.dagster_lib.common import NEWSTORE_KINDS, RETAIL_OPERATIONS, SINGLE_RUN
 from pipelines.dagster_lib.metadata import DayOutput, materialize_days
 from pipelines.dagster_lib.partitions import daily_partitions, window
+from pipelines.dagster_lib.snapshots import land_snapshot
 from pipelines.defs.intake import newstore_event_inbox
 from pipelines.defs.resources import EstateResource, NewStoreResource, StoreOfRecord
 from pipelines.domain.newstore_events import PICKUP_COMPLETED, is_pickup
@@ -23,9 +24,10 @@ from pipelines.store.inbox import record_exceptions
 from pipelines.store.inbox_orders import InboxOrders
 from pipelines.store.partitions import read_partition, read_sql, replace_partitions
 
-# A daily POS dataset built from the landed event stream (one business day, or a range as one run).
-inbox_asset = partial(dg.asset, group_name="pos", partitions_def=daily_partitions, backfill_policy=SINGLE_RUN,
-                      deps=[newstore_event_inbox], owners=RETAIL_OPERATIONS, kinds=NEWSTORE_KINDS)
+# A POS dataset, one business day a partition; one built from the landed event stream (a range of days as
+# one run) is an `inbox_asset`.
+pos_asset = partial(dg.asset, partitions_def=daily_partitions, owners=RETAIL_OPERATIONS, kinds=NEWSTORE_KINDS)
+inbox_asset = partial(pos_asset, group_name="pos", backfill_policy=SINGLE_RUN, deps=[newstore_event_inbox])
 
 
 def read_inbox_day(engine: Engine, names: tuple[str, ...], day: str) -> list[tuple[str, str, str, dict]]:
@@ -42,6 +44,36 @@ def read_inbox_day(engine: Engine, names: tuple[str, ...], day: str) -> list[tup
     return [(r.dedup_key, r.event_name, r.event_time, json.loads(r.payload)) for r in raw.itertuples()]
 
 
+def land_decoded_events(context: dg.AssetExecutionContext, engine: Engine, key: str, names: tuple[str, ...],
+                        decode: Callable[[list[tuple[str, str, str, dict]], str], tuple[pd.DataFrame, list]],
+                        metadata: Callable[[pd.DataFrame], dict[str, Any]]) -> Iterator[dg.MaterializeResult]:
+    """For each business day of the run: `decode(events, day)` the day's inbox events of `names` into the rows
+    of `key` and exception records, and store both. Each day's metadata: events read, exceptions raised and
+    `metadata(rows)`."""
+
+    def one_day(day: str) -> DayOutput:
+        events = read_inbox_day(engine, names, day)
+        df, problems = decode(events, day)
+        replace_partitions(engine, day, {key: df})
+        record_exceptions(engine, problems)
+        context.log.info("%s %s: %d rows from %d events, %d exception(s)", key, day, len(df), len(events),
+                         len(problems))
+        return {key: (df, {"events_read": len(events), "exceptions_raised": len(problems), **metadata(df)})}
+
+    yield from materialize_days(context, one_day)
+
+
+def _sale_metadata(df: pd.DataFrame) -> dict[str, Any]:
+    sales = df[df["kind"] == "sale"] if not df.empty else df
+    return {"units_sold": int(sales["quantity"].sum()) if not sales.empty else 0,
+            "unknown_sku_lines": int((~df["sku_known"]).sum()) if not df.empty else 0}
+
+
+def _movement_metadata(df: pd.DataFrame) -> dict[str, Any]:
+    by_type = df.groupby("movement_type")["quantity"].count().to_dict() if not df.empty else {}
+    return {"movements_by_type": dg.MetadataValue.json({k: int(v) for k, v in by_type.items()})}
+
+
 @inbox_asset(
     description="Store sales and returns at line level for one business day, decoded from NewStore's "
                 "`order.opened` (IN_STORE_HANDOVER items) and `return.processed` events in the inbox. "
@@ -49,23 +81,9 @@ def read_inbox_day(engine: Engine, names: tuple[str, ...], day: str) -> list[tup
 )
 def pos_sale_lines(context: dg.AssetExecutionContext, store: StoreOfRecord,
                    estate: EstateResource) -> Iterator[dg.MaterializeResult]:
-    engine = store.engine()
-
-    def one_day(day: str) -> DayOutput:
-        events = read_inbox_day(engine, SALE_EVENTS, day)
-        df, problems = build_pos_lines(events, estate.get(), day)
-        replace_partitions(engine, day, {"pos_sale_lines": df})
-        record_exceptions(engine, problems)
-        sales = df[df["kind"] == "sale"] if not df.empty else df
-        context.log.info("%s: %d lines from %d events, %d exception(s)", day, len(df), len(events), len(problems))
-        return {"pos_sale_lines": (df, {
-            "events_read": len(events),
-            "exceptions_raised": len(problems),
-            "units_sold": int(sales["quantity"].sum()) if not sales.empty else 0,
-            "unknown_sku_lines": int((~df["sku_known"]).sum()) if not df.empty else 0,
-        })}
-
-    yield from materialize_days(context, one_day)
+    yield from land_decoded_events(
+        context, store.engine(), "pos_sale_lines", SALE_EVENTS,
+        lambda events, day: build_pos_lines(events, estate.get(), day), _sale_metadata)
 
 
 @inbox_asset(
@@ -77,59 +95,39 @@ def pos_sale_lines(context: dg.AssetExecutionContext, store: StoreOfRecord,
 def pos_stock_movements(context: dg.AssetExecutionContext, store: StoreOfRecord,
                         estate: EstateResource) -> Iterator[dg.MaterializeResult]:
     engine = store.engine()
-
-    def one_day(day: str) -> DayOutput:
-        events = read_inbox_day(engine, STOCK_EVENTS, day)
-        df, problems = build_movements(events, estate.get(), day, InboxOrders(engine))
-        replace_partitions(engine, day, {"pos_stock_movements": df})
-        record_exceptions(engine, problems)
-        by_type = df.groupby("movement_type")["quantity"].count().to_dict() if not df.empty else {}
-        return {"pos_stock_movements": (df, {
-            "events_read": len(events),
-            "exceptions_raised": len(problems),
-            "movements_by_type": dg.MetadataValue.json({k: int(v) for k, v in by_type.items()}),
-        })}
-
-    yield from materialize_days(context, one_day)
+    yield from land_decoded_events(
+        context, engine, "pos_stock_movements", STOCK_EVENTS,
+        lambda events, day: build_movements(events, estate.get(), day, InboxOrders(engine)),
+        _movement_metadata)
 
 
-@dg.asset(
+@pos_asset(
     group_name="pos",
-    partitions_def=daily_partitions,
-    owners=RETAIL_OPERATIONS,
-    kinds=NEWSTORE_KINDS,
     description="POS stock per location and SKU (on hand, ATP, allocations, safety stock) read from "
                 "NewStore's stocked-products API. A snapshot: it holds the stock at `snapshot_at`, labelled "
                 "with the business date it was taken for; the daily schedule takes it at the day's cut-off.",
 )
 def pos_stock_snapshot(context: dg.AssetExecutionContext, store: StoreOfRecord, estate: EstateResource,
                        newstore: NewStoreResource) -> dg.MaterializeResult:
-    day = context.partition_key
     est = estate.get()
-    taken = utc_text(datetime.now(UTC))
-    with newstore.client() as client:
-        rows = client.stocked_products()
-    cols = ["fulfillment_node_id", "sku", "on_hand", "atp", "allocations", "safety_stock"]
-    df = pd.DataFrame([asdict(r) for r in rows], columns=None if rows else cols)[cols].copy()
-    df.insert(0, "snapshot_at", taken)
-    df.insert(2, "location_id", df["fulfillment_node_id"].map(
-        lambda n: loc.id if (loc := est.location_of(n)) else None))
-    replace_partitions(store.engine(), day, {"pos_stock_snapshot": df})
-    (result,) = materialize_days(context, lambda _day: {"pos_stock_snapshot": (df, {
-        "snapshot_at": taken,
-        "locations": int(df["fulfillment_node_id"].nunique()),
-        "units_on_hand": int(df["on_hand"].sum()) if not df.empty else 0,
-    })})
-    return result
+
+    def read() -> pd.DataFrame:
+        with newstore.client() as client:
+            rows = client.stocked_products()
+        cols = ["fulfillment_node_id", "sku", "on_hand", "atp", "allocations", "safety_stock"]
+        return pd.DataFrame([asdict(r) for r in rows], columns=None if rows else cols)[cols].copy()
+
+    return land_snapshot(
+        context, store, "pos_stock_snapshot", read, "fulfillment_node_id",
+        lambda n: loc.id if (loc := est.location_of(n)) else None,
+        lambda df, _taken: {"locations": int(df["fulfillment_node_id"].nunique()),
+                            "units_on_hand": int(df["on_hand"].sum()) if not df.empty else 0})
 
 
-@dg.asset(
+@pos_asset(
     group_name="catalog",
-    partitions_def=daily_partitions,
     backfill_policy=SINGLE_RUN,
     deps=[pos_stock_snapshot, pos_sale_lines],
-    owners=RETAIL_OPERATIONS,
-    kinds=NEWSTORE_KINDS,
     description="The POS catalog for the day: every SKU the POS stocks (from the stock snapshot) or sold "
                 "or took back (from the sale lines), with its NewStore product id and how many locations hold it.",
 )

@@ -3,6 +3,7 @@
 Each partitioned check judges every business day of its run on its own (one day, or each day of a range
 backfill) and fails when any day fails; the limits are per day (see `pipelines.dagster_lib.checks.evaluate_days`)."""
 
+from collections.abc import Callable
 
 import dagster as dg
 import pandas as pd
@@ -10,7 +11,7 @@ import pandas as pd
 from pipelines.dagster_lib import schemas
 from pipelines.dagster_lib.checks import evaluate_days, schema_check, validate_frame
 from pipelines.dagster_lib.partitions import daily_partitions
-from pipelines.dagster_lib.reconciliation_gates import Gate, drift_gate, money_gate
+from pipelines.dagster_lib.reconciliation_gates import DRIFT_GATE, MONEY_GATE, Gate, drift_gate, money_gate
 from pipelines.defs.reconciliation.assets import DRIFT, EVIDENCE, FINDINGS, TOTALS, read_findings
 from pipelines.defs.reconciliation.freshness import finance_report_freshness
 from pipelines.defs.resources import ReconciliationSettings, StoreOfRecord
@@ -50,25 +51,33 @@ def gate_result(gate: Gate, severity: dg.AssetCheckSeverity) -> dg.AssetCheckRes
     )
 
 
-@dg.asset_check(asset=FINDINGS, partitions_def=daily_partitions, blocking=True,
-                description="ERROR, blocking the finance report: money mismatches (refunds, returns, tax, "
-                            "store sales, open pickups) whose value at risk exceeds the `blocking_value_base` of "
-                            "`reconciliation_settings` (PIPELINES_RECON_BLOCKING_VALUE_BASE, base currency, "
-                            "default 0).")
-def money_mismatches_within_tolerance(context: dg.AssetCheckExecutionContext, store: StoreOfRecord,
-                                      reconciliation_settings: ReconciliationSettings) -> dg.AssetCheckResult:
-    return evaluate_days(context, lambda day: gate_result(
-        money_gate(read_findings(store, day), reconciliation_settings), dg.AssetCheckSeverity.ERROR))
+def _gate_check(name: str, gate: Callable[[pd.DataFrame, ReconciliationSettings], Gate],
+                severity: dg.AssetCheckSeverity, description: str, *,
+                blocking: bool = False) -> dg.AssetChecksDefinition:
+    """The daily check `name` on the findings: each day's findings through `gate` (with the limits of
+    `reconciliation_settings`), failing with `severity` where the gate does."""
+
+    @dg.asset_check(asset=FINDINGS, name=name, partitions_def=daily_partitions, blocking=blocking,
+                    description=description)
+    def _check(context: dg.AssetCheckExecutionContext, store: StoreOfRecord,
+               reconciliation_settings: ReconciliationSettings) -> dg.AssetCheckResult:
+        return evaluate_days(context, lambda day: gate_result(
+            gate(read_findings(store, day), reconciliation_settings), severity))
+
+    return _check
 
 
-@dg.asset_check(asset=FINDINGS, partitions_def=daily_partitions,
-                description="WARN: stock drift between store on-hand and the store warehouse in Centra whose "
-                            "value exceeds the `drift_warn_value_base` of `reconciliation_settings` "
-                            "(PIPELINES_RECON_DRIFT_WARN_VALUE_BASE, base currency, default 0).")
-def stock_drift_within_tolerance(context: dg.AssetCheckExecutionContext, store: StoreOfRecord,
-                                 reconciliation_settings: ReconciliationSettings) -> dg.AssetCheckResult:
-    return evaluate_days(context, lambda day: gate_result(
-        drift_gate(read_findings(store, day), reconciliation_settings), dg.AssetCheckSeverity.WARN))
+money_mismatches_within_tolerance = _gate_check(
+    MONEY_GATE, money_gate, dg.AssetCheckSeverity.ERROR, blocking=True,
+    description="ERROR, blocking the finance report: money mismatches (refunds, returns, tax, store sales, open "
+                "pickups) whose value at risk exceeds the `blocking_value_base` of `reconciliation_settings` "
+                "(PIPELINES_RECON_BLOCKING_VALUE_BASE, base currency, default 0).")
+
+stock_drift_within_tolerance = _gate_check(
+    DRIFT_GATE, drift_gate, dg.AssetCheckSeverity.WARN,
+    description="WARN: stock drift between store on-hand and the store warehouse in Centra whose value exceeds "
+                "the `drift_warn_value_base` of `reconciliation_settings` (PIPELINES_RECON_DRIFT_WARN_VALUE_BASE, "
+                "base currency, default 0).")
 
 
 # The tables written beside the findings: well formed, or the report and the rollup that read them are not.

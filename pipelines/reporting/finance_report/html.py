@@ -23,6 +23,7 @@ from pipelines.reporting.finance_report.fmt import (
     team_label,
     type_label,
 )
+from pipelines.reporting.finance_report.rows import num, row, team_row, type_row
 from pipelines.reporting.finance_report.style import card, page
 from pipelines.reporting.finance_report.summary import REPORT_RANK, TOP_RISKS, ReportSummary, top_risks
 
@@ -117,13 +118,7 @@ def _type_table(s: ReportSummary, base: str, csv_names: dict[str, str]) -> str:
     for r in s.totals_by_type.itertuples(index=False):
         name = csv_names.get(r.finding_type)
         link = f'<a href="{_e(name)}" download>CSV</a>' if name else ""
-        rows.append(
-            f'<tr data-testid="type-row" data-type="{_e(r.finding_type)}">'
-            f'<td>{_e(type_label(r.finding_type))}<div><code>{_e(r.finding_type)}</code></div></td>'
-            f"<td>{badge(r.severity)}</td><td>{_e(team_label(r.owner_team))}</td>"
-            f'<td class="num" data-testid="type-count">{fmt_int(r.count)}</td>'
-            f'<td class="num" data-testid="type-value">{fmt_money(r.value_at_risk_base, base)}</td>'
-            f'<td class="num noprint">{link}</td></tr>')
+        rows.append(type_row(r, base, f'<td class="num noprint">{link}</td>'))
     return (
         "<table><thead><tr><th>Finding type</th><th>Severity</th><th>Owner team</th>"
         f'<th class="num">Findings</th><th class="num">Value at risk ({_e(base)})</th>'
@@ -136,11 +131,7 @@ def _type_table(s: ReportSummary, base: str, csv_names: dict[str, str]) -> str:
 def _team_table(s: ReportSummary, base: str) -> str:
     if s.totals_by_team.empty:
         return '<p class="empty">No findings.</p>'
-    rows = [
-        f'<tr data-testid="team-row" data-team="{_e(r.owner_team)}"><td>{_e(team_label(r.owner_team))}'
-        f'</td><td class="num" data-testid="team-count">{fmt_int(r.count)}</td>'
-        f'<td class="num" data-testid="team-value">{fmt_money(r.value_at_risk_base, base)}</td></tr>'
-        for r in s.totals_by_team.itertuples(index=False)]
+    rows = [team_row(r, base) for r in s.totals_by_team.itertuples(index=False)]
     return (
         f'<table><thead><tr><th>Owner team</th><th class="num">Findings</th><th class="num">Value at risk '
         f'({_e(base)})</th></tr></thead><tbody>' + "".join(rows) + "</tbody>"
@@ -193,11 +184,10 @@ def _store_table(s: ReportSummary, base: str, estate: Estate | None) -> str:
     if s.drift_by_store.empty:
         return '<p class="empty">No stock drift: Centra and the POS agree on every store\'s stock.</p>'
     rows = [
-        f'<tr data-testid="store-row" data-location="{_e(r.location_id)}"><td>{location_html(estate, r.location_id)}</td>'
-        f'<td class="num" data-testid="store-oversell">{fmt_money(r.oversell_value_base, base)}</td>'
-        f'<td class="num" data-testid="store-lost-sales">{fmt_money(r.lost_sales_value_base, base)}</td>'
-        f'<td class="num" data-testid="store-drift">{fmt_money(r.drift_value_base, base)}</td>'
-        f'<td class="num" data-testid="store-units">{fmt_int(r.units)}</td></tr>'
+        row("store", "location", r.location_id, f"<td>{location_html(estate, r.location_id)}</td>",
+            num("store-oversell", fmt_money(r.oversell_value_base, base)),
+            num("store-lost-sales", fmt_money(r.lost_sales_value_base, base)),
+            num("store-drift", fmt_money(r.drift_value_base, base)), num("store-units", fmt_int(r.units)))
         for r in s.drift_by_store.itertuples(index=False)]
     return (
         f'<table><thead><tr><th>Location</th><th class="num">Oversell ({_e(base)})</th>'

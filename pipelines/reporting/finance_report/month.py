@@ -6,14 +6,12 @@ import pandas as pd
 
 from pipelines.reporting.finance_report.fmt import (
     _e,
-    badge,
     fmt_int,
     fmt_money,
     money_attr,
     round_money,
-    team_label,
-    type_label,
 )
+from pipelines.reporting.finance_report.rows import count_value, row, team_row, type_row
 from pipelines.reporting.finance_report.style import card, page
 
 SUMMARY_HTML = "summary.html"
@@ -38,22 +36,10 @@ def _tables(days: pd.DataFrame, types: pd.DataFrame, teams: pd.DataFrame, base: 
     def day_cell(d: str) -> str:
         return f'<a href="../{_e(d)}/{SUMMARY_HTML}">{_e(d)}</a>' if d in linked_days else _e(d)
 
-    day_rows = "".join(
-        f'<tr data-testid="day-row" data-date="{_e(r.business_date)}"><td>{day_cell(r.business_date)}</td>'
-        f'<td class="num" data-testid="day-count">{fmt_int(r.count)}</td>'
-        f'<td class="num" data-testid="day-value">{fmt_money(r.value_at_risk_base, base)}</td></tr>'
-        for r in days.itertuples(index=False))
-    type_rows = "".join(
-        f'<tr data-testid="type-row" data-type="{_e(r.finding_type)}"><td>{_e(type_label(r.finding_type))}'
-        f"<div><code>{_e(r.finding_type)}</code></div></td><td>{badge(r.severity)}</td>"
-        f'<td>{_e(team_label(r.owner_team))}</td><td class="num" data-testid="type-count">{fmt_int(r.count)}</td>'
-        f'<td class="num" data-testid="type-value">{fmt_money(r.value_at_risk_base, base)}</td></tr>'
-        for r in types.itertuples(index=False))
-    team_rows = "".join(
-        f'<tr data-testid="team-row" data-team="{_e(r.owner_team)}"><td>{_e(team_label(r.owner_team))}</td>'
-        f'<td class="num" data-testid="team-count">{fmt_int(r.count)}</td>'
-        f'<td class="num" data-testid="team-value">{fmt_money(r.value_at_risk_base, base)}</td></tr>'
-        for r in teams.itertuples(index=False))
+    day_rows = "".join(row("day", "date", r.business_date, f"<td>{day_cell(r.business_date)}</td>",
+                           count_value("day", r, base)) for r in days.itertuples(index=False))
+    type_rows = "".join(type_row(r, base) for r in types.itertuples(index=False))
+    team_rows = "".join(team_row(r, base) for r in teams.itertuples(index=False))
     empty = '<p class="empty">No findings this month.</p>'
     vh = f'<th class="num">Value at risk ({_e(base)})</th>'
     return (
