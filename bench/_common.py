@@ -34,6 +34,8 @@ from pipelines.simulators.estate_gen import write_estate  # noqa: E402
 from pipelines.sync.batches import DESCRIPTION_PREFIX  # noqa: E402
 
 SAFETY_STOCK = 1
+#: The Centra mutation fields the stock sync sends (pipelines/connectors/centra/queries.py).
+SYNC_MUTATIONS = ("setStock", "changeStock")
 
 
 def log(msg: str) -> None:
@@ -85,7 +87,7 @@ def make_stack(home: Path, *, sizes: int, stores: int, seed: int = 7, scarce_sha
 
 @dataclass
 class Generated:
-    key: tuple[str, str, str]  # (node, sku, event time to the millisecond)
+    key: tuple[str, str, str]  # (estate location id, sku, event time to the millisecond)
     at: datetime
     kind: str
     critical: bool
@@ -142,32 +144,32 @@ class PosTrader:
             order = ns.record_store_sale(node, items, at=at)
             for s in skus:
                 self.stack.truth.movement(at, node, s, -1, "sale", str(order["id"]))
-            self._record(at, node, skus, "sale", store.centra_warehouse_id)
+            self._record(at, store.id, skus, "sale", store.centra_warehouse_id)
         elif r < self.mix[0] + self.mix[1]:
             sku = self.rng.choice(self.estate.skus())
             qty = self.rng.randint(1, 4)
             ns.receive_stock(node, {sku: qty}, at=at)
             self.stack.truth.movement(at, node, sku, qty, "receipt", f"rcv:{node}:{at.isoformat()}")
-            self._record(at, node, [sku], "receipt", store.centra_warehouse_id)
+            self._record(at, store.id, [sku], "receipt", store.centra_warehouse_id)
         else:
             skus = self.rng.sample(self.estate.skus(), 20)
             counts = {s: max(0, ns.on_hand(node, s) - (1 if self.rng.random() < 0.1 else 0)) for s in skus}
             ns.count_stock(node, counts, at=at)
             for s, q in counts.items():
                 self.stack.truth.count(at, node, s, q, f"count:{node}:{at.isoformat()}")
-            self._record(at, node, skus, "count", store.centra_warehouse_id)
+            self._record(at, store.id, skus, "count", store.centra_warehouse_id)
         self.events += 1
 
     def one_now(self) -> None:
         at = datetime.now(UTC)
         self.one(at.replace(microsecond=at.microsecond // 1000 * 1000))  # NewStore keeps milliseconds
 
-    def _record(self, at: datetime, node: str, skus: list[str], kind: str, wid: int) -> None:
+    def _record(self, at: datetime, location: str, skus: list[str], kind: str, wid: int) -> None:
         stamp = utc_text(at)[:23]
         with self._lock:
             for s in skus:
                 critical = kind == "sale" and self.online_after(wid, s) <= SAFETY_STOCK
-                self.generated.append(Generated((node, s, stamp), at, kind, critical))
+                self.generated.append(Generated((location, s, stamp), at, kind, critical))
 
     def run(self, seconds: float, stop: threading.Event | None = None) -> None:
         """Poisson arrivals at `rate` per second for `seconds` (event time = wall clock)."""
@@ -216,13 +218,16 @@ def dir_bytes(path: Path) -> int:
 
 
 def settled_movements(engine: Any) -> dict[tuple[str, str, str], tuple[str, str | None, str]]:
-    """(node, sku, event time ms) -> (status, batch_id, applied_at) of every queued movement."""
+    """(estate location id, sku, event time ms) -> (status, batch_id, applied_at) of every queued movement.
+
+    Keyed by the estate location, not the fulfillment node id: a sale's node is the store's location
+    id while a receipt's or count's is its NewStore node id; the queue maps both onto `location_id`."""
     from sqlalchemy import text
 
     with engine.connect() as conn:
         rows = conn.execute(text(
-            "SELECT fulfillment_node_id, sku, event_time, status, batch_id, applied_at FROM stock_sync_movements "
-            "WHERE event_name <> 'stock_resync'")).all()
+            "SELECT location_id, sku, event_time, status, batch_id, applied_at FROM stock_sync_movements "
+            "WHERE event_name <> 'stock_resync' AND location_id IS NOT NULL")).all()
     return {(r[0], r[1], r[2][:23]): (r[3], r[4], r[5]) for r in rows}
 
 
@@ -316,6 +321,29 @@ def _pg_bytes(url: str) -> int:
     return int(value or 0)
 
 
+def _config_fields(job: Any) -> dict[str, set[str]]:
+    """op name -> the config fields it takes."""
+    return {node.name: set(node.config_field.config_type.fields) if node.config_field is not None else set()
+            for node in job.graph.node_defs}
+
+
+def one_pass_run_config(job: Any) -> dict[str, Any]:
+    """Run config making each op of the sync job a single pass: its run length set to 0, whichever field
+    it has (`drain_s` of the draining sync, `window_s` of the always-on one)."""
+    ops: dict[str, Any] = {}
+    for op, fields in _config_fields(job).items():
+        name = next((n for n in ("drain_s", "window_s", "run_window_s") if n in fields), None)
+        if name is not None:
+            ops[op] = {"config": {name: 0.0}}
+    return {"ops": ops} if ops else {}
+
+
+def op_config(job: Any, op: str, wanted: dict[str, Any]) -> dict[str, Any]:
+    """Run config for `op` of `job` with those of `wanted` that the op still takes."""
+    fields = _config_fields(job).get(op, set())
+    return {"ops": {op: {"config": {k: v for k, v in wanted.items() if k in fields}}}}
+
+
 def instance_storage(stack: devstack.Stack, trader: PosTrader, kind: str, runs: int) -> dict[str, Any]:
     """Bytes one stock_sync_job run (executed in process, one pass, a few movements each) adds to a
     Dagster instance on SQLite or PostgreSQL, and what is left after the retention job pruned them."""
@@ -347,7 +375,7 @@ def instance_storage(stack: devstack.Stack, trader: PosTrader, kind: str, runs: 
             size = lambda: _pg_bytes(url)  # noqa: E731
         instance = dg.DagsterInstance.from_config(str(home))
         stack_ctx.callback(instance.dispose)
-        one_pass = {"ops": {"sync_store_stock": {"config": {"drain_s": 0.0}}}}
+        one_pass = one_pass_run_config(stock_sync_job)
         stock_sync_job.execute_in_process(instance=instance, resources=resources, run_config=one_pass)  # schema warm
         base = size()
         for _ in range(runs):
@@ -361,7 +389,7 @@ def instance_storage(stack: devstack.Stack, trader: PosTrader, kind: str, runs: 
         prune = {"sync_run_hours": 0.0, "failed_run_days": 7.0, "tick_hours": 24.0, "store_days": 90.0}
         stock_sync_retention_job.execute_in_process(
             instance=instance, resources=resources,
-            run_config={"ops": {"prune_stock_sync_history": {"config": prune}}})
+            run_config=op_config(stock_sync_retention_job, "prune_stock_sync_history", prune))
         left = len(instance.get_runs(filters=dg.RunsFilter(job_name="stock_sync_job")))
         return {"bytes_per_run": round(grown / runs), "events_per_run": round(events / runs, 1),
                 "bytes_after_prune_vs_before": size() - base, "sync_runs_left_after_prune": left}

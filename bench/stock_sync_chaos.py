@@ -9,7 +9,7 @@ random delays); Centra answers 429 storms (bursts of 429 with Retry-After) and 5
 503, half of them *after* applying the mutation, like a gateway timing out after the backend
 committed); and one sync run is killed (a separate process, `os._exit`) right after Centra accepted
 its mutation and before our commit. Sync runs follow each other like the sensor would request them
-(`--drain` seconds each, the next one `--restart-delay` seconds after a run ends, here in this
+(`--window` seconds each, the next one `--restart-delay` seconds after a run ends, here in this
 process except for the killed one). Centra's Growth tier rate limits stay on.
 
 Figures: movements, lost (movements never settled), double_applied (a batch found twice in Centra's
@@ -63,7 +63,7 @@ def worker(spec: dict) -> None:
 
     engine = make_engine(spec["database_url"])
     client = CentraClient(spec["centra_url"], spec["token"], max_attempts=1)
-    StockSync(engine, load_estate(spec["estate"]), client, CONFIG, after_accept=die).run(drain_s=60)
+    StockSync(engine, load_estate(spec["estate"]), client, CONFIG, after_accept=die).run(window_s=60)
     print("", flush=True)  # never accepted anything
 
 
@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--stores", type=int, default=10)
     ap.add_argument("--sizes", type=int)
     ap.add_argument("--rate", type=float, default=60.0, help="POS events per second while generating")
-    ap.add_argument("--drain", type=float, default=10.0, help="seconds per sync run")
+    ap.add_argument("--window", type=float, default=10.0, help="seconds per sync run (its window)")
     ap.add_argument("--restart-delay", type=float, default=5.0,
                     help="pause before the next run (the sensor's interval; Dagster adds a few s of launch)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -113,7 +113,7 @@ def main() -> None:
                             backoff_initial=0.01)
     stack = make_stack(home / "stack", sizes=sizes, stores=args.stores, seed=11, emitter_config=emitter)
     result: dict = {"target_movements": target, "stores": args.stores, "sizes": sizes, "tier": "GROWTH",
-                    "restart_delay_s": args.restart_delay, "drain_s": args.drain}
+                    "restart_delay_s": args.restart_delay, "window_s": args.window}
     with stack:
         env = stack.env()
         trader = PosTrader(stack, args.rate, seed=9, mix=(0.8, 0.1, 0.1))
@@ -130,7 +130,7 @@ def main() -> None:
                 idle.clear()
                 client = CentraClient(env["CENTRA_API_URL"], env["CENTRA_API_TOKEN"], max_attempts=1)
                 try:
-                    StockSync(stack.engine, stack.estate, client, CONFIG).run(drain_s=args.drain, stop=pause)
+                    StockSync(stack.engine, stack.estate, client, CONFIG).run(window_s=args.window, stop=pause)
                     runs["n"] += 1
                 except SyncBusy:
                     runs["busy"] += 1
@@ -168,7 +168,7 @@ def main() -> None:
             time.sleep(1.0)
         chaos.stop.set()
         stop_sync.set()
-        syncer.join(timeout=args.drain + 30)
+        syncer.join(timeout=args.window + 30)
         recovery_s = round(recovered_at[0] - kill_at, 2) if recovered_at else None
         figures = latency_figures(stack, trader.generated)
         _, twice, peak = centra_batches(stack)

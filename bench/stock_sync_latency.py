@@ -1,8 +1,14 @@
-"""Store sale -> online stock latency through the whole product, at Centra's Growth rate-limit tier.
+"""Store sale -> online stock latency through the whole product, at a Centra rate-limit tier.
 
     python bench/stock_sync_latency.py            # 50 stores, 20 POS stock events/s for 5 minutes
-    python bench/stock_sync_latency.py --quick    # 10 stores, 5 events/s for 40 s (under two minutes)
+    python bench/stock_sync_latency.py --quick    # 10 stores, 5 events/s for 40 s (a few minutes in all)
     python bench/stock_sync_latency.py --hourly-drained   # the steady state of a long peak (hourly quota used up)
+    python bench/stock_sync_latency.py --tier enterprise --rtt-ms 600 --window 300
+
+Centra is simulated at `--tier` (growth, the default; enhanced, high_volume, enterprise: its rate
+limits) with every GraphQL response delayed by `--rtt-ms` (default 300 ms; real round trips to
+Centra's API take about 0.3-0.6 s). Each sync run lives `--window` seconds (PIPELINES_SYNC_RUN_WINDOW_S,
+default 900) before handing over to its successor.
 
 The simulated estate runs in this process (Centra and NewStore simulators, intake, ground truth); a
 real `dagster-daemon` (the repository's dagster.yaml and workspace.yaml, SQLite instance) evaluates
@@ -13,6 +19,15 @@ Centra stock change that carried it (its ledger createdAt; for a movement netted
 absorbed by a count: when our run settled it) minus the POS event time. A movement is critical when
 it leaves the SKU's true online stock (DC + stores of the market's allocation rule) at or below the
 safety stock (1); a share of SKUs is sold out at the DC (`--scarce`) so that this happens.
+
+The measured window runs from the start of trading until every movement has settled (`window_s`).
+Over it, from the Centra simulator (the oracle, not the product's own reports): `centra_mutations`,
+the MUTATION_COUNT tokens its rate limiter charged for the sync's setStock/changeStock fields
+(`centra_stock_changes`: the sync's entries in Centra's stock ledger, a cross-check; a setStock that
+changed nothing leaves none), and `quota_share` = centra_mutations / (the tier's ONE_HOUR
+MUTATION_COUNT quota x window_s / 3600). From the daemon's instance: `sync_runs` launched and
+`sensor_ticks` in the window, and both scaled to an hour (`sync_runs_per_hour`, `sensor_ticks_per_hour`);
+a run started before the window and still alive in it is not counted.
 
 Also measured: the bytes one sync run adds to the Dagster instance (daemon-launched runs on SQLite,
 and in-process runs on SQLite and PostgreSQL, with what the retention job leaves). The last stdout
@@ -32,6 +47,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    SYNC_MUTATIONS,
     PosTrader,
     dagster_daemon,
     dir_bytes,
@@ -44,7 +60,9 @@ from _common import (  # noqa: E402
     wait_settled,
 )
 
+from pipelines.simulators.centra.ratelimit import MUTATION_COUNT, TIERS  # noqa: E402
 from pipelines.simulators.newstore import EmitterConfig  # noqa: E402
+from pipelines.sync.batches import DESCRIPTION_PREFIX  # noqa: E402
 
 
 def sync_runs(dagster_home: Path) -> tuple[int, int, int]:
@@ -76,6 +94,36 @@ def rate_limited(stack) -> int:  # noqa: ANN001
         return int(conn.execute(text("SELECT COALESCE(SUM(rate_limited), 0) FROM stock_sync_runs")).scalar() or 0)
 
 
+def centra_mutation_use(stack) -> tuple[int, int]:  # noqa: ANN001
+    """(MUTATION_COUNT tokens Centra's limiter charged for the sync's mutation fields so far, the sync's
+    entries in Centra's stock ledger so far), both read from the simulator."""
+    charged = stack.centra.app.state.graphql.mutations_charged
+    ledger = len({c["stock_change_id"] for c in stack.centra.state.stock_changes()  # one row per line
+                  if c["description"].startswith(DESCRIPTION_PREFIX)})
+    return sum(charged[name] for name in SYNC_MUTATIONS), ledger
+
+
+def hourly_mutation_quota(stack) -> int:  # noqa: ANN001
+    """The ONE_HOUR MUTATION_COUNT quota Centra's limiter runs with now (tier x multiplier, overrides)."""
+    return next(int(r["quota"]) for r in stack.centra.state.rate_limiter.snapshot()
+                if r["type"] == MUTATION_COUNT and r["interval_seconds"] == "ONE_HOUR")
+
+
+def drain_hourly_quota(stack) -> None:  # noqa: ANN001
+    """The steady state of a long peak: Centra's hourly mutation bucket is empty, and so is the sync's own
+    share of it (in a long peak the sync has spent its share too; `stock_sync_rate_buckets`, the state the
+    sync's runs share). Only the hourly refill is left, and the sync may take its share of that."""
+    from sqlalchemy import text
+
+    stack.centra.state.rate_limiter.set_remaining("MUTATION_COUNT", "ONE_HOUR", 0)
+    with stack.engine.begin() as conn:
+        drained = conn.execute(text(
+            "UPDATE stock_sync_rate_buckets SET level = 0, at = :now "
+            "WHERE kind = 'MUTATION_COUNT' AND interval_s = 3600"), {"now": time.time()}).rowcount
+    if not drained:
+        raise SystemExit("the sync has not recorded its hourly mutation bucket yet (stock_sync_rate_buckets)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
@@ -84,7 +132,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, help="how long to trade")
     ap.add_argument("--sizes", type=int)
     ap.add_argument("--scarce", type=float, default=0.1, help="share of SKUs sold out at the DC")
-    ap.add_argument("--drain", type=float, default=50.0, help="PIPELINES_SYNC_DRAIN_S for the runs")
+    ap.add_argument("--tier", default="growth", choices=[t.lower() for t in TIERS],
+                    help="Centra rate-limit tier of the simulator (default growth)")
+    ap.add_argument("--rtt-ms", type=float, default=300.0,
+                    help="simulated round trip of every Centra GraphQL request, ms (default 300)")
+    ap.add_argument("--window", type=float, default=900.0,
+                    help="PIPELINES_SYNC_RUN_WINDOW_S: seconds a sync run lives before its successor takes over")
     ap.add_argument("--storage-runs", type=int, default=20, help="runs for the in-process storage measurement")
     ap.add_argument("--hourly-drained", action="store_true",
                     help="start trading with Centra's hourly mutation quota used up (the steady state after "
@@ -98,13 +151,20 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     log(f"estate: {stores} stores x {sizes} sizes; {rate}/s for {seconds}s; home {home}")
+    tier = args.tier.upper()
+    log(f"Centra: tier {tier}, round trip {args.rtt_ms:g} ms; sync run window {args.window:g} s")
+    # The tier is the simulator's configured one (a constructor option, not a later switch), so it is
+    # also what Stack.history restores after its temporary ENTERPRISE limits.
     stack = make_stack(home / "stack", sizes=sizes, stores=stores, scarce_share=args.scarce,
-                       emitter_config=EmitterConfig(backoff_initial=0.01))
-    result: dict = {"stores": stores, "rate_per_s": rate, "seconds": seconds, "sizes": sizes, "tier": "GROWTH",
-                    "drain_s": args.drain}
+                       emitter_config=EmitterConfig(backoff_initial=0.01),
+                       centra_options={"tier": tier, "response_delay_s": args.rtt_ms / 1000})
+    if stack.centra.state.rate_limiter.tier != tier:
+        raise SystemExit(f"the Centra simulator runs at {stack.centra.state.rate_limiter.tier}, not {tier}")
+    result: dict = {"stores": stores, "rate_per_s": rate, "seconds": seconds, "sizes": sizes, "tier": tier,
+                    "rtt_ms": args.rtt_ms, "run_window_s": args.window}
     with stack:
         trader = PosTrader(stack, rate)
-        env = {"PIPELINES_SYNC_DRAIN_S": str(args.drain), "PIPELINES_SYNC_SAFETY_STOCK": "1"}
+        env = {"PIPELINES_SYNC_RUN_WINDOW_S": str(args.window), "PIPELINES_SYNC_SAFETY_STOCK": "1"}
         with dagster_daemon(stack, home, env) as dagster_home:
             log("daemon started; warming up (first sensor tick and run)")
             trader.one(datetime.now(UTC))
@@ -115,15 +175,18 @@ def main() -> None:
                 raise SystemExit(f"no movement synced within 180 s; see {home / 'daemon.log'}")
             trader.generated.clear()
             if args.hourly_drained:
-                stack.centra.state.rate_limiter.set_remaining("MUTATION_COUNT", "ONE_HOUR", 0)
+                drain_hourly_quota(stack)
                 result["hourly_drained"] = True
             runs0, ticks0, tick_bytes0 = sync_runs(dagster_home)
             bytes0 = dir_bytes(dagster_home)
+            mutations0, ledger0 = centra_mutation_use(stack)
             log("trading")
             t0 = time.monotonic()
             trader.run(seconds)
             log(f"traded {trader.events} events ({len(trader.generated)} movements) in {time.monotonic() - t0:.0f}s")
             waited = wait_settled(stack, trader.generated, timeout=240)
+            window_s = time.monotonic() - t0
+            mutations1, ledger1 = centra_mutation_use(stack)
             log(f"settled {waited:.0f}s after trading stopped")
             runs1, ticks1, tick_bytes1 = sync_runs(dagster_home)
             bytes1 = dir_bytes(dagster_home)
@@ -132,13 +195,25 @@ def main() -> None:
         result["settle_after_trading_s"] = round(waited, 1)
         result["mismatched_skus"] = len(mismatched(stack))
         result["http_429"] = rate_limited(stack)
+        per_hour = 3600 / window_s
+        quota = hourly_mutation_quota(stack)
+        result["window_s"] = round(window_s, 1)
+        result["centra_mutations"] = mutations1 - mutations0
+        result["centra_stock_changes"] = ledger1 - ledger0
+        result["mutation_quota_per_hour"] = quota
+        result["quota_share"] = round((mutations1 - mutations0) / (quota * window_s / 3600), 4)
         runs = max(1, runs1 - runs0)
         result["sync_runs"] = runs1 - runs0
         result["sensor_ticks"] = ticks1 - ticks0
+        result["sync_runs_per_hour"] = round((runs1 - runs0) * per_hour, 1)
+        result["sensor_ticks_per_hour"] = round((ticks1 - ticks0) * per_hour, 1)
         result["tick_storage_bytes_growth"] = tick_bytes1 - tick_bytes0
         result["bytes_per_run_daemon_sqlite"] = round((bytes1 - bytes0) / runs)
         log("measuring instance storage per run (in process, SQLite and PostgreSQL)")
-        result["storage_sqlite"] = instance_storage(stack, trader, "sqlite", storage_runs)
+        try:
+            result["storage_sqlite"] = instance_storage(stack, trader, "sqlite", storage_runs)
+        except Exception as exc:  # noqa: BLE001 - report it with the latency figures rather than lose them
+            result["storage_sqlite"] = {"error": str(exc)[:200]}
         try:
             result["storage_postgres"] = instance_storage(stack, trader, "postgres", storage_runs)
         except Exception as exc:  # noqa: BLE001 - no PostgreSQL binaries: report, don't fail

@@ -200,7 +200,7 @@ class Stack:
         for _ in range(max_runs):
             if not work_state(self.engine).has_work:
                 return
-            report = sync.run(drain_s=0, kind="history")
+            report = sync.run(window_s=0, kind="history")
             totals["synced_movements"] += report.applied
             totals["sync_mutations"] += report.mutations
             if report.deferred or report.rate_limited or report.errors:

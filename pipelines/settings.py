@@ -65,6 +65,11 @@ def _float(name: str, minimum: float | None = None) -> float | None:
     return _number(name, float, "a number", minimum)
 
 
+def _each(read: Callable[[str, Any], Any], minimum: float, **variables: str) -> dict[str, Any]:
+    """`read(variable, minimum)` for each field's variable: the many knobs of one type and lower bound."""
+    return {field: read(variable, minimum) for field, variable in variables.items()}
+
+
 def _set(**values: Any) -> dict[str, Any]:
     """The values the environment sets (None: unset, the configured thing's default applies)."""
     return {k: v for k, v in values.items() if v is not None}
@@ -137,27 +142,26 @@ def reconciliation() -> dict[str, Any]:
 
 
 def sync() -> dict[str, Any]:
-    """`SyncSettings` fields the environment sets (the `SyncConfig` knobs, the run drain and the retention).
-    `PIPELINES_SYNC_MAX_DEFER_S=0` means no deadline head start (None)."""
+    """`SyncSettings` fields the environment sets (the `SyncConfig` knobs: the always-on run's window and
+    handover, batching, concurrency; and the retention). `PIPELINES_SYNC_BATCH_DELAY_S=0` means no
+    batching of non-critical movements (None)."""
     kinds = _env("PIPELINES_SYNC_LOCATION_KINDS")
-    max_defer = _float("PIPELINES_SYNC_MAX_DEFER_S", 0)
+    batch_delay = _float("PIPELINES_SYNC_BATCH_DELAY_S", 0)
     return _set(
         safety_stock=_int("PIPELINES_SYNC_SAFETY_STOCK"),
-        rate_share=_float("PIPELINES_SYNC_RATE_SHARE", 0),
         location_kinds=[k.strip() for k in kinds.split(",") if k.strip()] if kinds else None,
         max_lines=_int("PIPELINES_SYNC_MAX_LINES", 1),
-        settle_s=_float("PIPELINES_SYNC_SETTLE_S", 0),
-        drain_s=_float("PIPELINES_SYNC_DRAIN_S", 0),
-        poll_s=_float("PIPELINES_SYNC_POLL_S", 0),
-        send_window_s=_float("PIPELINES_SYNC_SEND_WINDOW_S", 0),
-        rank_cache_s=_float("PIPELINES_SYNC_RANK_CACHE_S", 0),
-        clock_skew_s=_float("PIPELINES_SYNC_CLOCK_SKEW_S", 0),
+        max_in_flight=_int("PIPELINES_SYNC_MAX_IN_FLIGHT", 1),
         counts_as=_env("PIPELINES_SYNC_COUNTS_AS"),
-        run_retention_hours=_float("PIPELINES_SYNC_RUN_RETENTION_HOURS", 0),
-        failed_run_retention_days=_float("PIPELINES_SYNC_FAILED_RUN_RETENTION_DAYS", 0),
-        tick_retention_hours=_float("PIPELINES_SYNC_TICK_RETENTION_HOURS", 0),
-        store_retention_days=_float("PIPELINES_SYNC_STORE_RETENTION_DAYS", 0),
-    ) | ({"max_defer_s": max_defer or None} if max_defer is not None else {})
+        **_each(_float, 0, rate_share="PIPELINES_SYNC_RATE_SHARE", settle_s="PIPELINES_SYNC_SETTLE_S",
+                run_window_s="PIPELINES_SYNC_RUN_WINDOW_S", handover_lead_s="PIPELINES_SYNC_HANDOVER_LEAD_S",
+                handover_wait_s="PIPELINES_SYNC_HANDOVER_WAIT_S", poll_s="PIPELINES_SYNC_POLL_S",
+                send_window_s="PIPELINES_SYNC_SEND_WINDOW_S", rank_cache_s="PIPELINES_SYNC_RANK_CACHE_S",
+                clock_skew_s="PIPELINES_SYNC_CLOCK_SKEW_S",
+                run_retention_hours="PIPELINES_SYNC_RUN_RETENTION_HOURS",
+                failed_run_retention_days="PIPELINES_SYNC_FAILED_RUN_RETENTION_DAYS",
+                store_retention_days="PIPELINES_SYNC_STORE_RETENTION_DAYS"),
+    ) | ({"batch_delay_s": batch_delay or None} if batch_delay is not None else {})
 
 
 def intake() -> dict[str, Any]:
@@ -166,15 +170,15 @@ def intake() -> dict[str, Any]:
     return _set(
         host=_env("PIPELINES_INTAKE_HOST"),
         port=_int("PIPELINES_INTAKE_PORT", 0),
-        workers=_int("PIPELINES_INTAKE_WORKERS", 1),
-        limit_concurrency=_int("PIPELINES_INTAKE_LIMIT_CONCURRENCY", 1),
         log_level=(_env("PIPELINES_INTAKE_LOG_LEVEL") or "").lower() or None,
-        db_concurrency=_int("PIPELINES_INTAKE_DB_CONCURRENCY", 1),
-        max_body_bytes=_int("PIPELINES_INTAKE_MAX_BODY_BYTES", 1),
-        signature_tolerance_s=_int("PIPELINES_INTAKE_SIGNATURE_TOLERANCE_S", 1),
         max_header_bytes=_int("PIPELINES_INTAKE_MAX_HEADER_BYTES", 1024),
-        quarantine_max_bytes=_int("PIPELINES_INTAKE_QUARANTINE_MAX_BYTES", 1),
-        quarantine_retention_days=_int("PIPELINES_INTAKE_QUARANTINE_RETENTION_DAYS", 1),
+        **_each(_int, 1, workers="PIPELINES_INTAKE_WORKERS",
+                limit_concurrency="PIPELINES_INTAKE_LIMIT_CONCURRENCY",
+                db_concurrency="PIPELINES_INTAKE_DB_CONCURRENCY",
+                max_body_bytes="PIPELINES_INTAKE_MAX_BODY_BYTES",
+                signature_tolerance_s="PIPELINES_INTAKE_SIGNATURE_TOLERANCE_S",
+                quarantine_max_bytes="PIPELINES_INTAKE_QUARANTINE_MAX_BYTES",
+                quarantine_retention_days="PIPELINES_INTAKE_QUARANTINE_RETENTION_DAYS"),
     )
 
 

@@ -109,7 +109,7 @@ def _is_documented(name: str, names: set[str], families: dict[str, str]) -> bool
         return True
     for prefix, row in families.items():
         if name.startswith(prefix):
-            suffix = name[len(prefix) - 1:]  # keeps the underscore: `_DRAIN_S`
+            suffix = name[len(prefix) - 1:]  # keeps the underscore: `_RUN_WINDOW_S`
             if re.search(rf"`{re.escape(suffix)}`", row):
                 return True
     return False
@@ -118,7 +118,7 @@ def _is_documented(name: str, names: set[str], families: dict[str, str]) -> bool
 def test_the_scan_finds_what_the_code_reads() -> None:
     """The scanner itself: variables read in each style are found (a scanner finding nothing passes anything)."""
     found = env_vars_read()
-    for name in ("PIPELINES_HOME", "CENTRA_API_TOKEN", "PIPELINES_SYNC_DRAIN_S", "PIPELINES_INTAKE_WORKERS",
+    for name in ("PIPELINES_HOME", "CENTRA_API_TOKEN", "PIPELINES_SYNC_RUN_WINDOW_S", "PIPELINES_INTAKE_WORKERS",
                  "NEWSTORE_AUTH_URL", "PYTHON"):
         assert name in found, name
     names, families = documented_env_vars()

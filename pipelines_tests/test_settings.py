@@ -47,10 +47,11 @@ def test_the_resources_take_what_the_environment_sets(monkeypatch, tmp_path: Pat
     monkeypatch.setenv("PIPELINES_RECON_BLOCKING_VALUE_BASE", "12.5")
     monkeypatch.setenv("PIPELINES_RECON_UNIT_TOLERANCE", "2")
     monkeypatch.setenv("PIPELINES_RECON_REPORT_DEADLINE_HOUR", "9")
-    monkeypatch.setenv("PIPELINES_SYNC_DRAIN_S", "20")
+    monkeypatch.setenv("PIPELINES_SYNC_RUN_WINDOW_S", "600")
     monkeypatch.setenv("PIPELINES_SYNC_LOCATION_KINDS", "store, outlet")
-    monkeypatch.setenv("PIPELINES_SYNC_MAX_DEFER_S", "0")
-    monkeypatch.setenv("PIPELINES_SYNC_TICK_RETENTION_HOURS", "6")
+    monkeypatch.setenv("PIPELINES_SYNC_BATCH_DELAY_S", "0")
+    monkeypatch.setenv("PIPELINES_SYNC_MAX_IN_FLIGHT", "3")
+    monkeypatch.setenv("PIPELINES_SYNC_HANDOVER_LEAD_S", "45")
     monkeypatch.setenv("PIPELINES_REPORTS_DIR", str(tmp_path / "reports"))
     monkeypatch.setenv("CENTRA_API_URL", "https://example.centra.com")
     resources = default_resources()
@@ -58,8 +59,8 @@ def test_the_resources_take_what_the_environment_sets(monkeypatch, tmp_path: Pat
     assert (recon.blocking_value_base, recon.unit_tolerance, recon.report_deadline_hour) == (12.5, 2, 9)
     assert recon.money_tolerance == 0.01  # not set: the default
     sync = resources["sync_settings"]
-    assert (sync.drain_s, sync.location_kinds, sync.max_defer_s, sync.tick_retention_hours) == (
-        20.0, ["store", "outlet"], None, 6.0)
+    assert (sync.run_window_s, sync.location_kinds, sync.batch_delay_s, sync.max_in_flight, sync.handover_lead_s) == (
+        600.0, ["store", "outlet"], None, 3, 45.0)
     assert sync.config() == SyncConfig.from_env()  # the devstack's sync and Dagster's agree
     assert resources["finance_reports"].reports_dir == str(tmp_path / "reports")
     assert resources["centra"].base_url == "https://example.centra.com"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
+from dataclasses import fields
 from datetime import date
 from functools import cached_property
 from pathlib import Path
@@ -104,9 +105,10 @@ class ReconciliationSettings(dg.ConfigurableResource):
 
 
 class SyncSettings(dg.ConfigurableResource):
-    """The stock sync's knobs (`PIPELINES_SYNC_*`, see docs/stock-sync.md): the `SyncConfig` of its runs, how
-    long a run drains, and how long its history is kept. The sensor interval and the resync cron are not
-    here: Dagster takes them when the definitions load (`pipelines.settings.schedules`)."""
+    """The stock sync's knobs (`PIPELINES_SYNC_*`, see docs/stock-sync.md): the `SyncConfig` of its runs (how
+    long an always-on run lives and hands over, batching, concurrency) and how long its history is kept. The
+    sensor interval and the resync cron are not here: Dagster takes them when the definitions load
+    (`pipelines.settings.schedules`)."""
 
     safety_stock: int = Field(default=SyncConfig.safety_stock, description=(
         "Lines leaving free-to-allocate at or below this are critical (_SAFETY_STOCK)."))
@@ -117,34 +119,38 @@ class SyncSettings(dg.ConfigurableResource):
     max_lines: int = Field(default=SyncConfig.max_lines, description="Lines per mutation (_MAX_LINES).")
     settle_s: float = Field(default=SyncConfig.settle_s, description=(
         "Inbox events younger than this are re-read (_SETTLE_S)."))
-    drain_s: float = Field(default=SyncConfig.drain_s, description=(
-        "How long a sync run keeps draining new movements (_DRAIN_S); a run's own config may override it."))
+    run_window_s: float = Field(default=SyncConfig.run_window_s, description=(
+        "How long an always-on sync run lives before it hands over to its successor (_RUN_WINDOW_S); a run's own "
+        "config may override it."))
+    handover_lead_s: float = Field(default=SyncConfig.handover_lead_s, description=(
+        "The sensor launches the successor this long before the running sync's window ends (_HANDOVER_LEAD_S)."))
+    handover_wait_s: float = Field(default=SyncConfig.handover_wait_s, description=(
+        "A successor waits this long for the running sync to hand over (_HANDOVER_WAIT_S)."))
+    max_in_flight: int = Field(default=SyncConfig.max_in_flight, description=(
+        "Concurrent sends, never two for one warehouse (_MAX_IN_FLIGHT)."))
     poll_s: float = Field(default=SyncConfig.poll_s, description="Pause between passes while idle (_POLL_S).")
     send_window_s: float = Field(default=SyncConfig.send_window_s, description=(
         "A pass keeps sending as the budget refills this long (_SEND_WINDOW_S)."))
     rank_cache_s: float = Field(default=SyncConfig.rank_cache_s, description=(
         "Centra stock read for ranking is reused this long (_RANK_CACHE_S)."))
-    max_defer_s: float | None = Field(default=SyncConfig.max_defer_s, description=(
-        "Deadline head start of oversell risks (_MAX_DEFER_S; empty: none)."))
+    batch_delay_s: float | None = Field(default=SyncConfig.batch_delay_s, description=(
+        "Non-critical movements wait this long to be batched; critical ones go at once (_BATCH_DELAY_S; "
+        "empty: no batching)."))
     clock_skew_s: float = Field(default=SyncConfig.clock_skew_s, description=(
         "An event stamped further ahead of its receipt is applied at its receive time (_CLOCK_SKEW_S)."))
     counts_as: str = Field(default=SyncConfig.counts_as, description=(
         "Stock counts go out as 'delta' (changeStock) or 'set' (setStock) (_COUNTS_AS)."))
-    run_retention_hours: float = Field(default=24.0, description=(
+    run_retention_hours: float = Field(default=168.0, description=(
         "Successful sync runs and their event logs are kept this long (_RUN_RETENTION_HOURS)."))
     failed_run_retention_days: float = Field(default=7.0, description=(
         "Failed or cancelled sync runs are kept this long (_FAILED_RUN_RETENTION_DAYS)."))
-    tick_retention_hours: float = Field(default=24.0, description=(
-        "Sync sensor ticks are kept this long (_TICK_RETENTION_HOURS)."))
     store_retention_days: float = Field(default=90.0, description=(
         "Settled movements, batches and ledger rows are kept this long (_STORE_RETENTION_DAYS)."))
 
     def config(self) -> SyncConfig:
-        return SyncConfig(safety_stock=self.safety_stock, rate_share=self.rate_share,
-                          location_kinds=tuple(self.location_kinds), max_lines=self.max_lines,
-                          settle_s=self.settle_s, drain_s=self.drain_s, poll_s=self.poll_s,
-                          send_window_s=self.send_window_s, rank_cache_s=self.rank_cache_s,
-                          max_defer_s=self.max_defer_s, clock_skew_s=self.clock_skew_s, counts_as=self.counts_as)
+        """The `SyncConfig` these settings describe (its other fields keep their defaults)."""
+        values = {f.name: getattr(self, f.name) for f in fields(SyncConfig) if f.name in type(self).model_fields}
+        return SyncConfig(**values | {"location_kinds": tuple(self.location_kinds)})
 
 
 class FinanceReportFiles(dg.ConfigurableResource):

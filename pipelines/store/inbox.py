@@ -14,6 +14,10 @@ from pipelines.domain.exceptions import ExceptionRecord
 from pipelines.domain.timeutil import utc_text
 from pipelines.store.db import table
 
+#: PostgreSQL: a NOTIFY on this channel commits with every batch of new inbox events, so the always-on
+#: stock sync wakes at once instead of polling (pipelines/sync/wakeup.py).
+INBOX_CHANNEL = "pipelines_inbox"
+
 
 def _insert(engine: Engine, name: str):
     tbl = table(engine, name)
@@ -53,6 +57,8 @@ def store_events(engine: Engine, events: Iterable[Any]) -> list[bool]:
                    "ON CONFLICT (source, dedup_key) DO NOTHING RETURNING source, dedup_key")
             result = conn.exec_driver_sql(sql, tuple(v for row in chunk for v in row))
             inserted.update((r[0], r[1]) for r in result)
+        if inserted and engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"NOTIFY {INBOX_CHANNEL}")
     results = []
     for ev in events:
         key = (ev.source, ev.dedup_key)

@@ -14,9 +14,15 @@ class SyncConfig:
     location_kinds: tuple[str, ...] = ("store",)  # estate location kinds whose movements are synced
     max_lines: int = 200  # lines per mutation
     settle_s: float = 10.0  # inbox events younger than this are re-read (late commits on PostgreSQL)
-    drain_s: float = 50.0  # a sync run keeps draining new movements this long
-    poll_s: float = 0.5  # pause between passes while the queue is empty
-    max_defer_s: float | None = 60.0  # a non-critical line ranks like a fresh critical one after this wait
+    run_window_s: float = 900.0  # a sync run lives this long, then hands over to its successor (the sensor
+    #                              launches it `handover_lead_s` before); it keeps going until one comes
+    handover_lead_s: float = 60.0  # the successor is launched this long before the window ends
+    handover_wait_s: float = 180.0  # a successor waits this long for the running sync to hand over
+    poll_s: float = 0.5  # pause between passes while the queue is empty (PostgreSQL: woken by the intake)
+    batch_delay_s: float | None = 60.0  # non-critical movements wait this long to be batched (critical ones
+    #                                     go at once, and take the warehouse's waiting lines with them);
+    #                                     under a short budget it is their deadline head start (EDF)
+    max_in_flight: int = 8  # concurrent sends, never two for one warehouse (order per warehouse and SKU)
     rank_cache_s: float = 30.0  # Centra stock read for ranking is reused this long (keys we change: re-read)
     send_window_s: float = 3.0  # a pass keeps sending its ranked mutations as the budget refills this long
     rate_refresh_s: float = 30.0  # re-read rateLimits at least this often

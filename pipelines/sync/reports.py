@@ -21,13 +21,16 @@ from pipelines.sync.queue import now_text
 
 @dataclass
 class PassReport:
+    """What one pass (or one concurrent send of it) did; `merge` adds another's figures."""
+
     ingested: int = 0
     applied: int = 0
     superseded: int = 0
     failed: int = 0
     mutations: int = 0
     recovered: int = 0
-    deferred: int = 0
+    deferred: int = 0  # mutations the budget left for a later pass
+    held: int = 0  # non-critical mutations batched until their delay is up
     pending_keys: int = 0
     lags: list[float] = field(default_factory=list)  # steady state: events that happened during the run
     backlog_lags: list[float] = field(default_factory=list)  # events from before the run started
@@ -37,37 +40,34 @@ class PassReport:
     def busy(self) -> bool:
         return bool(self.ingested or self.mutations or self.recovered or self.applied or self.superseded)
 
+    def merge(self, other: PassReport) -> None:
+        for name in ("ingested", "applied", "superseded", "failed", "mutations", "recovered"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.lags += other.lags
+        self.backlog_lags += other.backlog_lags
+        self.errors += other.errors
 
-@dataclass
-class RunReport:
-    run_id: str | None
+
+@dataclass(kw_only=True)
+class RunReport(PassReport):
+    """A run: its passes' figures summed, and what the run as a whole used of Centra's budget."""
+
+    run_id: str | None = None
     kind: str = "sync"
     started_at: str = field(default_factory=now_text)
     finished_at: str = ""
     passes: int = 0
-    ingested: int = 0
-    applied: int = 0
-    superseded: int = 0
-    failed: int = 0
-    mutations: int = 0
-    recovered: int = 0
-    deferred: int = 0
     rate_limited: int = 0
     budget_used: int = 0
     budget_available: int = 0
     pending_after: int = 0
-    lags: list[float] = field(default_factory=list)  # steady state: events that happened during the run
-    backlog_lags: list[float] = field(default_factory=list)  # backlog caught up: events from before the run
-    errors: list[str] = field(default_factory=list)
+    quota_share: float | None = None  # mutations used / Centra's hourly mutation quota over the run's life
+    handed_over: bool = False  # ended because a successor took over
 
     def add(self, rep: PassReport) -> None:
         self.passes += 1
-        for name in ("ingested", "applied", "superseded", "failed", "mutations", "recovered"):
-            setattr(self, name, getattr(self, name) + getattr(rep, name))
-        self.deferred = rep.deferred
-        self.lags += rep.lags
-        self.backlog_lags += rep.backlog_lags
-        self.errors += rep.errors
+        self.merge(rep)
+        self.deferred, self.held = rep.deferred, rep.held
 
     def lag(self, q: float) -> float | None:
         value = percentile(self.lags, q)
@@ -80,6 +80,7 @@ class RunReport:
             "batches_recovered": self.recovered, "mutations_deferred": self.deferred,
             "rate_limited": self.rate_limited, "budget_used": self.budget_used,
             "budget_available": self.budget_available, "pending_after": self.pending_after,
+            "held_non_critical": self.held, "quota_share": self.quota_share,
             "lag_p50_s": self.lag(50), "lag_p95_s": self.lag(95),
             "lag_max_s": round(max(self.lags), 3) if self.lags else None,
             "backlog_movements": len(self.backlog_lags),
@@ -112,4 +113,4 @@ def record_run(engine: Engine, report: RunReport) -> None:
             recovered=report.recovered, deferred=report.deferred, rate_limited=report.rate_limited,
             budget_used=report.budget_used, budget_available=report.budget_available,
             pending_after=report.pending_after, lag_p50_s=d["lag_p50_s"], lag_p95_s=d["lag_p95_s"],
-            lag_max_s=d["lag_max_s"]))
+            lag_max_s=d["lag_max_s"], quota_share=report.quota_share))

@@ -1,7 +1,9 @@
 """The send side of a sync pass: each batch under the exactly-once protocol of `batches`.
 
-`_send` prepares a batch (its movements `in_flight`), sends the mutation and commits what Centra
-confirmed; an answer that may or may not have been applied (a 5xx, a timeout, a lost connection)
+`_send_ranked` sends a pass's mutations in their ranked order, up to `max_in_flight` at once but never
+two for one warehouse (so the order per warehouse and SKU is kept), each within the governor's
+tokens: a send's mutation is reserved before it goes, so concurrent sends cannot overspend. `_send`
+prepares a batch (its movements `in_flight`), sends the mutation and commits what Centra confirmed; an answer that may or may not have been applied (a 5xx, a timeout, a lost connection)
 leaves the batch `prepared`, and `_recover` looks it up in Centra's stock-change ledger before any
 resend. Permanent rejections fail only the lines Centra names (`_reject`); the rest go back to
 pending. Keys that net to nothing settle without a mutation (`_settle_trivial`).
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 import httpx
@@ -24,12 +27,13 @@ from pipelines.connectors.errors import ConnectorError, RateLimited
 from pipelines.domain.exceptions import ExceptionRecord
 from pipelines.domain.sync.exceptions import STOCK_SYNC_REJECTED, STOCK_SYNC_UNKNOWN_SIZE
 from pipelines.domain.sync.governor import Governor
-from pipelines.domain.sync.model import KeyPlan
+from pipelines.domain.sync.model import KeyPlan, Mutation
 from pipelines.domain.timeutil import normalise_time
 from pipelines.estate import Estate
 from pipelines.store.inbox import record_exceptions
 from pipelines.sync import batches as b
 from pipelines.sync.centra_io import failing_skus, find_applied, send
+from pipelines.sync.config import SyncConfig
 from pipelines.sync.queue import finish_without_mutation, now_text
 from pipelines.sync.reports import PassReport, lag_s
 
@@ -45,7 +49,9 @@ class Sending:
     engine: Engine
     estate: Estate
     client: CentraClient
+    config: SyncConfig
     run_id: str | None
+    sleep: Callable[[float], None]
     governor: Governor
     after_accept: Callable[[b.Batch], None] | None
     size_ids: dict[str, int]
@@ -77,8 +83,60 @@ class Sending:
                 lags = rep.backlog_lags if event_time < self._backlog_before else rep.lags
                 lags.append(lag_s(event_time, confirmed_at))
 
+    def _send_ranked(self, ranked: list[Mutation], rep: PassReport) -> None:
+        """Send in this order while the budget lasts, keeping on as it refills for up to `send_window_s`
+        (planning a pass costs more than waiting for the next token, but new, maybe critical,
+        movements are only seen by the next pass); `rep.deferred`: what is left for later."""
+        waiting = list(ranked)
+        in_flight: dict[Future[bool], tuple[Mutation, PassReport]] = {}
+        failures: list[BaseException] = []
+        waited, stopped = 0.0, False
+        with ThreadPoolExecutor(max(1, self.config.max_in_flight), thread_name_prefix="stock-sync-send") as pool:
+            while waiting and not stopped:
+                busy = {m.warehouse_id for m, _ in in_flight.values()}
+                m = next((x for x in waiting if x.warehouse_id not in busy), None)
+                if m is None or len(in_flight) >= max(1, self.config.max_in_flight):
+                    stopped = not self._collect(in_flight, rep, failures, FIRST_COMPLETED)
+                    continue
+                wait_s = self.governor.seconds_until_mutation()
+                if wait_s > 0 and waited + wait_s <= self.config.send_window_s:
+                    self.sleep(wait_s)
+                    waited += wait_s
+                if self.governor.budget().mutations < 1:
+                    break
+                self._reserve()
+                waiting.remove(m)
+                part = PassReport()
+                in_flight[pool.submit(self._send, b.new_batch(m), part)] = (m, part)
+            self._collect(in_flight, rep, failures, None)
+        rep.deferred = len(waiting)
+        if failures:
+            raise failures[0]
+
+    @staticmethod
+    def _collect(in_flight: dict[Future[bool], tuple[Mutation, PassReport]], rep: PassReport,
+                 failures: list[BaseException], return_when: str | None) -> bool:
+        """Wait for one (`FIRST_COMPLETED`) or all (None) sends; merge their reports. False when one
+        says the pass should stop (a 429, an unconfirmed send) or raised (kept in `failures`)."""
+        done = wait(in_flight, return_when=return_when or "ALL_COMPLETED").done
+        ok = True
+        for future in done:
+            _, part = in_flight.pop(future)
+            rep.merge(part)
+            try:
+                ok = future.result() and ok
+            except BaseException as exc:  # noqa: BLE001 - re-raised by the caller once every send is merged
+                failures.append(exc)
+                ok = False
+        return ok
+
+    def _reserve(self) -> None:
+        """Take a send's request and mutation from the budget before it goes (see `_send`)."""
+        self.governor.spend(requests=1, mutations=1)
+
     def _send(self, batch: b.Batch, rep: PassReport, *, resend: bool = False) -> bool:
-        """Send one batch (prepared first unless `resend`); False when the pass should stop."""
+        """Send one batch (prepared first unless `resend`) whose request and mutation the caller has
+        reserved (`_reserve`); False when the pass should stop."""
         if resend:
             b.mark_sent(self.engine, batch)
         else:
@@ -86,7 +144,6 @@ class Sending:
         try:
             result = send(self.client, batch)
         except CentraUserError as exc:
-            self.governor.spend(requests=1, mutations=1)
             rep.mutations += 1
             self._reject(batch, str(exc), exc.user_errors, rep)
             return True
@@ -95,8 +152,9 @@ class Sending:
                 return self._unconfirmed(batch, exc, rep)
             # Centra refused the request before executing it (HTTP 400: a variable it cannot coerce,
             # such as an Int overflow), so nothing was applied: fail the lines the errors name and
-            # release the rest, instead of resending the same refused batch on every pass.
-            self.governor.spend(requests=1)
+            # release the rest, instead of resending the same refused batch on every pass. It cost a
+            # request, not a mutation.
+            self.governor.spend(requests=0, mutations=-1)
             self._reject(batch, str(exc), exc.errors, rep)
             return True
         except RateLimited as exc:
@@ -105,8 +163,10 @@ class Sending:
             return False
         except TRANSIENT as exc:
             return self._unconfirmed(batch, exc, rep)
-        self.governor.spend(requests=max(1, result.mutations), mutations=max(1, result.mutations))
-        rep.mutations += max(1, result.mutations)
+        used = max(1, result.mutations)
+        if used > 1:
+            self.governor.spend(requests=used - 1, mutations=used - 1)
+        rep.mutations += used
         if self.after_accept is not None:
             self.after_accept(batch)
         self._commit(batch, result.stock_change_ids, now_text(), rep, recovered=False)
@@ -114,7 +174,6 @@ class Sending:
 
     def _unconfirmed(self, batch: b.Batch, exc: Exception, rep: PassReport) -> bool:
         """Centra may or may not have applied the batch: it stays prepared, to be looked up first."""
-        self.governor.spend(requests=1, mutations=1)
         rep.errors.append(f"batch {batch.batch_id}: {type(exc).__name__}: {exc}")
         log.warning("batch %s not confirmed (%s); it will be looked up before any resend", batch.batch_id, exc)
         return False
@@ -143,8 +202,10 @@ class Sending:
                 rep.recovered += 1
                 log.info("batch %s was applied by Centra before the crash; committed without resending",
                          batch.batch_id)
-            elif not self._send(batch, rep, resend=True):
-                return
+            else:
+                self._reserve()
+                if not self._send(batch, rep, resend=True):
+                    return
 
     def _reject(self, batch: b.Batch, error: str, errors: list[dict[str, Any]], rep: PassReport) -> None:
         """Fail the lines Centra's errors name; the rest go back to pending (each alone, when no line

@@ -1,49 +1,65 @@
 """The stock sync pass and run: recover, ingest, net, govern, send, commit.
 
 A *pass* settles unresolved batches (crash recovery), decodes new inbox events, nets the pending
-movements per (warehouse, SKU), groups them into mutations, and sends what the rate budget allows,
-most urgent first, each under the exactly-once protocol of `batches`. A *run* repeats passes for
-`drain_s` seconds (one Dagster run drains the queue continuously instead of paying a run start-up
-per few movements), holding the sync lock throughout.
+movements per (warehouse, SKU), groups them into mutations, and sends what the rate budget allows:
+critical ones (an oversell at stake) at once, the rest once they have waited `batch_delay_s`, most
+urgent first, several warehouses at a time, each batch under the exactly-once protocol of `batches`.
+
+A *run* repeats passes under the sync lock. The always-on sync (`hand_over=True`, what the Dagster
+job runs) takes the lock over from the running sync without a gap, lives for `run_window_s`, and then
+keeps going until its successor (launched by the sensor ahead of time) waits to take over: it finishes
+its pass and lets go, and the successor starts within milliseconds. An idle run waits for new events:
+woken by the intake's NOTIFY on PostgreSQL, a `poll_s` poll on SQLite (`wakeup`).
 
 Modules: this one (`StockSync`: the run loop and the pass), `planning` (netting, counts as deltas,
-ranking), `sending` (send, commit, recover, reject), `reports` (`PassReport`, `RunReport`,
-`record_run`). Import `StockSync` and the reports from here or from `pipelines.sync`.
+ranking), `sending` (send, commit, recover, reject; concurrent sends), `reports` (`PassReport`,
+`RunReport`, `record_run`), `rate_state` (the governor's buckets shared in the store of record).
+Import `StockSync` and the reports from here or from `pipelines.sync`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from threading import Event
 
 from sqlalchemy import Engine
 
 from pipelines.connectors.centra import CentraClient
 from pipelines.connectors.errors import RateLimited
-from pipelines.domain.sync.governor import Governor, rank
+from pipelines.domain.sync.governor import Governor, rank, split_due
 from pipelines.domain.sync.netting import group_mutations
 from pipelines.domain.timeutil import parse_time, utc_text
 from pipelines.estate import Estate
 from pipelines.sync import batches as b
 from pipelines.sync.config import SyncConfig
-from pipelines.sync.lock import sync_lock
+from pipelines.sync.lock import successor_waiting, sync_lock
 from pipelines.sync.planning import Planning, online_warehouses
 from pipelines.sync.queue import count_pending, ingest, load_pending, now_text
+from pipelines.sync.rate_state import RateState
 from pipelines.sync.reports import PassReport, RunReport, record_run
 from pipelines.sync.sending import TRANSIENT, Sending, log
+from pipelines.sync.wakeup import Wakeup
 
 __all__ = ["TRANSIENT", "PassReport", "RunReport", "StockSync", "online_warehouses", "record_run"]
 
+#: How often a long run publishes its running figures (`progress`).
+PROGRESS_EVERY_S = 60.0
+
 
 class StockSync(Planning, Sending):
-    """Stock sync against one store of record and one Centra tenant (see module docstring)."""
+    """Stock sync against one store of record and one Centra tenant (see module docstring).
+
+    The governor's own buckets are shared through the store of record (`rate_state`) when the clock is
+    the wall clock (`shared_budget=None`); a test's or a simulation's own clock gets a private governor.
+    """
 
     def __init__(self, engine: Engine, estate: Estate, client: CentraClient, config: SyncConfig | None = None, *,
                  run_id: str | None = None, governor: Governor | None = None,
                  after_accept: Callable[[b.Batch], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
+                 shared_budget: bool | None = None) -> None:
         self.engine = engine
         self.estate = estate
         self.client = client
@@ -51,7 +67,9 @@ class StockSync(Planning, Sending):
         self.run_id = run_id
         self.clock = clock
         self.sleep = sleep
-        self.governor = governor or Governor(self.config.rate_share, clock=clock)
+        shared = clock is time.time if shared_budget is None else shared_budget
+        self.governor = governor or Governor(self.config.rate_share, clock=clock,
+                                             shared=RateState(engine) if shared else None)
         self.after_accept = after_accept
         self.size_ids = {sku: ref.size.size_id for sku, ref in estate.by_sku.items()}
         self.online = online_warehouses(estate)
@@ -61,39 +79,70 @@ class StockSync(Planning, Sending):
 
     # ------------------------------------------------------------------ run
 
-    def run(self, drain_s: float | None = None, stop: Event | None = None, kind: str = "sync") -> RunReport:
-        """Passes for `drain_s` seconds (0: one pass), under the sync lock; records the run."""
-        drain = self.config.drain_s if drain_s is None else drain_s
-        report = RunReport(self.run_id, kind)
-        self._backlog_before = utc_text(parse_time(report.started_at) - timedelta(seconds=self.config.backlog_after_s))
+    def run(self, window_s: float | None = None, stop: Event | None = None, kind: str = "sync", *,
+            hand_over: bool = False, progress: Callable[[RunReport], None] | None = None) -> RunReport:
+        """Passes for `window_s` seconds (0: one pass) under the sync lock; records the run.
+
+        `hand_over`: the always-on sync. Take the lock over from a running sync (waiting up to
+        `handover_wait_s` for it to let go instead of raising SyncBusy), and after the window keep going
+        until a successor waits (at most another window). Any run lets go early when a successor waits.
+        `progress` gets the running report every `PROGRESS_EVERY_S`."""
+        window = self.config.run_window_s if window_s is None else window_s
+        report = RunReport(run_id=self.run_id, kind=kind)
         spent_before = self.governor.spent_mutations
         limited_before = self.governor.rate_limited
-        with sync_lock(self.engine):
-            deadline = self.clock() + drain
-            backoff = 0.0
-            while True:
-                try:
-                    rep = self.pass_once()
-                    report.budget_available = max(report.budget_available, self.governor.budget().mutations)
-                    backoff = 0.0
-                except RateLimited as exc:
-                    self.governor.on_rate_limited(exc.retry_after)
-                    rep = PassReport(errors=[str(exc)])
-                except TRANSIENT as exc:
-                    rep = PassReport(errors=[f"{type(exc).__name__}: {exc}"])
-                    log.warning("stock sync pass failed: %s", exc)
-                    backoff = min(10.0, max(0.5, backoff * 2))
-                report.add(rep)
-                now = self.clock()
-                if now >= deadline or (stop is not None and stop.is_set()):
-                    break
-                self.sleep(min(self._pause(rep, backoff), max(0.0, deadline - now)))
-            report.pending_after = count_pending(self.engine)
+        wait_s = self.config.handover_wait_s if hand_over else 0.0
+        with sync_lock(self.engine, wait_s=wait_s, stop=stop.is_set if stop is not None else None):
+            report.started_at = now_text()
+            self._backlog_before = utc_text(parse_time(report.started_at)
+                                            - timedelta(seconds=self.config.backlog_after_s))
+            with Wakeup(self.engine, self.sleep) as wakeup:
+                self._loop(report, window, 2 * window if hand_over else window, stop, wakeup, progress)
+        report.pending_after = count_pending(self.engine)
         report.budget_used = self.governor.spent_mutations - spent_before
         report.rate_limited = self.governor.rate_limited - limited_before
         report.finished_at = now_text()
+        report.quota_share = self._quota_share(report)
         record_run(self.engine, report)
         return report
+
+    def _loop(self, report: RunReport, window: float, longest: float, stop: Event | None, wakeup: Wakeup,
+              progress: Callable[[RunReport], None] | None) -> None:
+        start = self.clock()
+        published = start
+        backoff = 0.0
+        while True:
+            rep, backoff = self._guarded_pass(backoff)
+            report.add(rep)
+            report.budget_available = max(report.budget_available, self.governor.budget().mutations)
+            now = self.clock()
+            if window <= 0 or (stop is not None and stop.is_set()):
+                return
+            if successor_waiting(self.engine):
+                report.handed_over = True
+                log.info("stock sync run %s hands over to its successor", self.run_id)
+                return
+            if now - start >= longest:
+                return
+            if progress is not None and now - published >= PROGRESS_EVERY_S:
+                published = now
+                progress(report)
+            pause = min(self._pause(rep, backoff), max(0.0, start + longest - now))
+            if backoff or pause <= 0:
+                self.sleep(pause)
+            else:
+                wakeup.wait(pause)  # new events end the wait early (PostgreSQL)
+
+    def _guarded_pass(self, backoff: float) -> tuple[PassReport, float]:
+        """One pass; a 429 or a transient failure becomes the pass's error (and a backoff)."""
+        try:
+            return self.pass_once(), 0.0
+        except RateLimited as exc:
+            self.governor.on_rate_limited(exc.retry_after)
+            return PassReport(errors=[str(exc)]), 0.0
+        except TRANSIENT as exc:
+            log.warning("stock sync pass failed: %s", exc)
+            return PassReport(errors=[f"{type(exc).__name__}: {exc}"]), min(10.0, max(0.5, backoff * 2))
 
     def _pause(self, rep: PassReport, backoff: float) -> float:
         if backoff:
@@ -102,10 +151,20 @@ class StockSync(Planning, Sending):
             return min(self.config.max_wait_s, max(0.1, self.governor.seconds_until_mutation()))
         return 0.0 if rep.busy else self.config.poll_s
 
+    def _quota_share(self, report: RunReport) -> float | None:
+        """Mutations this run used over Centra's hourly mutation quota for the run's lifetime (None for a
+        run shorter than a minute: a burst says nothing about the share over time)."""
+        quota = self.governor.hourly_mutation_quota()
+        seconds = (parse_time(report.finished_at) - parse_time(report.started_at)).total_seconds()
+        if not quota or seconds < 60:
+            return None
+        return round(report.budget_used / (quota * seconds / 3600.0), 4)
+
     # ------------------------------------------------------------------ pass
 
     def pass_once(self) -> PassReport:
         rep = PassReport()
+        self.governor.refresh()
         self._refresh_limits()
         self._recover(rep)
         rep.ingested = ingest(self.engine, self.estate, self.config).movements
@@ -119,22 +178,20 @@ class StockSync(Planning, Sending):
         mutations = group_mutations([p for p in plans if p.operation != "none"], self.config.max_lines)
         if not mutations:
             return rep
+        # Critical mutations go at once, the rest once they have waited to be batched (`split_due`): each
+        # mutation spent on a trickle now is one the hourly quota lacks at the next peak. What is due goes
+        # earliest deadline first; when the budget is short, the oversell risks are found first.
+        delay = self.config.batch_delay_s
+        now = datetime.now(UTC).timestamp()
         budget = self.governor.budget()
+        _, young = split_due(mutations, now, delay)
         if len(mutations) > budget.mutations and budget.requests > budget.mutations + 1:
             self._rank(mutations)
-        ranked = rank(mutations, self.config.max_defer_s)
-        waited = 0.0
-        for i, m in enumerate(ranked):
-            # Keep sending in this order as the budget refills, for up to `send_window_s`: planning a
-            # pass costs far more than waiting for the next token, but new (maybe critical) movements
-            # are only seen by the next pass.
-            wait = self.governor.seconds_until_mutation()
-            if wait > 0 and waited + wait <= self.config.send_window_s:
-                self.sleep(wait)
-                waited += wait
-            if self.governor.budget().mutations < 1 or not self._send(b.new_batch(m), rep):
-                rep.deferred = len(ranked) - i
-                break
+        elif young and budget.requests >= 2:
+            self._rank(young)
+        ready, held = split_due(mutations, now, delay)
+        rep.held = len(held)
+        self._send_ranked(rank(ready, delay), rep)
         return rep
 
     def _refresh_limits(self) -> None:

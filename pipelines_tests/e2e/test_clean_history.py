@@ -85,23 +85,21 @@ def _resources(stack: Stack) -> dict:
     return {"store": StoreOfRecord(database_url=stack.database_url),
             "estate": EstateResource(path=str(stack.estate_file)),
             "centra": CentraResource(base_url=env["CENTRA_API_URL"], token=env["CENTRA_API_TOKEN"]),
-            "sync_settings": SyncSettings()}
+            # no batching delay: the one-pass run sends the fresh sale at once, critical or not
+            "sync_settings": SyncSettings(batch_delay_s=None)}
 
 
-def _sensor_runs(stack: Stack, instance: dg.DagsterInstance) -> int:
-    """Evaluate the sync sensor and run what it requests, in process, until it skips."""
-    resources, cursor = _resources(stack), None
-    for runs in range(10):
-        result = stock_sync_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources))
-        if not isinstance(result, dg.SensorResult) or not result.run_requests:
-            return runs
-        cursor = result.cursor
-        (request,) = result.run_requests
-        run = stock_sync_job.execute_in_process(
-            instance=instance, resources=resources, tags={**request.tags, "dagster/run_key": request.run_key},
-            run_config={"ops": {"sync_store_stock": {"config": {"drain_s": 0.0}}}})
-        assert run.success
-    raise AssertionError("the sync sensor kept requesting runs")
+def _sync_run(stack: Stack, instance: dg.DagsterInstance) -> int:
+    """No sync runs yet: the sensor requests one; it runs here in process (one pass); the movements it applied."""
+    resources = _resources(stack)
+    result = stock_sync_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    (request,) = result.run_requests
+    run = stock_sync_job.execute_in_process(
+        instance=instance, resources=resources, tags={**request.tags, "dagster/run_key": request.run_key},
+        run_config={"ops": {"sync_store_stock": {"config": {"window_s": 0.0}}}})
+    assert run.success
+    (output,) = [e for e in run.all_events if e.event_type_value == "STEP_OUTPUT"]
+    return output.event_specific_data.metadata["movements_applied"].value
 
 
 def _physical_mismatches(stack: Stack) -> list[tuple]:
@@ -163,7 +161,7 @@ def test_clean_history_reconciles_clean_and_the_dagster_sync_continues_exactly_o
         # The Dagster sync started now finds nothing to do, then applies a new sale exactly once.
         before = len(state.stock_changes())
         with dg.instance_for_test() as instance:
-            assert _sensor_runs(stack, instance) == 0
+            assert _sync_run(stack, instance) == 0
             assert len(state.stock_changes()) == before
             store, sku = stack.estate.stores[0], next(s for s in stack.estate.skus()
                                                       if stack.newstore.state.on_hand(
@@ -173,7 +171,7 @@ def test_clean_history_reconciles_clean_and_the_dagster_sync_continues_exactly_o
                 store.newstore_node_id, [{"sku": sku, "quantity": 1, "unit_price": 100.0, "discount": 0.0}], at=at)
             stack.truth.movement(at, store.newstore_node_id, sku, -1, "sale", str(order["id"]))
             stack.flush()
-            assert _sensor_runs(stack, instance) == 1
+            assert _sync_run(stack, instance) == 1
         new = state.stock_changes()[before:]
         assert [(c["warehouse_id"], c["sku"], c["quantity"]) for c in new] == [(store.centra_warehouse_id, sku, -1)]
         assert _physical_mismatches(stack) == []

@@ -99,7 +99,8 @@ class SyncWorld:
         return CentraClient(self.server.url, TOKEN, **kw)
 
     def sync(self, config: SyncConfig | None = None, **kw: Any) -> StockSync:
-        return StockSync(self.engine, self.estate, self.client(), config or SyncConfig(settle_s=0, poll_s=0), **kw)
+        return StockSync(self.engine, self.estate, self.client(),
+                         config or SyncConfig(settle_s=0, poll_s=0, batch_delay_s=None), **kw)
 
     def physical(self, sku: str, store: Any = None) -> int:
         return self.centra.stock_of((store or self.store).centra_warehouse_id, sku)["physical"]

@@ -73,10 +73,11 @@ def test_starved_budget_goes_to_oversell_risks_first() -> None:
 def test_earliest_deadline_first_lets_old_work_overtake_fresh_oversell_risks() -> None:
     risky = _mutation(4, "remove", {"C": 1}, first="2026-11-20T10:00:00Z")
     risky.critical_skus.add("C")
-    waited = _mutation(2, "add", {"A": 1}, first="2026-11-20T09:58:30Z")  # 90 s older than the risk
+    waited = _mutation(2, "remove", {"A": 1}, first="2026-11-20T09:58:30Z")  # 90 s older than the risk
     fresh = _mutation(3, "remove", {"B": 1}, first="2026-11-20T09:59:30Z")  # 30 s older
-    send, defer = prioritise([fresh, risky, waited], capacity=1, max_defer_s=60)
-    assert send == [waited] and defer == [risky, fresh]  # due 09:59:30, 10:00:00, 10:00:30
+    added = _mutation(5, "add", {"D": 2}, first="2026-11-20T09:58:20Z")  # 100 s older: additions wait 2 x 60 s
+    send, defer = prioritise([fresh, added, risky, waited], capacity=1, max_defer_s=60)
+    assert send == [waited] and defer == [risky, added, fresh]  # due 09:59:30, 10:00:00, 10:00:20, 10:00:30
     assert prioritise([fresh, risky, waited], capacity=1)[0] == [risky]  # without a deadline: critical first
 
 
@@ -113,3 +114,23 @@ def test_a_warehouse_in_two_allocation_rules_is_critical_when_either_rule_is_nea
         mark_critical([sale], {(1, "A"): (40, 40), (2, "A"): (1, 1), (3, "A"): (5, 5)}, safety_stock=1,
                       online=online)
         assert not sale.critical, rules  # mirror: both rules have plenty (41 - 1, 6 - 1)
+
+
+def test_split_due_holds_non_critical_work_for_its_delay_and_additions_for_twice_that() -> None:
+    """At 10:01:00 with a 60 s delay: a removal from 10:00:00 is due (60 s, the boundary), one from
+    10:00:01 is not; an addition from 09:59:00 (120 s) is due, one from 09:59:01 is not; a critical
+    removal from 10:00:59 is due at once. Kills: `<=` made `<`, additions with the removals' delay."""
+    from datetime import datetime
+
+    from pipelines.domain.sync.governor import split_due
+
+    now = datetime.fromisoformat("2026-11-20T10:01:00+00:00").timestamp()
+    removal_due = _mutation(1, "remove", {"A": 1}, first="2026-11-20T10:00:00Z")
+    removal_young = _mutation(2, "remove", {"B": 1}, first="2026-11-20T10:00:01Z")
+    addition_due = _mutation(3, "add", {"C": 1}, first="2026-11-20T09:59:00Z")
+    addition_young = _mutation(4, "add", {"D": 1}, first="2026-11-20T09:59:01Z")
+    critical = _mutation(5, "remove", {"E": 1}, first="2026-11-20T10:00:59Z")
+    critical.critical_skus.add("E")
+    ready, held = split_due([removal_due, removal_young, addition_due, addition_young, critical], now, 60)
+    assert ready == [removal_due, addition_due, critical] and held == [removal_young, addition_young]
+    assert split_due([removal_young], now, None) == ([removal_young], [])  # no delay: nothing held

@@ -51,14 +51,14 @@ def test_one_bad_event_becomes_an_exception_and_everything_after_it_reaches_cent
     land(world.engine, sale(node, later, T0 + timedelta(minutes=1)))
     age_inbox(world.engine)
     sync = world.sync()
-    sync.run(drain_s=0)
+    sync.run(window_s=0)
     assert world.physical(later) == world.initial(later) - 1
     assert world.physical(sku) == world.initial(sku)  # the bad event applied nothing
     assert [t for t, _ in exceptions(world)] == ["undecodable_event"]
     # The next run goes past it too: a later sale flows, the bad row is not retried into a failure.
     land(world.engine, sale(node, later, T0 + timedelta(minutes=2)))
     age_inbox(world.engine)
-    sync.run(drain_s=0)
+    sync.run(window_s=0)
     assert world.physical(later) == world.initial(later) - 2
     assert [t for t, _ in exceptions(world)] == ["undecodable_event"]
 
@@ -70,9 +70,9 @@ def test_a_redelivery_with_a_new_envelope_is_applied_once(world: SyncWorld) -> N
     again = {**first, "published_at": iso(T0 + timedelta(hours=3)), "republished": True,
              "payload": {**first["payload"], "associate_id": "assoc-9"}}
     assert land(world.engine, first) == [True]
-    world.sync().run(drain_s=0)
+    world.sync().run(window_s=0)
     assert land(world.engine, again) == [False]  # the same sale: a duplicate, whatever its envelope says
-    world.sync().run(drain_s=0)
+    world.sync().run(window_s=0)
     assert world.physical(sku) == world.initial(sku) - 1
 
 
@@ -82,7 +82,7 @@ def test_a_count_stamped_ahead_of_its_receipt_is_clamped_and_never_supersedes_la
     now = datetime.now(UTC)
     land(world.engine, count(node, {sku: 10}, now + timedelta(hours=2)))  # the device clock runs 2 h ahead
     land(world.engine, sale(node, sku, now + timedelta(seconds=30)))  # a real sale, after the count arrived
-    world.sync(SyncConfig(settle_s=0, poll_s=0, clock_skew_s=300)).run(drain_s=0)
+    world.sync(SyncConfig(settle_s=0, poll_s=0, clock_skew_s=300, batch_delay_s=None)).run(window_s=0)
     assert world.physical(sku) == 10 - 1
     assert [t for t, _ in exceptions(world)] == ["event_clock_skew"]
 
@@ -93,7 +93,7 @@ def test_within_the_tolerance_a_count_keeps_its_own_time(world: SyncWorld) -> No
     now = datetime.now(UTC)
     land(world.engine, count(node, {sku: 10}, now + timedelta(seconds=240)))
     land(world.engine, sale(node, sku, now + timedelta(seconds=30)))  # before the count: absorbed by it
-    world.sync(SyncConfig(settle_s=0, poll_s=0, clock_skew_s=300)).run(drain_s=0)
+    world.sync(SyncConfig(settle_s=0, poll_s=0, clock_skew_s=300, batch_delay_s=None)).run(window_s=0)
     assert world.physical(sku) == 10
     assert exceptions(world) == []
 
@@ -104,8 +104,8 @@ def test_a_graphql_400_on_one_line_fails_that_line_and_the_rest_of_the_batch_goe
     # Two receipts each within bounds whose sum overflows Centra's Int: Centra refuses the request (400).
     land(world.engine, receipt(node, {big: INT32_MAX}, T0), receipt(node, {big: INT32_MAX, small: 1}, T0))
     sync = world.sync()
-    sync.run(drain_s=0)
-    sync.run(drain_s=0)
+    sync.run(window_s=0)
+    sync.run(window_s=0)
     assert world.physical(small) == world.initial(small) + 1
     assert world.physical(big) == world.initial(big)
     assert world.statuses() == {"done": 1, "failed": 2}
@@ -119,7 +119,7 @@ def test_a_graphql_400_on_one_line_fails_that_line_and_the_rest_of_the_batch_goe
     assert detail.sku == big and "Int cannot represent" in json.loads(detail.payload)["errors"][0]["message"]
     before = batches()
     assert "prepared" not in {status for status, _ in before}  # nothing left to be resent on every pass
-    sync.run(drain_s=0)  # and a further run sends nothing again
+    sync.run(window_s=0)  # and a further run sends nothing again
     assert batches() == before
 
 
@@ -144,7 +144,7 @@ def test_ship_from_store_reaches_centra_once_and_platform_orders_and_till_sales_
          _completed(node, "o-sfs", shipped, 11), _completed(node, "o-web", web, 12),
          _completed(node, "o-sfs", till, 13, service_level="IN_STORE_HANDOVER"))
     land(world.engine, _completed(node, "o-sfs", shipped, 11))  # redelivered
-    world.sync().run(drain_s=0)
+    world.sync().run(window_s=0)
     assert world.physical(shipped) == world.initial(shipped) - 1
     assert world.physical(web) == world.initial(web)
     assert world.physical(till) == world.initial(till)

@@ -57,7 +57,7 @@ def test_recovery_with_a_short_budget_recovers_part_and_finishes_later(
     s_a, s_add, s_b, s_c = [s for s in world.estate.skus()
                             if min(stock[st.newstore_node_id][s] for st in (a, b, c)) >= 2][:4]
     land(world.engine, sale(a.newstore_node_id, s_a, T0), receipt(a.newstore_node_id, {s_add: 2}, T0),
-         sale(b.newstore_node_id, s_b, T0), sale(c.newstore_node_id, s_c, T0 + timedelta(seconds=30)))
+         sale(b.newstore_node_id, s_b, T0), sale(c.newstore_node_id, s_c, T0 + timedelta(seconds=90)))  # due after the addition (2 x 60 s)
     expected = {(s_a, a): world.initial(s_a, a) - 1, (s_add, a): world.initial(s_add, a) + 2,
                 (s_b, b): world.initial(s_b, b) - 1, (s_c, c): world.initial(s_c, c)}
 
@@ -75,7 +75,7 @@ def test_recovery_with_a_short_budget_recovers_part_and_finishes_later(
     client.change_stock = dies_on_c  # type: ignore[method-assign]
     with monkeypatch.context() as m, pytest.raises(SimulatedCrash):
         m.setattr(batches_module, "commit", lambda *args, **kw: None)
-        StockSync(world.engine, world.estate, client, SyncConfig(settle_s=0, poll_s=0)).run(drain_s=0)
+        StockSync(world.engine, world.estate, client, SyncConfig(settle_s=0, poll_s=0, max_in_flight=1)).run(window_s=0)
     assert {(sku, st): world.physical(sku, st) for sku, st in expected} == expected  # Centra has three
     prepared = _batches(world)
     assert [v[0] for v in prepared.values()] == ["prepared"] * 4
@@ -105,7 +105,7 @@ def test_recovery_with_a_short_budget_recovers_part_and_finishes_later(
     client.execute = counting  # type: ignore[method-assign]  # a spy on the real client
     short = StockSync(world.engine, world.estate, client, SyncConfig(settle_s=0, poll_s=0, send_window_s=0),
                       governor=governor, clock=lambda: now[0], sleep=lambda s: None)
-    report = short.run(drain_s=0)
+    report = short.run(window_s=0)
     assert 1 <= report.recovered < 4, report
     assert len(requests) <= 3, requests  # never beyond the budget
     assert report.mutations == 0  # nothing resent: the unsent batch is the youngest, left for later
@@ -129,7 +129,7 @@ def test_recovery_with_a_short_budget_recovers_part_and_finishes_later(
     still = next(sku for sku, rows in moves.items() if rows[0][1] in left)
     still_store = next(st for sku, st in expected if sku == still)
     land(world.engine, sale(still_store.newstore_node_id, still, T0 + timedelta(minutes=1)))
-    final = world.sync().run(drain_s=0)
+    final = world.sync().run(window_s=0)
     assert final.recovered == len(left) - 1 and final.pending_after == 0
     expected[(still, still_store)] -= 1
     assert {(sku, st): world.physical(sku, st) for sku, st in expected} == expected

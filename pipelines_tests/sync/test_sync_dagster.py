@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -14,15 +14,18 @@ from pipelines.definitions import defs
 from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord, SyncSettings
 from pipelines.defs.sync.assets import stock_sync_lag
 from pipelines.defs.sync.jobs import (
+    CONCURRENCY_TAG,
+    LIVE_SYNC_TAGS,
     SYNC_TAGS,
     stock_sync_job,
     stock_sync_replay_job,
     stock_sync_retention_job,
 )
 from pipelines.defs.sync.sensors import stock_sync_sensor
+from pipelines.sync import sync_lock
 from pipelines_tests.sync.conftest import T0, TOKEN, SyncWorld, land, sale
 
-ONE_PASS = {"ops": {"sync_store_stock": {"config": {"drain_s": 0.0}}}}
+ONE_PASS = {"ops": {"sync_store_stock": {"config": {"window_s": 0.0}}}}
 
 
 @pytest.fixture
@@ -42,7 +45,7 @@ def tick(instance: dg.DagsterInstance, cursor: str | None, resources: dict) -> d
 
 def test_definitions_wire_the_sync() -> None:
     job = defs.resolve_job_def("stock_sync_job")
-    assert job.executor_def.name == "in_process" and job.tags == SYNC_TAGS
+    assert job.executor_def.name == "in_process" and job.tags == LIVE_SYNC_TAGS
     for name in ("stock_sync_replay_job", "stock_resync_job"):
         assert defs.resolve_job_def(name).tags == SYNC_TAGS
     assert defs.resolve_sensor_def("stock_sync_sensor").minimum_interval_seconds <= 10
@@ -54,40 +57,79 @@ def test_definitions_wire_the_sync() -> None:
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
 
 
-def test_sensor_ticks_first_nothing_new_new_movements(world: SyncWorld, resources: dict) -> None:
+def test_instance_config_lets_the_successor_start_beside_the_running_sync() -> None:
+    """dagster.yaml: the live sync's tag allows two runs (running + successor); replay/resync one."""
+    import yaml
+
+    for path in ("dagster.yaml", "deploy/dagster.postgres.yaml"):
+        config = yaml.safe_load((Path(__file__).resolve().parents[2] / path).read_text())
+        limits = {(x["key"], x.get("value")): x["limit"]
+                  for x in config["run_coordinator"]["config"]["tag_concurrency_limits"]}
+        assert limits[(CONCURRENCY_TAG, LIVE_SYNC_TAGS[CONCURRENCY_TAG])] == 2, path
+        assert limits[(CONCURRENCY_TAG, SYNC_TAGS[CONCURRENCY_TAG])] == 1, path
+
+
+def _started(instance: dg.DagsterInstance, resources: dict) -> dg.DagsterRun:
+    """A stock_sync_job run Dagster lists as started (its process is not ours)."""
+    run = instance.create_run_for_job(stock_sync_job, run_config=ONE_PASS, tags=LIVE_SYNC_TAGS)
+    instance.handle_run_event(run.run_id, dg.DagsterEvent(
+        event_type_value=dg.DagsterEventType.RUN_START.value, job_name=run.job_name))
+    return instance.get_run_by_id(run.run_id)
+
+
+def test_sensor_keeps_exactly_one_sync_alive_and_restarts_a_dead_one(world: SyncWorld, resources: dict,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """No run: start one. A run started just now: nothing. A run past its window less the lead: its
+    successor, once (same run key on a re-evaluation). Two active: nothing (handover). A run listed as
+    started that holds no sync lock past the grace: reported failed and replaced."""
+    import pipelines.defs.sync.sensors as sensors
+
+    settings = resources["sync_settings"]
+    with dg.instance_for_test() as instance:
+        first = tick(instance, None, resources)
+        (request,) = first.run_requests
+        assert request.run_key == "stock-sync:after:none" and request.tags == LIVE_SYNC_TAGS
+
+        run = _started(instance, resources)
+        started = instance.get_run_record_by_id(run.run_id).start_time
+        assert started is not None
+        with sync_lock(world.engine):  # the run holds the lock
+            monkeypatch.setattr(sensors.time, "time", lambda: started + 5)
+            quiet = tick(instance, None, resources)
+            assert not quiet.run_requests and "successor is due in" in str(quiet.skip_reason)
+
+            due = started + settings.run_window_s - settings.handover_lead_s
+            monkeypatch.setattr(sensors.time, "time", lambda: due)
+            (successor,) = tick(instance, None, resources).run_requests
+            assert successor.run_key == f"stock-sync:successor-of:{run.run_id}"
+            monkeypatch.setattr(sensors.time, "time", lambda: due - 1)  # one second earlier: not yet
+            assert not tick(instance, None, resources).run_requests
+
+            second = _started(instance, resources)
+            assert not tick(instance, None, resources).run_requests  # handover in progress
+            instance.delete_run(second.run_id)
+
+        # the lock is free: past the grace the started run has died
+        monkeypatch.setattr(sensors.time, "time", lambda: started + sensors.GRACE_S - 1)
+        assert not tick(instance, None, resources).run_requests  # still starting up, maybe
+        monkeypatch.setattr(sensors.time, "time", lambda: started + sensors.GRACE_S)
+        (restart,) = tick(instance, None, resources).run_requests
+        assert restart.run_key == f"stock-sync:restart:{run.run_id}"
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_one_pass_job_applies_and_tags_the_run(world: SyncWorld, resources: dict) -> None:
     node = world.store.newstore_node_id
     sku = world.skus(1, min_stock=2)[0]
+    land(world.engine, sale(node, sku, T0))
     with dg.instance_for_test() as instance:
-        first = tick(instance, None, resources)  # first tick, empty inbox
-        assert not first.run_requests and first.skip_reason
-        assert json.loads(first.cursor) == {"inbox": 0}
-
-        land(world.engine, sale(node, sku, T0))  # new movements
-        second = tick(instance, first.cursor, resources)
-        (request,) = second.run_requests
-        assert request.run_key.startswith("stock-sync:") and request.tags == SYNC_TAGS
-        again = tick(instance, first.cursor, resources)  # re-evaluating the same state: the same run key
-        assert [r.run_key for r in again.run_requests] == [request.run_key]
-
-        queued = instance.create_run_for_job(stock_sync_job, run_config=ONE_PASS, tags=SYNC_TAGS)
-        busy = tick(instance, second.cursor, resources)  # one sync run at a time
-        assert not busy.run_requests and "still" in str(busy.skip_reason)
-        instance.delete_run(queued.run_id)
-
         result = stock_sync_job.execute_in_process(instance=instance, resources=resources, run_config=ONE_PASS)
         assert result.success and world.physical(sku) == world.initial(sku) - 1
-        meta = result.get_step_success_events()[0]
         outputs = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
-        assert meta and outputs[0].event_specific_data.metadata["movements_applied"].value == 1
+        assert outputs[0].event_specific_data.metadata["movements_applied"].value == 1
         run_tags = instance.get_run_by_id(result.run_id).tags
         assert run_tags["stock_sync/applied"] == "1"
-
-        idle = tick(instance, second.cursor, resources)  # nothing new
-        assert not idle.run_requests and idle.skip_reason
-
-        land(world.engine, sale(node, sku, T0 + timedelta(minutes=1)))
-        third = tick(instance, idle.cursor, resources)
-        assert third.run_requests and third.run_requests[0].run_key != request.run_key
+        assert run_tags["stock_sync/quota_share"] == "n/a"  # a one-pass run: no share over time
 
 
 def test_replay_job_resends_failed_movements(world: SyncWorld, resources: dict) -> None:
@@ -111,9 +153,7 @@ def test_retention_job_deletes_old_sync_runs_and_their_event_logs(world: SyncWor
         runs = [stock_sync_job.execute_in_process(instance=instance, resources=resources, run_config=ONE_PASS).run_id
                 for _ in range(3)]
         assert all(instance.all_logs(r) for r in runs)
-        shard = getattr(instance.event_log_storage, "path_for_shard", None)
-        assert shard is None or all(Path(shard(r)).exists() for r in runs)
-        keep = {"sync_run_hours": 1.0, "failed_run_days": 7.0, "tick_hours": 24.0, "store_days": 90.0}
+        keep = {"sync_run_hours": 1.0, "failed_run_days": 7.0, "store_days": 90.0}
         stock_sync_retention_job.execute_in_process(
             instance=instance, resources=resources,
             run_config={"ops": {"prune_stock_sync_history": {"config": keep}}})
@@ -124,8 +164,6 @@ def test_retention_job_deletes_old_sync_runs_and_their_event_logs(world: SyncWor
             run_config={"ops": {"prune_stock_sync_history": {"config": prune}}})
         assert result.success
         assert instance.get_runs(filters=dg.RunsFilter(job_name="stock_sync_job")) == []
-        if shard is not None:  # SQLite: the emptied per-run event-log files are gone too
-            assert not any(Path(shard(r)).exists() for r in runs)
         assert all(not instance.all_logs(r) for r in runs)
 
 
@@ -133,7 +171,7 @@ def test_lag_asset_reports_the_day_with_the_backlog_apart(world: SyncWorld, reso
     node = world.store.newstore_node_id
     old, fresh = world.skus(2, min_stock=1)
     land(world.engine, sale(node, old, T0), sale(node, fresh, datetime.now(UTC)))
-    report = world.sync().run(drain_s=0)
+    report = world.sync().run(window_s=0)
     # The sale from days ago is a backlog caught up, not a lag of days; the fresh one is the steady state.
     assert report.as_dict()["backlog_movements"] == 1 and len(report.lags) == 1 and report.lags[0] < 60
     assert report.readable()["backlog_caught_up"].startswith("1 movement(s), oldest ")
@@ -147,7 +185,7 @@ def test_lag_asset_reports_the_day_with_the_backlog_apart(world: SyncWorld, reso
 
 
 def test_runs_table_keeps_one_row_per_run(world: SyncWorld) -> None:
-    world.sync().run(drain_s=0)
-    world.sync().run(drain_s=0)
+    world.sync().run(window_s=0)
+    world.sync().run(window_s=0)
     with world.engine.connect() as conn:
         assert conn.execute(text("SELECT COUNT(*) FROM stock_sync_runs")).scalar() == 2

@@ -48,7 +48,7 @@ def test_centra_store_stock_ends_equal_to_the_ground_truth(db_url: str, tmp_path
                 (request,) = result.run_requests
                 run = stock_sync_job.execute_in_process(
                     instance=instance, resources=resources, tags={**request.tags, "dagster/run_key": request.run_key},
-                    run_config={"ops": {"sync_store_stock": {"config": {"drain_s": 2.0}}}})  # waits for budget
+                    run_config={"ops": {"sync_store_stock": {"config": {"window_s": 2.0}}}})  # waits for budget
                 assert run.success
                 runs += 1
         assert runs >= 1

@@ -27,7 +27,7 @@ def test_resync_corrects_drift_and_leaves_keys_in_flight_alone(world: SyncWorld)
         queued = conn.execute(text("SELECT sku, movement_type, quantity FROM stock_sync_movements "
                                    "WHERE event_name = 'stock_resync'")).all()
     assert [tuple(r) for r in queued] == [(drifted, "count", world.initial(drifted))]
-    world.sync().run(drain_s=0)
+    world.sync().run(window_s=0)
     assert world.physical(drifted) == world.initial(drifted)  # corrected
     assert world.physical(busy) == world.initial(busy)  # the queued sale went out instead (+1 - 1)
     assert world.physical(fine) == world.initial(fine)

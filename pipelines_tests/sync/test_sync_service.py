@@ -30,7 +30,7 @@ def test_movements_reach_centra_and_are_recorded(world: SyncWorld) -> None:
     node = world.store.newstore_node_id
     land(world.engine, sale(node, sku, T0, quantity=2), receipt(node, {other: 3}, T0 + timedelta(minutes=1)),
          sale(node, other, T0 + timedelta(minutes=2)))
-    report = world.sync().run(drain_s=0)
+    report = world.sync().run(window_s=0)
     assert world.physical(sku) == world.initial(sku) - 2
     assert world.physical(other) == world.initial(other) + 2
     assert report.applied == 3 and report.mutations == 2 and report.pending_after == 0
@@ -46,9 +46,9 @@ def test_duplicate_deliveries_apply_once(world: SyncWorld) -> None:
     sku = world.skus(1, min_stock=1)[0]
     event = sale(world.store.newstore_node_id, sku, T0)
     assert land(world.engine, event, event) == [True, False]
-    world.sync().run(drain_s=0)
+    world.sync().run(window_s=0)
     land(world.engine, event)
-    world.sync().run(drain_s=0)
+    world.sync().run(window_s=0)
     assert world.physical(sku) == world.initial(sku) - 1
 
 
@@ -69,8 +69,8 @@ def test_count_vs_delta_ordering_in_any_arrival_order(world: SyncWorld, seed: in
     for step in range(len(story)):
         land(world.engine, *[events[sku][order[step]] for sku, order in zip(skus, orders, strict=True)])
         if rng.random() < 0.6:  # sometimes several arrive before a pass
-            sync.run(drain_s=0)
-    sync.run(drain_s=0)
+            sync.run(window_s=0)
+    sync.run(window_s=0)
     for sku in skus:
         assert world.physical(sku) == 9 - 2, sku
     statuses = world.statuses()
@@ -88,13 +88,13 @@ def test_crash_between_centra_accepting_and_our_commit_is_not_applied_twice(worl
         raise SimulatedCrash
 
     with pytest.raises(SimulatedCrash):
-        world.sync(after_accept=die).run(drain_s=0)
+        world.sync(after_accept=die).run(window_s=0)
     (batch,) = accepted
     assert world.physical(sku) == world.initial(sku) - 1  # Centra has it...
     assert world.statuses() == {"in_flight": 2}  # ...we never committed
 
     land(world.engine, sale(node, sku, T0 + timedelta(minutes=1)))  # more trading meanwhile
-    report = world.sync().run(drain_s=0)
+    report = world.sync().run(window_s=0)
     assert report.recovered == 1
     assert len({c["stock_change_id"] for c in ledger_entries(world, batch.description)}) == 1
     assert world.physical(sku) == world.initial(sku) - 2
@@ -112,10 +112,10 @@ def test_crash_before_centra_accepted_resends_once(world: SyncWorld) -> None:
     sync = world.sync()
     sync.governor.observe(world.client().rate_limits())  # so the next request is the mutation
     world.centra.fail_next(500)  # the mutation fails; the ledger lookup that follows finds nothing
-    first = sync.run(drain_s=0)
+    first = sync.run(window_s=0)
     assert first.errors and world.physical(sku) == world.initial(sku)
     assert world.statuses() == {"in_flight": 1}
-    second = world.sync().run(drain_s=0)
+    second = world.sync().run(window_s=0)
     assert second.recovered == 0 and second.applied == 1
     assert world.physical(sku) == world.initial(sku) - 1
 
@@ -126,7 +126,7 @@ def test_gateway_error_after_centra_applied_is_found_in_the_ledger(world: SyncWo
     sync = world.sync()
     sync.governor.observe(world.client().rate_limits())
     world.centra.fail_next(502, after_execute=True)  # applied, then answered 502
-    report = sync.run(drain_s=0)
+    report = sync.run(window_s=0)
     assert report.applied == 1 and world.statuses() == {"done": 1}
     assert world.physical(sku) == world.initial(sku) - 1
 
@@ -137,7 +137,7 @@ def test_429_storm_is_waited_out_without_loss(world: SyncWorld) -> None:
     world.centra.fail_next(429, count=3, retry_after=0)
     sync = world.sync(SyncConfig(settle_s=0, poll_s=0, max_wait_s=0.2))
     for _ in range(6):
-        sync.run(drain_s=0)
+        sync.run(window_s=0)
     assert all(world.physical(s) == world.initial(s) - 1 for s in skus)
     assert world.statuses() == {"done": 3}
 
@@ -245,7 +245,7 @@ def test_unknown_sku_and_location_become_exceptions_not_crashes(world: SyncWorld
     node = world.store.newstore_node_id
     known = world.skus(1, min_stock=1)[0]
     land(world.engine, sale(node, "POSONLY-00001", T0), sale("XX99", known, T0), sale(node, known, T0))
-    report = world.sync().run(drain_s=0)
+    report = world.sync().run(window_s=0)
     assert report.applied == 1 and world.physical(known) == world.initial(known) - 1
     assert world.statuses() == {"done": 1, "unmapped": 2}
     with world.engine.connect() as conn:
@@ -258,7 +258,7 @@ def test_dc_movements_are_kept_but_not_synced(world: SyncWorld) -> None:
     dc = world.estate.distribution_centre
     sku = world.skus(1)[0]
     land(world.engine, receipt(dc.newstore_node_id, {sku: 5}, T0))
-    world.sync().run(drain_s=0)
+    world.sync().run(window_s=0)
     assert world.statuses() == {"skipped": 1}
     assert world.physical(sku, dc) == world.initial(sku, dc)
 
@@ -268,9 +268,9 @@ def test_rejection_fails_only_the_culprit_and_replay_sends_it_later(world: SyncW
     empty = next(s for s in world.estate.skus() if world.initial(s) == 0)
     fine = world.skus(1, min_stock=1)[0]
     land(world.engine, sale(node, empty, T0), sale(node, fine, T0))  # POS sold a unit Centra does not have
-    first = world.sync().run(drain_s=0)
+    first = world.sync().run(window_s=0)
     assert first.failed == 1 and first.pending_after == 1  # the other line goes back to the queue...
-    world.sync().run(drain_s=0)  # ...and out with the next pass
+    world.sync().run(window_s=0)  # ...and out with the next pass
     assert world.physical(fine) == world.initial(fine) - 1
     assert world.statuses() == {"done": 1, "failed": 1}
     with world.engine.connect() as conn:
@@ -281,7 +281,7 @@ def test_rejection_fails_only_the_culprit_and_replay_sends_it_later(world: SyncW
     world.centra.apply_stock_change("manual fix", [(world.estate.by_sku[empty].size.size_id, 1)], into=wid)
     replayed = requeue(world.engine, world.estate, sku=empty)
     assert replayed.requeued == 1
-    world.sync().run(drain_s=0)
+    world.sync().run(window_s=0)
     assert world.physical(empty) == 0 and world.statuses() == {"done": 2}
 
 
@@ -290,13 +290,13 @@ def test_ingest_cursor_skips_settled_events_and_rereads_recent_ones(world: SyncW
     skus = world.skus(2, min_stock=1)
     land(world.engine, sale(node, skus[0], T0))
     sync = world.sync(SyncConfig(settle_s=60, poll_s=0))
-    sync.run(drain_s=0)
+    sync.run(window_s=0)
     with world.engine.connect() as conn:
         cursor = conn.execute(text("SELECT value FROM stock_sync_cursors WHERE name = 'inbox'")).scalar()
     assert cursor is None  # younger than the settle window: read again next time (but not re-applied)
     age_inbox(world.engine)
     land(world.engine, sale(node, skus[1], T0))
-    sync.run(drain_s=0)
+    sync.run(window_s=0)
     assert [world.physical(s) for s in skus] == [world.initial(s) - 1 for s in skus]
     with world.engine.connect() as conn:
         assert conn.execute(text("SELECT value FROM stock_sync_cursors WHERE name = 'inbox'")).scalar() >= 1
@@ -306,7 +306,7 @@ def test_a_second_sync_process_is_refused(world: SyncWorld) -> None:
     from pipelines.sync import SyncBusy, sync_lock
 
     with sync_lock(world.engine), pytest.raises(SyncBusy):
-        world.sync().run(drain_s=0)
+        world.sync().run(window_s=0)
 
 
 def test_drain_keeps_sending_while_movements_arrive(world: SyncWorld) -> None:
@@ -338,7 +338,7 @@ def test_drain_keeps_sending_while_movements_arrive(world: SyncWorld) -> None:
     landed.append(skus[0])
     sync = StockSync(world.engine, world.estate, world.client(), SyncConfig(settle_s=0, poll_s=0.05),
                      clock=lambda: now[0], sleep=between_passes)
-    report = sync.run(drain_s=drain_s)
+    report = sync.run(window_s=drain_s)
     assert landed == skus
     assert report.passes == len(skus)  # one pass per landed sale
     assert report.applied == len(skus) and report.pending_after == 0

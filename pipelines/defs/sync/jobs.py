@@ -1,8 +1,10 @@
-"""Stock sync jobs: the sync itself (sensor-driven), replay, full resync and retention.
+"""Stock sync jobs: the always-on sync (kept alive by the sensor), replay, full resync and retention.
 
-Every job that writes stock to Centra carries the tag `pipelines/concurrency: stock-sync`, limited
-to one run at a time in dagster.yaml; the sync lock (pipelines/sync/lock.py) enforces the same
-inside the store of record whatever the instance config says.
+The always-on sync's runs carry `pipelines/concurrency: stock-sync-live`, limited to two in
+dagster.yaml: the running one and its successor, which starts while the other still sends and takes
+the sync lock over without a gap. Replay and resync carry `stock-sync` (one at a time): they queue
+their movements for the running sync, and send them themselves only when no sync holds the lock. The
+sync lock (pipelines/sync/lock.py) keeps one sender whatever the instance config says.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -12,7 +14,7 @@ import dagster as dg
 from pydantic import Field
 
 from pipelines.connectors.centra import CentraClient
-from pipelines.dagster_lib.dagster_retention import FINISHED, prune_runs, purge_sensor_ticks
+from pipelines.dagster_lib.dagster_retention import FINISHED, prune_runs
 from pipelines.defs.resources import (
     CentraResource,
     EstateResource,
@@ -27,6 +29,7 @@ from pipelines.sync.retention import prune_store
 
 CONCURRENCY_TAG = "pipelines/concurrency"
 SYNC_TAGS = {CONCURRENCY_TAG: "stock-sync"}
+LIVE_SYNC_TAGS = {CONCURRENCY_TAG: "stock-sync-live"}
 SENSOR_NAME = "stock_sync_sensor"
 
 
@@ -40,21 +43,29 @@ def _metadata(report: RunReport) -> dict[str, Any]:
         "errors": dg.MetadataValue.md("\n".join(f"- {e}" for e in report.errors[:20]) or "none")}
 
 
-def _publish(context: dg.OpExecutionContext, report: RunReport) -> dg.Output:
+def _tag(context: dg.OpExecutionContext, report: RunReport) -> None:
+    """The run's figures as run tags, so the Runs list shows them (while it runs, too)."""
     d, readable = report.as_dict(), report.readable()
+    share = d["quota_share"]
     context.instance.add_run_tags(context.run_id, {
         "stock_sync/applied": str(d["movements_applied"]), "stock_sync/mutations": str(d["mutations"]),
-        "stock_sync/lag_p95": readable["lag_p95"], "stock_sync/backlog": readable["backlog_caught_up"]})
+        "stock_sync/lag_p95": readable["lag_p95"], "stock_sync/backlog": readable["backlog_caught_up"],
+        "stock_sync/quota_share": "n/a" if share is None else f"{share:.0%}"})
+
+
+def _publish(context: dg.OpExecutionContext, report: RunReport) -> dg.Output:
+    _tag(context, report)
     return dg.Output(None, metadata=_metadata(report))
 
 
 def _run_sync(context: dg.OpExecutionContext, store: StoreOfRecord, estate: EstateResource,
-              centra: CentraResource, sync_settings: SyncSettings, drain_s: float,
-              kind: str = "sync") -> RunReport | None:
+              centra: CentraResource, sync_settings: SyncSettings, window_s: float,
+              kind: str = "sync", *, hand_over: bool = False) -> RunReport | None:
     with sync_client(centra) as client:
         sync = StockSync(store.engine(), estate.get(), client, sync_settings.config(), run_id=context.run_id)
         try:
-            report = sync.run(drain_s=drain_s, kind=kind)
+            report = sync.run(window_s=window_s, kind=kind, hand_over=hand_over,
+                              progress=(lambda r: _tag(context, r)) if hand_over else None)
         except SyncBusy as exc:
             context.log.info(f"stock sync skipped: {exc}")
             return None
@@ -62,23 +73,37 @@ def _run_sync(context: dg.OpExecutionContext, store: StoreOfRecord, estate: Esta
     return report
 
 
+def _send_queued(context: dg.OpExecutionContext, store: StoreOfRecord, estate: EstateResource,
+                 centra: CentraResource, sync_settings: SyncSettings, kind: str,
+                 meta: dict[str, Any]) -> dg.Output:
+    """Send what a replay or resync just queued in one pass, unless the always-on sync holds the lock:
+    then it sends them with its next pass, and the metadata says so."""
+    report = _run_sync(context, store, estate, centra, sync_settings, 0.0, kind=kind)
+    sent = _metadata(report) if report else {"sent_by": "the running stock sync (it holds the sync lock)"}
+    return dg.Output(None, metadata=meta | sent)
+
+
 class SyncRunConfig(dg.Config):
-    drain_s: float | None = Field(default=None, description=(
-        "How long the run keeps draining new movements (0: one pass; empty: the drain_s of sync_settings)."))
+    window_s: float | None = Field(default=None, description=(
+        "How long the run lives before it hands over to its successor (0: one pass; empty: the run_window_s "
+        "of sync_settings)."))
 
 
-@dg.op(out=dg.Out(dg.Nothing), tags=SYNC_TAGS,
-       description="Decode new POS stock events, net them per Centra warehouse and size, and send them as "
-                   "changeStock/setStock batches within the rate budget, exactly once in effect.")
+@dg.op(out=dg.Out(dg.Nothing), tags=LIVE_SYNC_TAGS,
+       description="The always-on stock sync: take over from the running sync, then decode new POS stock events "
+                   "as they land, net them per Centra warehouse and size, and send them as changeStock/setStock "
+                   "batches within the shared rate budget (oversell risks at once, the rest batched), exactly "
+                   "once in effect; hand over to the next run when it is ready.")
 def sync_store_stock(context: dg.OpExecutionContext, config: SyncRunConfig, store: StoreOfRecord,
                      estate: EstateResource, centra: CentraResource, sync_settings: SyncSettings) -> dg.Output:
-    drain_s = sync_settings.drain_s if config.drain_s is None else config.drain_s
-    report = _run_sync(context, store, estate, centra, sync_settings, drain_s)
+    window_s = sync_settings.run_window_s if config.window_s is None else config.window_s
+    report = _run_sync(context, store, estate, centra, sync_settings, window_s, hand_over=window_s > 0)
     return _publish(context, report) if report else dg.Output(None, metadata={"skipped": "another sync holds the lock"})
 
 
-@dg.job(executor_def=dg.in_process_executor, tags=SYNC_TAGS,
-        description="Store stock to online: one sync run (requested by stock_sync_sensor).")
+@dg.job(executor_def=dg.in_process_executor, tags=LIVE_SYNC_TAGS,
+        description="Store stock to online, always on: one run at a time for a rolling window, its successor "
+                    "launched ahead by stock_sync_sensor (which also restarts a run that died).")
 def stock_sync_job() -> None:
     sync_store_stock()
 
@@ -99,9 +124,8 @@ def replay_stock_movements(context: dg.OpExecutionContext, config: ReplayConfig,
                      warehouse_id=config.warehouse_id, sku=config.sku, since=config.since,
                      config=sync_settings.config())
     context.log.info(f"replay: {replay}")
-    report = _run_sync(context, store, estate, centra, sync_settings, 0.0, kind="replay")
-    meta = {"selected": replay.selected, "requeued": replay.requeued, "still_unmapped": replay.still_unmapped}
-    return dg.Output(None, metadata=meta | (_metadata(report) if report else {}))
+    return _send_queued(context, store, estate, centra, sync_settings, "replay", {
+        "selected": replay.selected, "requeued": replay.requeued, "still_unmapped": replay.still_unmapped})
 
 
 @dg.job(executor_def=dg.in_process_executor, tags=SYNC_TAGS,
@@ -123,12 +147,11 @@ def resync_store_stock(context: dg.OpExecutionContext, config: ResyncConfig, sto
         resync = queue_corrections(store.engine(), estate.get(), cclient, nclient, sync_settings.config(),
                                    quiet_s=config.quiet_s)
     context.log.info(f"resync: {resync}")
-    report = _run_sync(context, store, estate, centra, sync_settings, 0.0, kind="resync")
-    meta = {"keys_compared": resync.keys_compared, "differing": resync.differing,
-            "corrections_queued": resync.corrections_queued, "skipped_active": resync.skipped_active,
-            "units_off": resync.units_off, "centra_requests": resync.centra_requests,
-            "samples": dg.MetadataValue.json(resync.samples)}
-    return dg.Output(None, metadata=meta | (_metadata(report) if report else {}))
+    return _send_queued(context, store, estate, centra, sync_settings, "resync", {
+        "keys_compared": resync.keys_compared, "differing": resync.differing,
+        "corrections_queued": resync.corrections_queued, "skipped_active": resync.skipped_active,
+        "units_off": resync.units_off, "centra_requests": resync.centra_requests,
+        "samples": dg.MetadataValue.json(resync.samples)})
 
 
 @dg.job(executor_def=dg.in_process_executor, tags=SYNC_TAGS,
@@ -143,7 +166,6 @@ class RetentionConfig(dg.Config):
     sync_run_hours: float | None = Field(default=None, description=(
         "Successful sync runs (and their event logs) older than this go."))
     failed_run_days: float | None = Field(default=None, description="Failed or cancelled runs older than this go.")
-    tick_hours: float | None = Field(default=None, description="Sync sensor ticks older than this go.")
     store_days: float | None = Field(default=None, description=(
         "Settled movements, batches and ledger rows older than this go."))
 
@@ -152,7 +174,7 @@ def _or(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
-@dg.op(out=dg.Out(dg.Nothing), description="Prune old sync runs, sync sensor ticks and settled sync rows.")
+@dg.op(out=dg.Out(dg.Nothing), description="Prune old sync runs and settled sync rows (sensor ticks: dagster.yaml).")
 def prune_stock_sync_history(context: dg.OpExecutionContext, config: RetentionConfig, store: StoreOfRecord,
                              sync_settings: SyncSettings) -> dg.Output:
     now = datetime.now(UTC)
@@ -162,8 +184,6 @@ def prune_stock_sync_history(context: dg.OpExecutionContext, config: RetentionCo
     ok = prune_runs(instance, jobs, now - timedelta(hours=_or(config.sync_run_hours, sync_settings.run_retention_hours)))
     failed = prune_runs(instance, jobs, now - timedelta(days=failed_days), statuses=FINISHED)
     own = prune_runs(instance, ["stock_sync_retention_job"], now - timedelta(days=failed_days), statuses=FINISHED)
-    purge_sensor_ticks(instance, SENSOR_NAME,
-                       now - timedelta(hours=_or(config.tick_hours, sync_settings.tick_retention_hours)))
     rows = prune_store(store.engine(), _or(config.store_days, sync_settings.store_retention_days))
     meta = {"sync_runs_deleted": ok + failed, "retention_runs_deleted": own} | {f"rows_deleted_{k}": v
                                                                                   for k, v in rows.items()}
@@ -172,6 +192,7 @@ def prune_stock_sync_history(context: dg.OpExecutionContext, config: RetentionCo
 
 
 @dg.job(executor_def=dg.in_process_executor,
-        description="Keep Dagster's storage bounded under >10,000 sync runs a day (runs, event logs, ticks).")
+        description="Keep Dagster's storage and the sync's tables bounded: old sync runs (with event logs) and "
+                    "settled movements, batches and ledger rows.")
 def stock_sync_retention_job() -> None:
     prune_stock_sync_history()

@@ -9,15 +9,17 @@ hourly quota, but for short windows only what keeps any 10 s window within the n
 than its share over time, never bursts past the quota, and never causes a 429 when other
 integrations use their part. A 429 blocks everything until its Retry-After.
 
-When the budget does not cover every mutation of a pass, `prioritise` spends it first on those
-that threaten an oversell (`mark_critical`), then on the oldest, as earliest-deadline-first: a
-critical line is due at its event time, any other `max_defer_s` later, so a stream of oversell
-risks cannot starve the rest. Removals before counts before additions only break ties.
+Critical mutations (those that threaten an oversell, `mark_critical`) go at once; the others wait
+`delay_s` to be batched, additions twice that (`split_due`, `head_start`). When the budget does not cover every mutation of a pass, it is
+spent earliest-deadline-first: a critical line is due at its event time, any other `delay_s` later,
+so a stream of oversell risks cannot starve the rest. Removals before counts before additions only
+break ties.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -63,12 +65,37 @@ class Budget:
     wait_s: float = 0.0  # > 0 while blocked by a 429
 
 
+class SharedBuckets(Protocol):
+    """Where the sync's own buckets live when several runs or replicas share them (the store of record;
+    `pipelines.sync.rate_state`). Levels are at the epoch-seconds time `now` the caller passes."""
+
+    def adopt(self, key: tuple[str, float], cap: float, rate: float, level: float, now: float) -> float:
+        """The bucket's shared level now (created at `level` if new; `cap`/`rate` updated)."""
+
+    def take(self, key: tuple[str, float], tokens: float, now: float) -> float:
+        """Take `tokens` from the shared bucket atomically; the level after."""
+
+    def levels(self, now: float) -> tuple[dict[tuple[str, float], float], float]:
+        """Every shared bucket's level now, and until when a 429 blocks everyone."""
+
+    def block(self, until: float) -> None:
+        """Nothing may be sent before `until` (a 429's Retry-After), by anyone."""
+
+
 class Governor:
-    def __init__(self, share: float = 0.8, clock: Callable[[], float] = time.monotonic) -> None:
+    """The sync's view of Centra's budget (see module docstring). Thread-safe: concurrent sends spend
+    from one governor. With `shared`, the sync's own buckets (its share) and a 429's block live there,
+    so consecutive runs and replicas draw on one share instead of each starting afresh from what Centra
+    says is left (which over a long peak hands the sync Centra's whole refill)."""
+
+    def __init__(self, share: float = 0.8, clock: Callable[[], float] = time.monotonic,
+                 shared: SharedBuckets | None = None) -> None:
         if not 0 < share <= 1:
             raise ValueError("share must be in (0, 1]")
         self.share = share
         self.clock = clock
+        self.shared = shared
+        self._lock = threading.RLock()
         self._centra: dict[tuple[str, float], _Bucket] = {}
         self._own: dict[tuple[str, float], _Bucket] = {}
         self.blocked_until = 0.0
@@ -78,41 +105,73 @@ class Governor:
         self.rate_limited = 0
 
     def observe(self, rows: Iterable[RateLimitRow], now: float | None = None) -> None:
-        """Take Centra's `rateLimits` answer as the new truth for the shared buckets."""
+        """Take Centra's `rateLimits` answer as the new truth for Centra's buckets (the ceiling)."""
         now = self.clock() if now is None else now
-        for r in rows:
-            if r.interval_seconds <= 0 or r.quota <= 0:
-                continue
-            key, interval = (r.type, float(r.interval_seconds)), float(r.interval_seconds)
-            self._centra[key] = _Bucket(float(r.quota), r.quota / interval, float(r.remaining_quota), now)
-            if key not in self._own:
+        with self._lock:
+            for r in rows:
+                if r.interval_seconds <= 0 or r.quota <= 0:
+                    continue
+                key, interval = (r.type, float(r.interval_seconds)), float(r.interval_seconds)
+                self._centra[key] = _Bucket(float(r.quota), r.quota / interval, float(r.remaining_quota), now)
+                if key in self._own and self.shared is None:
+                    continue
                 if interval < _SHORT_WINDOW_S:
                     cap = max(1.0, round(r.quota * (1 - self.share), 6))
                     rate = min(r.quota * self.share, r.quota - cap) / interval
                 else:
                     cap, rate = r.quota * self.share, r.quota * self.share / interval
-                self._own[key] = _Bucket(cap, max(rate, 1e-9), min(cap, float(r.remaining_quota)), now)
-        self.observed_at = now
+                level = min(cap, float(r.remaining_quota))
+                if self.shared is not None:
+                    level = self.shared.adopt(key, cap, max(rate, 1e-9), level, now)
+                self._own[key] = _Bucket(cap, max(rate, 1e-9), level, now)
+            self.observed_at = now
+
+    def refresh(self, now: float | None = None) -> None:
+        """Take the shared levels (what other runs and replicas spent) into this governor."""
+        if self.shared is None:
+            return
+        now = self.clock() if now is None else now
+        levels, blocked_until = self.shared.levels(now)
+        with self._lock:
+            for key, level in levels.items():
+                if key in self._own:
+                    self._own[key].level_at, self._own[key].at = level, now
+            self.blocked_until = max(self.blocked_until, blocked_until)
 
     def spend(self, *, requests: int = 1, mutations: int = 0, complexity: int = 0, now: float | None = None) -> None:
         now = self.clock() if now is None else now
         costs = {REQUESTS: requests, MUTATIONS: mutations, COMPLEXITY: complexity}
-        for buckets in (self._centra, self._own):
-            for (kind, _), b in buckets.items():
-                b.take(costs.get(kind, 0), now)
-        self.spent_requests += requests
-        self.spent_mutations += mutations
+        with self._lock:
+            for buckets in (self._centra, self._own):
+                for (kind, _), b in buckets.items():
+                    b.take(costs.get(kind, 0), now)
+            if self.shared is not None:
+                for key, b in self._own.items():
+                    if costs.get(key[0], 0):
+                        b.level_at, b.at = self.shared.take(key, costs[key[0]], now), now
+            self.spent_requests += requests
+            self.spent_mutations += mutations
 
     def on_rate_limited(self, retry_after_s: float | None, now: float | None = None) -> None:
         """A 429: nothing more until Retry-After (10 s when the server gave none), and the mirror was
         wrong (others spent more than it knew): `rateLimits` is to be read again once unblocked."""
         now = self.clock() if now is None else now
-        self.rate_limited += 1
-        self.observed_at = None
-        self.blocked_until = max(self.blocked_until, now + (retry_after_s if retry_after_s is not None else 10.0))
+        with self._lock:
+            self.rate_limited += 1
+            self.observed_at = None
+            self.blocked_until = max(self.blocked_until, now + (retry_after_s if retry_after_s is not None else 10.0))
+            if self.shared is not None:
+                self.shared.block(self.blocked_until)
+
+    def hourly_mutation_quota(self) -> int | None:
+        """Centra's mutation quota per hour as last observed (for the share of quota a run used)."""
+        bucket = self._centra.get((MUTATIONS, 3600.0))
+        return int(bucket.cap) if bucket else None
 
     def _allowance(self, kind: str, now: float) -> float:
-        levels = [b.level(now) for buckets in (self._centra, self._own) for (k, _), b in buckets.items() if k == kind]
+        with self._lock:
+            levels = [b.level(now) for buckets in (self._centra, self._own) for (k, _), b in buckets.items()
+                      if k == kind]
         return min(levels) if levels else math.inf
 
     def budget(self, now: float | None = None) -> Budget:
@@ -135,12 +194,13 @@ class Governor:
     def _seconds_until(self, kinds: tuple[str, ...], now: float | None) -> float:
         now = self.clock() if now is None else now
         wait = max(0.0, self.blocked_until - now)
-        for buckets in (self._centra, self._own):
-            for (kind, _), b in buckets.items():
-                if kind in kinds:
-                    missing = 1 - b.level(now + wait)
-                    if missing > 0:
-                        wait += missing / b.rate
+        with self._lock:
+            for buckets in (self._centra, self._own):
+                for (kind, _), b in buckets.items():
+                    if kind in kinds:
+                        missing = 1 - b.level(now + wait)
+                        if missing > 0:
+                            wait += missing / b.rate
         return wait
 
 
@@ -183,14 +243,37 @@ def online_keys(mutations: Iterable[Mutation], online: Mapping[int, Sequence[Seq
 
 def priority(m: Mutation, max_defer_s: float | None = None) -> tuple[float | int | str, ...]:
     """Sort key. Without `max_defer_s`: critical first, then the oldest. With it: earliest deadline
-    first, the deadline being the oldest movement's event time, plus `max_defer_s` unless critical,
-    so an oversell risk gets a head start of `max_defer_s` but nothing starves behind a stream of
-    critical work (a movement that waited `max_defer_s` ranks like a fresh critical one)."""
+    first, the deadline being the oldest movement's event time plus its `head_start`, so an oversell
+    risk gets a head start of `max_defer_s` (twice that over additions) but nothing starves behind a
+    stream of critical work (a removal that waited `max_defer_s` ranks like a fresh critical one)."""
     op = _OP_RANK.get(m.operation, 3)
     if max_defer_s is None:
         return (0 if m.critical else 1, m.oldest_event_time, op)
-    due = parse_time(m.oldest_event_time).timestamp() + (0.0 if m.critical else max_defer_s)
+    due = parse_time(m.oldest_event_time).timestamp() + head_start(m, max_defer_s)
     return (due, op)
+
+
+def split_due(mutations: Iterable[Mutation], now: float,
+              delay_s: float | None) -> tuple[list[Mutation], list[Mutation]]:
+    """(send now, hold): a critical mutation is due at once; any other once its oldest movement is
+    `delay_s` old (epoch seconds `now`), so non-critical lines are batched and quota goes where an
+    oversell is at stake. Lines of a warehouse ride along with its critical mutation (they share it)."""
+    ready: list[Mutation] = []
+    held: list[Mutation] = []
+    for m in mutations:
+        due = not delay_s or parse_time(m.oldest_event_time).timestamp() + head_start(m, delay_s) <= now
+        (ready if due else held).append(m)
+    return ready, held
+
+
+def head_start(m: Mutation, delay_s: float) -> float:
+    """How long after its oldest movement a mutation is due: an oversell risk at once, other removals and
+    counts after `delay_s`, additions (they can lose an online sale, never oversell) after twice that.
+    Additions are few movements but, a warehouse and a direction a mutation, a fifth of the mutations
+    under peak load: their longer wait leaves that budget to the removals."""
+    if m.critical:
+        return 0.0
+    return 2 * delay_s if m.operation == ADD else delay_s
 
 
 def rank(mutations: Iterable[Mutation], max_defer_s: float | None = None) -> list[Mutation]:

@@ -1,7 +1,7 @@
 """Starlette app serving the simulated Centra Integration API at `POST /graphql`.
 
-Request pipeline: auth (Bearer header or `graphql-access` cookie; 403) -> forced failures (test
-knob) -> JSON body / GraphQL parse / validation / variable coercion (400 + standard `errors`) ->
+Request pipeline: simulated round trip (`response_delay_s`, default 0) -> auth (Bearer header or
+`graphql-access` cookie; 403) -> forced failures (test knob) -> JSON body / GraphQL parse / validation / variable coercion (400 + standard `errors`) ->
 rate limits (429 + `Retry-After`) -> execution under the state lock (200; resolver errors in
 `errors[]`) -> `extensions{complexity, permissionsUsed, appVersion}`.
 
@@ -12,11 +12,14 @@ cost is multiplied by its `limit`/`first`/`last` argument (defaults included) wh
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import math
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import anyio.to_thread
@@ -108,25 +111,39 @@ class Complexity:
         return weight + max(1, multiplier) * self.selection(get_named_type(fdef.type), node.selection_set, depth + 1)
 
 
-def _mutation_fields(op: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode]) -> int:
-    def count(sel_set: SelectionSetNode) -> int:
-        n = 0
+def _mutation_fields(op: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode]) -> list[str]:
+    """Names of the top-level mutation fields (one MUTATION_COUNT token each)."""
+    def names(sel_set: SelectionSetNode) -> list[str]:
+        out: list[str] = []
         for sel in sel_set.selections:
             if isinstance(sel, FieldNode):
-                n += 0 if sel.name.value.startswith("__") else 1
+                out += [] if sel.name.value.startswith("__") else [sel.name.value]
             elif isinstance(sel, InlineFragmentNode):
-                n += count(sel.selection_set)
+                out += names(sel.selection_set)
             elif isinstance(sel, FragmentSpreadNode) and sel.name.value in fragments:
-                n += count(fragments[sel.name.value].selection_set)
-        return n
-    return count(op.selection_set)
+                out += names(fragments[sel.name.value].selection_set)
+        return out
+    return names(op.selection_set)
 
 
 class CentraGraphQL:
-    """The request handler; one per app."""
+    """The request handler; one per app.
 
-    def __init__(self, state: CentraState, tokens: Tokens) -> None:
+    `response_delay_s` (sim knob, may be changed while serving): every response is delayed this long,
+    awaited with `sleep` (default `asyncio.sleep`), so concurrent requests overlap like real round trips.
+    `mutations_charged` (sim-only accounting, not a Centra feature): top-level mutation field name ->
+    MUTATION_COUNT tokens charged by the rate limiter, i.e. what counted against the quota.
+    """
+
+    def __init__(self, state: CentraState, tokens: Tokens, *, response_delay_s: float = 0.0,
+                 sleep: Callable[[float], Awaitable[object]] | None = None) -> None:
+        if response_delay_s < 0:
+            raise ValueError("response_delay_s must not be negative")
         self.state = state
+        self.response_delay_s = response_delay_s
+        self._sleep = sleep or asyncio.sleep
+        self.mutations_charged: Counter[str] = Counter()
+        self._charged_lock = threading.Lock()
         self.schema = build_schema()
         if isinstance(tokens, Mapping):
             self.tokens: dict[str, frozenset[str] | None] = {
@@ -139,11 +156,20 @@ class CentraGraphQL:
     # -- HTTP
 
     async def __call__(self, request: Request) -> Response:
+        # The simulated round trip comes first, before auth, rate limiting and execution: a real request
+        # reaches Centra's limiter and stock ledger only after travelling there. So the ledger's createdAt
+        # (what the latency bench reads) includes the trip and latency is never understated (overstated
+        # by at most the return half), and the buckets are charged at arrival, as on the server. For the
+        # client both placements look alike: the answer comes `response_delay_s` later.
+        # The body is read before the delay: a client that gives up during it (a sync run stopped
+        # mid-request) then costs nothing but an unread answer, not a ClientDisconnect traceback.
+        body = await request.body()
+        if self.response_delay_s > 0:
+            await self._sleep(self.response_delay_s)
         token = self._token(request)
         if token is None or token not in self.tokens:
             return JSONResponse(_error_body("Access denied: invalid or expired API token",
                                             category="authentication"), status_code=403)
-        body = await request.body()
         return await anyio.to_thread.run_sync(self._process, body, token)
 
     @staticmethod
@@ -189,11 +215,14 @@ class CentraGraphQL:
         fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         root = self.schema.get_root_type(operation.operation)
         complexity = Complexity(self.schema, fragments, coerced).selection(root, operation.selection_set)
-        mutations = _mutation_fields(operation, fragments) if operation.operation == OperationType.MUTATION else 0
+        mutations = _mutation_fields(operation, fragments) if operation.operation == OperationType.MUTATION else []
         decision = self.state.rate_limiter.acquire({REQUEST_COUNT: 1, QUERY_COMPLEXITY: complexity,
-                                                    MUTATION_COUNT: mutations})
+                                                    MUTATION_COUNT: len(mutations)})
         if not decision.allowed:
             return self._too_many(decision.retry_after_s, decision.limited_by)
+        if mutations:
+            with self._charged_lock:
+                self.mutations_charged.update(mutations)
         context = {"state": self.state, "permissions": self.tokens[token], "used": set()}
         with self.state.lock:
             result = execute_sync(self.schema, document, context_value=context, variable_values=raw_vars,
@@ -244,9 +273,12 @@ class CentraGraphQL:
         return document, operation, variables, op_name, coerced
 
 
-def create_app(state: CentraState, *, tokens: Tokens) -> Starlette:
-    """The ASGI app. `tokens`: accepted tokens (all permissions), or token -> permission list (None = all)."""
-    handler = CentraGraphQL(state, tokens)
+def create_app(state: CentraState, *, tokens: Tokens, response_delay_s: float = 0.0,
+               sleep: Callable[[float], Awaitable[object]] | None = None) -> Starlette:
+    """The ASGI app. `tokens`: accepted tokens (all permissions), or token -> permission list (None = all).
+    `response_delay_s`: simulated round trip added to every `/graphql` response (`sleep`: how it is
+    awaited, default `asyncio.sleep`; a test hook)."""
+    handler = CentraGraphQL(state, tokens, response_delay_s=response_delay_s, sleep=sleep)
 
     async def graphql_endpoint(request: Request) -> Response:
         return await handler(request)

@@ -21,16 +21,17 @@ class CentraSimulator:
     """A simulated Centra tenant for one estate.
 
     `webhook_url`/`webhook_secret` enable the webhook emitter (extra `webhook_options` go to
-    `WebhookEmitter`); `state_options` go to `CentraState` (tier, multiplier, interval_scale...).
+    `WebhookEmitter`); `response_delay_s` is the simulated round trip of every GraphQL response
+    (`create_app`); `state_options` go to `CentraState` (tier, multiplier, interval_scale...).
     """
 
     def __init__(self, estate: Estate, *, tokens: Tokens = ("centra-sim-token",),
                  clock: Callable[[], datetime] | None = None, webhook_url: str | None = None,
                  webhook_secret: str = "centra-webhook-secret", webhook_options: dict[str, Any] | None = None,
-                 **state_options: Any) -> None:
+                 response_delay_s: float = 0.0, **state_options: Any) -> None:
         self.estate = estate
         self.state = CentraState(estate, clock=clock, **state_options)
-        self.app: Starlette = create_app(self.state, tokens=tokens)
+        self.app: Starlette = create_app(self.state, tokens=tokens, response_delay_s=response_delay_s)
         self.webhooks: WebhookEmitter | None = None
         if webhook_url:
             self.webhooks = WebhookEmitter(webhook_url, webhook_secret, **(webhook_options or {})).attach(self.state)
