@@ -14,6 +14,8 @@ from pipelines.defs.resources import (
     StoreOfRecord,
     SyncSettings,
 )
+from pipelines.defs.sync.jobs import stock_sync_job
+from pipelines.defs.sync.sensors import stock_sync_sensor
 from pipelines.devstack import Stack
 from pipelines.store.partitions import read_partition
 
@@ -43,3 +45,30 @@ class Traded:
 
     def table(self, name: str, day: str = DAY):
         return read_partition(self.stack.engine, name, day)
+
+
+def physical_mismatches(stack: Stack) -> list[tuple]:
+    """Centra's store stock vs the ground truth (every movement and count), per store and SKU; units of
+    click-and-collect orders still waiting for pickup are in both (Centra: allocated, POS: on hand)."""
+    out = []
+    for store in stack.estate.stores:
+        node, wid = store.newstore_node_id, store.centra_warehouse_id
+        for sku in stack.estate.skus():
+            expected = stack.truth.expected_stock(node, sku, stack.estate.initial_stock[node][sku])
+            actual = stack.centra.state.stock_of(wid, sku)["physical"]
+            if actual != max(0, expected):
+                out.append((node, sku, expected, actual))
+    return out
+
+
+def run_requested_sync(instance: dg.DagsterInstance, resources: dict, window_s: float = 0.0) -> int:
+    """No sync run is active: the sync sensor requests one, and it runs here in process for `window_s`
+    (0: one pass), as the daemon would launch it; the movements it applied."""
+    result = stock_sync_sensor(dg.build_sensor_context(instance=instance, resources=resources))
+    (request,) = result.run_requests
+    run = stock_sync_job.execute_in_process(
+        instance=instance, resources=resources, tags={**request.tags, "dagster/run_key": request.run_key},
+        run_config={"ops": {"sync_store_stock": {"config": {"window_s": window_s}}}})
+    assert run.success
+    (output,) = [e for e in run.all_events if e.event_type_value == "STEP_OUTPUT"]
+    return output.event_specific_data.metadata["movements_applied"].value

@@ -10,6 +10,8 @@ processes spending at once cannot both take the same token. Centra's `rateLimits
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy import Engine, text
 
 _BLOCKED = ("BLOCKED", 0.0)
@@ -46,15 +48,15 @@ class RateState:
                 "SELECT level FROM stock_sync_rate_buckets WHERE kind = :kind AND interval_s = :interval_s"),
                 params).scalar_one())
 
-    def take(self, key: tuple[str, float], tokens: float, now: float) -> float:
-        params = {"kind": key[0], "interval_s": key[1], "tokens": tokens, "now": now}
+    def take(self, costs: Mapping[tuple[str, float], float], now: float) -> dict[tuple[str, float], float]:
+        levels = {}
         with self.engine.begin() as conn:
-            conn.execute(text(
-                f"UPDATE stock_sync_rate_buckets SET level = {_REFILLED} - :tokens, at = {_AT} "
-                "WHERE kind = :kind AND interval_s = :interval_s"), params)
-            return float(conn.execute(text(
-                "SELECT level FROM stock_sync_rate_buckets WHERE kind = :kind AND interval_s = :interval_s"),
-                params).scalar_one())
+            for (kind, interval_s), tokens in costs.items():
+                params = {"kind": kind, "interval_s": interval_s, "tokens": tokens, "now": now}
+                levels[(kind, interval_s)] = float(conn.execute(text(
+                    f"UPDATE stock_sync_rate_buckets SET level = {_REFILLED} - :tokens, at = {_AT} "
+                    "WHERE kind = :kind AND interval_s = :interval_s RETURNING level"), params).scalar_one())
+        return levels
 
     def levels(self, now: float) -> tuple[dict[tuple[str, float], float], float]:
         with self.engine.connect() as conn:

@@ -46,6 +46,9 @@ __all__ = ["TRANSIENT", "PassReport", "RunReport", "StockSync", "online_warehous
 
 #: How often a long run publishes its running figures (`progress`).
 PROGRESS_EVERY_S = 60.0
+#: How often a run looks for a successor waiting to take over (a lock probe; on PostgreSQL a round trip),
+#: rather than after every pass of a busy run.
+HANDOVER_CHECK_S = 0.5
 
 
 class StockSync(Planning, Sending):
@@ -109,7 +112,7 @@ class StockSync(Planning, Sending):
     def _loop(self, report: RunReport, window: float, longest: float, stop: Event | None, wakeup: Wakeup,
               progress: Callable[[RunReport], None] | None) -> None:
         start = self.clock()
-        published = start
+        published, checked = start, start - HANDOVER_CHECK_S
         backoff = 0.0
         while True:
             rep, backoff = self._guarded_pass(backoff)
@@ -118,10 +121,12 @@ class StockSync(Planning, Sending):
             now = self.clock()
             if window <= 0 or (stop is not None and stop.is_set()):
                 return
-            if successor_waiting(self.engine):
-                report.handed_over = True
-                log.info("stock sync run %s hands over to its successor", self.run_id)
-                return
+            if now - checked >= HANDOVER_CHECK_S:
+                checked = now
+                if successor_waiting(self.engine):
+                    report.handed_over = True
+                    log.info("stock sync run %s hands over to its successor", self.run_id)
+                    return
             if now - start >= longest:
                 return
             if progress is not None and now - published >= PROGRESS_EVERY_S:

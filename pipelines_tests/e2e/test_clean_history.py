@@ -19,13 +19,11 @@ from pipelines.definitions import raw_assets
 from pipelines.defs.reconciliation.assets import finance_daily_report, reconciliation_findings
 from pipelines.defs.reconciliation.checks import reconciliation_checks
 from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord, SyncSettings
-from pipelines.defs.sync.jobs import stock_sync_job
-from pipelines.defs.sync.sensors import stock_sync_sensor
 from pipelines.devstack import Stack
 from pipelines.domain.timeutil import business_date
 from pipelines.simulators.trading import FaultConfig, TradingConfig
 from pipelines.store.partitions import read_partition
-from pipelines_tests.traded import Traded
+from pipelines_tests.traded import Traded, physical_mismatches, run_requested_sync
 
 ASSETS = [*raw_assets, reconciliation_findings, finance_daily_report, *reconciliation_checks]
 
@@ -89,33 +87,6 @@ def _resources(stack: Stack) -> dict:
             "sync_settings": SyncSettings(batch_delay_s=None)}
 
 
-def _sync_run(stack: Stack, instance: dg.DagsterInstance) -> int:
-    """No sync runs yet: the sensor requests one; it runs here in process (one pass); the movements it applied."""
-    resources = _resources(stack)
-    result = stock_sync_sensor(dg.build_sensor_context(instance=instance, resources=resources))
-    (request,) = result.run_requests
-    run = stock_sync_job.execute_in_process(
-        instance=instance, resources=resources, tags={**request.tags, "dagster/run_key": request.run_key},
-        run_config={"ops": {"sync_store_stock": {"config": {"window_s": 0.0}}}})
-    assert run.success
-    (output,) = [e for e in run.all_events if e.event_type_value == "STEP_OUTPUT"]
-    return output.event_specific_data.metadata["movements_applied"].value
-
-
-def _physical_mismatches(stack: Stack) -> list[tuple]:
-    """Centra's store stock vs the ground truth (every movement and count), per store and SKU; units of
-    click-and-collect orders still waiting for pickup are in both (Centra: allocated, POS: on hand)."""
-    out = []
-    for store in stack.estate.stores:
-        node, wid = store.newstore_node_id, store.centra_warehouse_id
-        for sku in stack.estate.skus():
-            expected = stack.truth.expected_stock(node, sku, stack.estate.initial_stock[node][sku])
-            actual = stack.centra.state.stock_of(wid, sku)["physical"]
-            if actual != max(0, expected):
-                out.append((node, sku, expected, actual))
-    return out
-
-
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_clean_history_reconciles_clean_and_the_dagster_sync_continues_exactly_once(
         backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
@@ -139,7 +110,7 @@ def test_clean_history_reconciles_clean_and_the_dagster_sync_continues_exactly_o
                 "SELECT status, warehouse_id, sku, movement_type, quantity, event_time, error FROM stock_sync_movements "
                 "WHERE status NOT IN ('done', 'superseded') ORDER BY id LIMIT 10")).all()
         assert statuses.get("done") and set(statuses) <= {"done", "superseded"}, (statuses, left)  # nothing left over
-        assert _physical_mismatches(stack) == []
+        assert physical_mismatches(stack) == []
         # Centra dated every change the sync made within a step (15 simulated minutes) after its POS
         # movements, on their business day, never in the future.
         tz = stack.estate.business_timezone
@@ -164,7 +135,7 @@ def test_clean_history_reconciles_clean_and_the_dagster_sync_continues_exactly_o
         # The Dagster sync started now finds nothing to do, then applies a new sale exactly once.
         before = len(state.stock_changes())
         with dg.instance_for_test() as instance:
-            assert _sync_run(stack, instance) == 0
+            assert run_requested_sync(instance, _resources(stack)) == 0
             assert len(state.stock_changes()) == before
             store, sku = stack.estate.stores[0], next(s for s in stack.estate.skus()
                                                       if stack.newstore.state.on_hand(
@@ -174,10 +145,10 @@ def test_clean_history_reconciles_clean_and_the_dagster_sync_continues_exactly_o
                 store.newstore_node_id, [{"sku": sku, "quantity": 1, "unit_price": 100.0, "discount": 0.0}], at=at)
             stack.truth.movement(at, store.newstore_node_id, sku, -1, "sale", str(order["id"]))
             stack.flush()
-            assert _sync_run(stack, instance) == 1
+            assert run_requested_sync(instance, _resources(stack)) == 1
         new = state.stock_changes()[before:]
         assert [(c["warehouse_id"], c["sku"], c["quantity"]) for c in new] == [(store.centra_warehouse_id, sku, -1)]
-        assert _physical_mismatches(stack) == []
+        assert physical_mismatches(stack) == []
     finally:
         stack.stop()
 

@@ -10,11 +10,11 @@ import dagster as dg
 import pytest
 
 from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord, SyncSettings
-from pipelines.defs.sync.jobs import stock_sync_job
-from pipelines.defs.sync.sensors import stock_sync_sensor
 from pipelines.devstack import Stack
 from pipelines.simulators.newstore import EmitterConfig
 from pipelines.simulators.trading import TradingConfig
+from pipelines.sync.queue import work_state
+from pipelines_tests.traded import physical_mismatches, run_requested_sync
 
 pytestmark = pytest.mark.slow
 
@@ -38,28 +38,12 @@ def test_centra_store_stock_ends_equal_to_the_ground_truth(db_url: str, tmp_path
                      "sync_settings": SyncSettings()}
         runs = 0
         with dg.instance_for_test() as instance:
-            cursor = None
-            for _ in range(30):
-                result = stock_sync_sensor(dg.build_sensor_context(instance=instance, cursor=cursor,
-                                                                   resources=resources))
-                if not isinstance(result, dg.SensorResult) or not result.run_requests:
-                    break
-                cursor = result.cursor
-                (request,) = result.run_requests
-                run = stock_sync_job.execute_in_process(
-                    instance=instance, resources=resources, tags={**request.tags, "dagster/run_key": request.run_key},
-                    run_config={"ops": {"sync_store_stock": {"config": {"window_s": 2.0}}}})  # waits for budget
-                assert run.success
+            # No sync run is active: the sensor requests one each time; each run drains for up to 2 s
+            # (waiting for budget), until nothing is waiting (bounded: 30 runs).
+            while work_state(stack.engine).has_work and runs < 30:
+                run_requested_sync(instance, resources, window_s=2.0)
                 runs += 1
-        assert runs >= 1
-        mismatched = []
-        for store in stack.estate.stores:
-            node, wid = store.newstore_node_id, store.centra_warehouse_id
-            for sku in stack.estate.skus():
-                expected = stack.truth.expected_stock(node, sku, stack.estate.initial_stock[node][sku])
-                actual = stack.centra.state.stock_of(wid, sku)["physical"]
-                if actual != max(0, expected):
-                    mismatched.append((node, sku, expected, actual))
-        assert mismatched == []
+        assert 1 <= runs < 30 and not work_state(stack.engine).has_work
+        assert physical_mismatches(stack) == []
         moved = stack.truth.query("SELECT COUNT(*) FROM movements")[0][0]
         assert moved > 100

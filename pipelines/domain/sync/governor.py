@@ -72,8 +72,8 @@ class SharedBuckets(Protocol):
     def adopt(self, key: tuple[str, float], cap: float, rate: float, level: float, now: float) -> float:
         """The bucket's shared level now (created at `level` if new; `cap`/`rate` updated)."""
 
-    def take(self, key: tuple[str, float], tokens: float, now: float) -> float:
-        """Take `tokens` from the shared bucket atomically; the level after."""
+    def take(self, costs: Mapping[tuple[str, float], float], now: float) -> dict[tuple[str, float], float]:
+        """Take each bucket's tokens atomically (one transaction for all); the levels after."""
 
     def levels(self, now: float) -> tuple[dict[tuple[str, float], float], float]:
         """Every shared bucket's level now, and until when a 429 blocks everyone."""
@@ -145,10 +145,10 @@ class Governor:
             for buckets in (self._centra, self._own):
                 for (kind, _), b in buckets.items():
                     b.take(costs.get(kind, 0), now)
-            if self.shared is not None:
-                for key, b in self._own.items():
-                    if costs.get(key[0], 0):
-                        b.level_at, b.at = self.shared.take(key, costs[key[0]], now), now
+            shared_costs = {key: costs[key[0]] for key in self._own if costs.get(key[0], 0)}
+            if self.shared is not None and shared_costs:
+                for key, level in self.shared.take(shared_costs, now).items():
+                    self._own[key].level_at, self._own[key].at = level, now
             self.spent_requests += requests
             self.spent_mutations += mutations
 
