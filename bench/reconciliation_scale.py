@@ -7,7 +7,10 @@ Inputs are generated deterministically with numpy (seeded) from a generated esta
 tables (all their columns; string values are shared objects, as a dictionary-encoded read would give).
 Besides the stock rows and sale lines there are 0.5M POS movements and 0.5M Centra ledger changes, returns,
 orders and pickups. A known set of discrepancies of every finding type is injected and its expected
-findings (type, keys, value) recorded; clean rows must produce nothing.
+findings (type, keys, value) recorded; clean rows must produce nothing. The world stays consistent: an
+injected sync fault (a Centra change dropped or foreign) also moves Centra's stock snapshot off the store's, so
+its key has a stock drift finding as well; a movement lost from the landed POS stream while Centra's ledger
+has it and the snapshots agree is a pos_stream_gap.
 
 Measurement: the inputs are pickled once; ``reconcile`` and the datacompy comparison each run ``--repeat``
 times, every run in a fresh child process that loads the pickle (median wall time reported). Peak RSS is
@@ -16,7 +19,7 @@ the child's own VmHWM, reset after loading (so: inputs resident + the run's work
 inherits the parent's (the generator's) high-water mark. datacompy does the stock comparison (location,
 SKU), the sale-line comparison against the price list and recomputed tax (transaction, line) and the
 store-day totals against downstream; its preparation (joins) is included in its time. ``ratio`` =
-datacompy time / our whole reconcile (all 16 finding types); ``ratio_same_scope`` = datacompy time / our
+datacompy time / our whole reconcile (all 17 finding types injected); ``ratio_same_scope`` = datacompy time / our
 time for the same comparisons (prepare + stock drift + store sales + line checks).
 
 Timing on small VMs is noisy: numpy madvises arrays >= 4 MiB as transparent huge pages, and with the
@@ -367,13 +370,42 @@ def build(quick: bool, seed: int = 7) -> tuple[ReconciliationInputs, pd.DataFram
     counted = rng.choice(kc_, 2 * K, replace=False)
     ss = np.flatnonzero((m_type == "sale") & np.isin(mkey, single_sale) & ~np.isin(mkey, counted)
                         & (role[m_sku] == 0))
-    drop_m = rng.permutation(ss)[:K]
-    un_keys = rng.permutation(free_keys[role[free_keys % NS] == 0])[:K]
+    # sync faults only on keys without an injected stock drift (a fault's drift is its own, below)
+    drifted = np.zeros(NL * NS, dtype=bool)
+    drifted[np.concatenate([over, lost, gone])] = True
+    drop_m = rng.permutation(ss)
+    drop_m = drop_m[~drifted[mkey[drop_m]]][:K]
+    un_keys = rng.permutation(free_keys[role[free_keys % NS] == 0])
+    un_keys = un_keys[~drifted[un_keys]][:K]
     un_qty = rng.choice([-2, -1, 1, 2], K)
+    un_qty = np.where(on_hand[un_keys] + un_qty < 0, -un_qty, un_qty)  # Centra's stock stays >= 0
     exp.add("sync_missing_in_commerce", K, location_id=loc_ids[m_loc[drop_m]], sku=skus[m_sku[drop_m]],
             value=np.abs(m_qty[drop_m]) * LP[m_loc[drop_m], m_sku[drop_m]])
     exp.add("sync_unexpected_in_commerce", K, location_id=loc_ids[un_keys // NS], sku=skus[un_keys % NS],
             value=np.abs(un_qty) * LP[un_keys // NS, un_keys % NS])
+    # A real sync failure leaves Centra's stock off the store's: the dropped sale is still on Centra's shelf
+    # (oversell), the foreign change moved Centra's stock only; each is also that key's stock drift.
+    cen_idx = np.flatnonzero(cen_rows)
+    cen_cols = [centra_stock.columns.get_loc(c) for c in ("physical", "free_to_allocate") if c in centra_stock]
+    for f_key, f_delta in ((mkey[drop_m], -m_qty[drop_m]), (un_keys, un_qty)):
+        rows = np.searchsorted(cen_idx, f_key)
+        assert (cen_idx[rows] == f_key).all(), "sync fault on a key without a Centra stock row"
+        physical[f_key] += f_delta
+        for j in cen_cols:
+            centra_stock.iloc[rows, j] = centra_stock.iloc[rows, j].to_numpy() + f_delta
+        f_loc, f_sku = f_key // NS, f_key % NS
+        for ftype, sel in (("stock_drift_oversell", f_delta > 0), ("stock_drift_lost_sales", f_delta < 0)):
+            exp.add(ftype, int(sel.sum()), location_id=loc_ids[f_loc[sel]], sku=skus[f_sku[sel]],
+                    value=f_delta[sel] * LP[f_loc[sel], f_sku[sel]])
+    # Pure stream gaps: the store's movement never reached the landed POS stream, Centra's ledger has it and
+    # both snapshots agree (Centra followed the store): pos_stream_gap, never a sync finding. Own generator,
+    # so the draws of everything else stay as they were.
+    gap_ok = np.flatnonzero(np.isin(mkey, kc_[cnt == 1]) & ~np.isin(mkey, counted) & (role[m_sku] == 0)
+                            & ~drifted[mkey] & (m_qty != 0))
+    gap_ok = np.setdiff1d(gap_ok, drop_m)
+    gap_m = np.random.default_rng([seed, 1]).permutation(gap_ok)[: K // 2]
+    exp.add("pos_stream_gap", len(gap_m), location_id=loc_ids[m_loc[gap_m]], sku=skus[m_sku[gap_m]],
+            value=np.abs(m_qty[gap_m]) * LP[m_loc[gap_m], m_sku[gap_m]])
     c_loc, c_sku = counted // NS, counted % NS
     movements = pd.DataFrame({
         "business_date": DAY, "movement_key": [f"mv{i:07d}" for i in range(n_mov + len(counted))],
@@ -384,6 +416,7 @@ def build(quick: bool, seed: int = 7) -> tuple[ReconciliationInputs, pd.DataFram
         "location_id": loc_ids[np.concatenate([m_loc, c_loc])], "sku": skus[np.concatenate([m_sku, c_sku])],
         "sku_known": True, "movement_type": np.concatenate([m_type, np.full(len(counted), "count", dtype=object)]),
         "quantity": np.concatenate([m_qty, on_hand[counted]]), "source_event": "ev"})
+    movements = movements.drop(index=gap_m).reset_index(drop=True)  # lost from the stream (Centra has them)
     keep = np.ones(n_mov, dtype=bool)
     keep[drop_m] = False
     keep &= role[m_sku] != 1

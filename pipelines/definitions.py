@@ -25,10 +25,12 @@ from pipelines.defs.pos.assets import (
     pos_stock_movements,
     pos_stock_snapshot,
 )
+from pipelines.defs.pos.recovery import recovery_definitions
+from pipelines.defs.pos.stream_health import StreamHealthSettings, stream_health_definitions
 from pipelines.defs.raw_checks import raw_checks
 from pipelines.defs.reconciliation import reconciliation_definitions
 from pipelines.defs.sync import sync_definitions
-from pipelines.settings import reconciliation, settings, sync
+from pipelines.settings import reconciliation, recovery, settings, stream_health, sync
 
 daily_assets = [pos_sale_lines, pos_stock_movements, pos_pickups, pos_catalog, centra_orders, centra_returns, centra_stock_changes]
 snapshot_assets = [pos_stock_snapshot, centra_stock_snapshot, centra_catalog]
@@ -91,6 +93,8 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
                                          auth_url=s.newstore_auth_url),
         "reconciliation_settings": res.ReconciliationSettings(**reconciliation()),
         "sync_settings": res.SyncSettings(**sync()),
+        "recovery_settings": res.RecoverySettings(**recovery()),
+        "stream_health_settings": StreamHealthSettings(**stream_health()),
         "finance_reports": res.FinanceReportFiles(reports_dir=str(s.reports_dir)),
     }
 
@@ -100,6 +104,8 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
     return dg.Definitions.merge(
         raw_definitions(),
         sync_definitions(),
+        recovery_definitions(),
+        stream_health_definitions(),
         reconciliation_definitions(),
         dg.Definitions(assets=[exceptions], sensors=[open_exceptions_sensor, default_automation_condition_sensor]),
         dg.Definitions(resources=resources or default_resources()),

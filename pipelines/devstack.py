@@ -54,7 +54,8 @@ class Stack:
     def __init__(self, home: Path, *, sizes: int = 2000, stores: int = 12, seed: int = 7,
                  centra_port: int | None = None, newstore_port: int | None = None, intake_port: int | None = None,
                  trading: TradingConfig | None = None, database_url: str | None = None,
-                 emitter_config: EmitterConfig | None = None, centra_options: dict | None = None):
+                 emitter_config: EmitterConfig | None = None, centra_options: dict | None = None,
+                 newstore_options: dict | None = None):
         self.home = home
         home.mkdir(parents=True, exist_ok=True)
         self.estate_file = write_estate(home / "estate.json", sizes=sizes, stores=stores, seed=seed)
@@ -81,7 +82,7 @@ class Stack:
         self.newstore = NewStoreSimulator(
             self.estate, tenant=self.tenant, seed=seed,
             clients={self.secrets["NEWSTORE_CLIENT_ID"]: self.secrets["NEWSTORE_CLIENT_SECRET"]},
-            emitter_config=emitter_config)
+            emitter_config=emitter_config, **(newstore_options or {}))
         self.centra_server = BackgroundServer(self.centra.app, port=centra_port)
         self.newstore_server = BackgroundServer(self.newstore.app, port=newstore_port)
         self.truth = GroundTruth(home / "ground_truth.sqlite", self.estate.business_timezone)

@@ -9,8 +9,8 @@ service (not Dagster) through `intake()` and `intake_secrets()` at start-up.
 - `schedules()`: what Dagster needs when it loads the definitions (cron hours, the sync sensor's
   interval; defaults here). Read once at import by `pipelines.defs`, like the partitions' start date and
   timezone from `settings()`.
-- `reconciliation()`, `sync()`, `intake()`: only what the environment sets, typed and keyed by the field
-  names of what they configure (`ReconciliationSettings`, `SyncSettings`, `IntakeConfig`...), so each
+- `reconciliation()`, `sync()`, `recovery()`, `stream_health()`, `intake()`: only what the environment sets, typed and keyed by the field
+  names of what they configure (`ReconciliationSettings`, `SyncSettings`, `RecoverySettings`, `IntakeConfig`...), so each
   default is stated once, on the thing configured.
 - `intake_secrets()`: the intake's two secrets. Dagster resources take their secrets through `EnvVar`
   instead; neither is ever logged.
@@ -117,11 +117,13 @@ class Schedules:
     recon_hour: int = 6  # the daily reconciliation of yesterday, business time
     resync_cron: str = "30 5 * * *"  # the full stock resync
     sync_sensor_interval_s: int = 5  # stock_sync_sensor's minimum interval
+    restatement_window_s: float = 600.0  # restatement_sensor: a day is restated once no late event came this long
 
     @classmethod
     def from_env(cls) -> Schedules:
         return cls(**_set(recon_hour=_int("PIPELINES_RECON_HOUR", 0),
                           resync_cron=_env("PIPELINES_SYNC_RESYNC_CRON"),
+                          restatement_window_s=_float("PIPELINES_RESTATEMENT_WINDOW_S", 0),
                           sync_sensor_interval_s=_number("PIPELINES_SYNC_SENSOR_INTERVAL_S",
                                                          lambda raw: int(float(raw)), "a number of seconds", 1)))
 
@@ -162,6 +164,26 @@ def sync() -> dict[str, Any]:
                 failed_run_retention_days="PIPELINES_SYNC_FAILED_RUN_RETENTION_DAYS",
                 store_retention_days="PIPELINES_SYNC_STORE_RETENTION_DAYS"),
     ) | ({"batch_delay_s": batch_delay or None} if batch_delay is not None else {})
+
+
+def recovery() -> dict[str, Any]:
+    """`RecoverySettings` fields the environment sets (lost store transactions: how long a transaction's own
+    event may still come before it is fetched from NewStore, and how often a fetch is tried)."""
+    return _set(grace_s=_float("PIPELINES_RECOVERY_GRACE_S", 0),
+                max_attempts=_int("PIPELINES_RECOVERY_MAX_ATTEMPTS", 1))
+
+
+def stream_health() -> dict[str, Any]:
+    """`StreamHealthSettings` fields the environment sets (the NewStore event stream's health checks: halt time,
+    store opening hours, history days, the unprocessed-event and recovery bounds)."""
+    return _set(halt_after_minutes=_float("PIPELINES_STREAM_HALT_AFTER_MINUTES", 1),
+                halt_min_expected=_float("PIPELINES_STREAM_HALT_MIN_EXPECTED", 0),
+                opening_hour=_int("PIPELINES_STORE_OPENING_HOUR", 0),
+                closing_hour=_int("PIPELINES_STORE_CLOSING_HOUR", 0),
+                history_days=_int("PIPELINES_STREAM_HISTORY_DAYS", 1),
+                unprocessed_warn_minutes=_float("PIPELINES_STREAM_UNPROCESSED_WARN_MINUTES", 0),
+                unprocessed_error_minutes=_float("PIPELINES_STREAM_UNPROCESSED_ERROR_MINUTES", 0),
+                recovery_overdue_minutes=_float("PIPELINES_STREAM_RECOVERY_OVERDUE_MINUTES", 0))
 
 
 def intake() -> dict[str, Any]:

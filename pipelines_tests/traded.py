@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import dagster as dg
 
+from pipelines.defs.pos.stream_health import StreamHealthSettings
 from pipelines.defs.resources import (
     CentraResource,
     EstateResource,
     FinanceReportFiles,
     NewStoreResource,
     ReconciliationSettings,
+    RecoverySettings,
     StoreOfRecord,
     SyncSettings,
 )
@@ -35,6 +37,8 @@ class Traded:
                                          client_secret=env["NEWSTORE_CLIENT_SECRET"]),
             "reconciliation_settings": reconciliation or ReconciliationSettings(),
             "sync_settings": SyncSettings(),
+            "recovery_settings": RecoverySettings(grace_s=0.0),
+            "stream_health_settings": StreamHealthSettings(),
             "finance_reports": FinanceReportFiles(reports_dir=str(stack.home / "reports")),
         }
 

@@ -237,3 +237,29 @@ class EvidenceNotes(pa.DataFrameModel):
 
     class Config:
         coerce = True
+
+
+class SalesTotals(pa.DataFrameModel):
+    """The store sales and returns a day's reconciliation was computed from (`reconciliation_sales_totals`)."""
+
+    kind: Series[str] = pa.Field(isin=["sale", "return"])
+    lines: Series[int] = pa.Field(ge=0)
+    units: Series[int] = pa.Field(ge=0)
+    net_amount: Series[float] = pa.Field(nullable=False)
+
+    class Config:
+        coerce = True
+
+
+class Restatements(pa.DataFrameModel):
+    """What each restatement of a day changed (`reconciliation_restatements`)."""
+
+    restatement_no: Series[int] = pa.Field(ge=1)
+    change: Series[str] = pa.Field(isin=["total", "added", "resolved", "changed", "sales"])
+    count_before: Series[int] = pa.Field(ge=0)
+    count_after: Series[int] = pa.Field(ge=0)
+    value_before: Series[float] = pa.Field(nullable=False)
+    value_after: Series[float] = pa.Field(nullable=False)
+
+    class Config:
+        coerce = True

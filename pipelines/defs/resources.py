@@ -104,6 +104,17 @@ class ReconciliationSettings(dg.ConfigurableResource):
         return Tolerance(money=self.money_tolerance, units=self.unit_tolerance)
 
 
+class RecoverySettings(dg.ConfigurableResource):
+    """Recovery of store transactions the event stream lost (`pipelines.store.recoveries`)."""
+
+    grace_s: float = Field(default=120.0, description=(
+        "Seconds after a transaction's first sibling event landed before its own missing event is fetched "
+        "from NewStore: deliveries are unordered and normally seconds apart (_GRACE_S)."))
+    max_attempts: int = Field(default=5, description=(
+        "Fetches tried (one per recovery run) before a transaction NewStore fails to return is reported "
+        "missing; a 404 reports it at once (_MAX_ATTEMPTS)."))
+
+
 class SyncSettings(dg.ConfigurableResource):
     """The stock sync's knobs (`PIPELINES_SYNC_*`, see docs/stock-sync.md): the `SyncConfig` of its runs (how
     long an always-on run lives and hands over, batching, concurrency) and how long its history is kept. The
@@ -165,10 +176,11 @@ class FinanceReportFiles(dg.ConfigurableResource):
 
     def write_day(self, day: str, findings: pd.DataFrame, totals: pd.DataFrame, history: pd.DataFrame, *,
                   estate: Estate, produced_under: Sequence[tuple[str, bool, str]],
-                  evidence_notes: Sequence[str]) -> ReportFiles:
+                  evidence_notes: Sequence[str], restatement: pd.DataFrame | None = None) -> ReportFiles:
+        """The day's report; `restatement`: the day's latest restatement's changes (the page says "restated")."""
         return write_daily_report(self.root, day, findings, history, totals=totals, base_currency=estate.base_currency,
                                   estate_name=estate.name, estate=estate, produced_under=produced_under,
-                                  evidence_notes=evidence_notes)
+                                  evidence_notes=evidence_notes, restatement=restatement)
 
     def write_month(self, month: str, totals: pd.DataFrame, *, estate: Estate) -> Path:
         return write_month_report(self.root, month, totals, base_currency=estate.base_currency,

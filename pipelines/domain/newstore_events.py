@@ -198,6 +198,10 @@ _ID_KEYED = ("order.", "return.processed", "refund_request.", "inventory_transac
 # Events of which one transaction publishes several, told apart only by their items (one
 # `items_completed` per shipped item, one `items_cancelled` per cancellation).
 _ITEM_KEYED = ("fulfillment_request.", "order.items_")
+# Events a transaction publishes once: the name and id are the identity. A `logical_timestamp` they may
+# carry is left out, so an event recovered from NewStore's API (which has none) has the streamed one's key.
+_ONCE_PER_TRANSACTION = ("order.created", "order.opened", "order.completed", "order.cancelled", "return.processed",
+                         "refund_request.issued")
 COUNT_EVENT = "inventory_count.items_counted"
 
 
@@ -210,8 +214,8 @@ def business_key(name: str, payload: dict[str, Any]) -> str:
 
     NewStore delivers at least once, and a redelivery may carry a new `published_at` or extra fields,
     so the envelope and the whole body cannot be the identity. It is the event name plus the
-    transaction's `id`, its `logical_timestamp` and `chunk_number` where present, and the item ids
-    where one transaction publishes several events of that name. A count has no id: its identity is
+    transaction's `id`; for events one transaction publishes several of, also its `logical_timestamp` and
+    `chunk_number` where present, and the item ids where only the items tell them apart. A count has no id: its identity is
     the location, the chunk and the counted items. Events with none of these fall back to a hash of
     the payload (a changed redelivery of those is stored twice, and is harmless: none moves stock).
     """
@@ -224,6 +228,8 @@ def business_key(name: str, payload: dict[str, Any]) -> str:
     if ident in (None, "") or isinstance(ident, (dict, list)) or not name.startswith(_ID_KEYED):
         return f"{name}:sha256:{_digest(payload)}"
     parts = [name, str(ident)]
+    if name in _ONCE_PER_TRANSACTION:
+        return ":".join(parts)
     if payload.get("logical_timestamp") is not None:
         parts.append(f"lt={payload['logical_timestamp']}")
     if payload.get("chunk_number") is not None:

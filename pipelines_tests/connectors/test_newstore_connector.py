@@ -211,8 +211,8 @@ def test_create_return_and_register_eventstream(ns_served: ServedNewStore, ns_es
         assert result.total_refund_amount == 400.0 and result.order_id == sale["id"] and len(result.items) == 1
         assert state.on_hand("SE03", sku) == before + 1
     assert ns_served.sim.flush(10)
-    assert receiver.names() == ["order.created", "order.opened", "return.processed", "refund_request.issued",
-                                "payment_account.amount_refunded"]
+    assert receiver.names() == ["order.created", "order.opened", "order.completed", "return.processed",
+                                "refund_request.issued", "payment_account.amount_refunded"]
     assert len(state.list_integrations()) == 1
 
 

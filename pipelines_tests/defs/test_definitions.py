@@ -55,9 +55,9 @@ def _parents(key: str) -> set[str]:
 
 def test_every_table_dagster_writes_is_an_asset_with_its_lineage() -> None:
     tables = {"reconciliation_findings", "reconciliation_daily_totals", "reconciliation_drift_by_store",
-              "reconciliation_evidence"}
+              "reconciliation_evidence", "reconciliation_sales_totals", "reconciliation_restatements"}
     findings = defs.resolve_assets_def("reconciliation_findings")
-    assert {k.to_user_string() for k in findings.keys} == tables  # one run writes the four
+    assert {k.to_user_string() for k in findings.keys} == tables  # one run writes the six
     assert {"reconciliation_findings", "reconciliation_daily_totals", "reconciliation_evidence"} <= _parents(
         "finance_daily_report")
     assert "reconciliation_daily_totals" in _parents("finance_month_end_rollup")

@@ -153,6 +153,8 @@ def clean_day() -> ReconciliationInputs:
         centra_orders=orders([(1001, "SHIPPED", 299.0, "SEK"), (1002, "SHIPPED", 49.95, "EUR")]),
         pickups=pd.DataFrame([{"order_number": 1002, "location_id": "ST-DE01", "completed_at": f"{DAY}T15:00:00Z"}]),
         downstream_sales=downstream_of(lines),
+        missing_transactions=pd.DataFrame(columns=["kind", "transaction_id", "order_id", "status", "evidence",
+                                                   "fulfillment_node_id", "amount", "currency", "last_error"]),
     )
 
 
@@ -247,21 +249,42 @@ def test_stock_drift_rule_alone_without_catalog() -> None:
 # ------------------------------------------------------------------ sync
 
 
+def not_drift(findings: pd.DataFrame) -> pd.DataFrame:
+    """The findings but stock drift (a sync failure leaves drift at the cut-off too)."""
+    return findings[~findings["finding_type"].isin(model.DRIFT_TYPES)].reset_index(drop=True)
+
+
+def with_centra_physical(day: ReconciliationInputs, warehouse: int, sku: str, physical: int) -> None:
+    """Centra's snapshot as the ledger left it: set (or add) the physical stock of one key."""
+    cs = day.centra_stock_snapshot
+    hit = (cs["warehouse_id"] == warehouse) & (cs["sku"] == sku)
+    if hit.any():
+        cs.loc[hit, ["physical", "free_to_allocate"]] = physical
+    else:
+        day.centra_stock_snapshot = pd.concat([cs, centra_stock([(warehouse, sku, physical)])], ignore_index=True)
+
+
 def test_pos_movement_missing_in_centra() -> None:
     day = clean_day()
     day.centra_stock_changes = day.centra_stock_changes.drop(index=0)  # the T1 sale never reached Centra
-    f = only(run(day))
+    with_centra_physical(day, 2, "A", 6)  # ... so Centra still shows the unit NewStore sold
+    f = only(not_drift(run(day)))
     assert (f.finding_type, f.location_id, f.sku) == ("sync_missing_in_commerce", "ST-SE01", "A")
     assert (f.quantity_pos, f.quantity_commerce, f.quantity_diff, f.value_at_risk) == (-1, 0, 1, 499.0)
     assert f.owner_team == "integration"
+    assert f.detail.endswith(";newstore_on_hand=5;centra_physical=6")
 
 
 def test_partial_sync_is_missing_and_extra_centra_change_is_unexpected() -> None:
     day = clean_day()
     day.centra_stock_changes.loc[2, "quantity"] = 3  # receipt of 5 applied as 3
+    with_centra_physical(day, 3, "C", 5)
     extra = changes([(3, "B", -1, "Manual correction")])
     day.centra_stock_changes = pd.concat([day.centra_stock_changes, extra], ignore_index=True)
-    f = run(day).set_index("finding_type")
+    day.pos_stock_snapshot.loc[day.pos_stock_snapshot["fulfillment_node_id"].eq("DE01")
+                               & day.pos_stock_snapshot["sku"].eq("B"), "on_hand"] = 2
+    with_centra_physical(day, 3, "B", 1)  # the manual correction took Centra from NewStore's 2 to 1
+    f = not_drift(run(day)).set_index("finding_type")
     assert f.loc["sync_missing_in_commerce", "sku"] == "C"
     assert f.loc["sync_missing_in_commerce", "value_at_risk"] == pytest.approx(2 * 19.95)
     u = f.loc["sync_unexpected_in_commerce"]
@@ -271,19 +294,160 @@ def test_partial_sync_is_missing_and_extra_centra_change_is_unexpected() -> None
 def test_centra_moving_more_than_the_pos_is_unexpected() -> None:
     day = clean_day()
     day.centra_stock_changes.loc[0, "quantity"] = -2
-    f = only(run(day))
+    with_centra_physical(day, 2, "A", 4)
+    f = only(not_drift(run(day)))
     assert (f.finding_type, f.quantity_pos, f.quantity_commerce, f.value_at_risk) == \
         ("sync_unexpected_in_commerce", -1, -2, 499.0)
 
 
 def test_description_prefix_filter_is_configurable() -> None:
-    f = only(run(clean_day(), config=RuleConfig(exclude_change_description_prefixes=())))
+    day = clean_day()
+    day.centra_stock_snapshot = None  # no cut-off evidence: the ledgers alone decide
+    f = only(run(day, config=RuleConfig(exclude_change_description_prefixes=())))
     assert (f.finding_type, f.sku, f.quantity_commerce, f.quantity_diff) == ("sync_unexpected_in_commerce", "A", -3, -2)
+    assert "newstore_on_hand" not in f.detail
 
 
 def test_counted_keys_are_skipped_unless_configured() -> None:
-    f = only(run(clean_day(), config=RuleConfig(skip_counted_keys=False)))
+    day = clean_day()
+    day.centra_stock_snapshot = None
+    f = only(not_drift(run(day, config=RuleConfig(skip_counted_keys=False))))
     assert (f.finding_type, f.location_id, f.sku, f.quantity_commerce) == ("sync_unexpected_in_commerce", "ST-SE01", "C", 3)
+
+
+def test_a_store_movement_lost_on_the_stream_is_a_stream_gap_never_a_revert() -> None:
+    """Kills: the rule judging Centra by the event stream alone (a lost POS event read as a foreign Centra
+    change to revert), and evidence read for the wrong key when several keys differ in one call."""
+    day = clean_day()
+    # The stream lost the T1 sale (SE01, A): Centra got it (another integration) and NewStore's stock has it.
+    day.pos_stock_movements = day.pos_stock_movements.drop(index=0).reset_index(drop=True)
+    # A real foreign change at DE01 (Centra -1 on B, NewStore still 2) and a receipt Centra only half got.
+    day.pos_stock_snapshot.loc[day.pos_stock_snapshot["fulfillment_node_id"].eq("DE01")
+                               & day.pos_stock_snapshot["sku"].eq("B"), "on_hand"] = 2
+    day.centra_stock_changes = pd.concat([day.centra_stock_changes, changes([(3, "B", -1, "AMS manual edit")])],
+                                         ignore_index=True)
+    with_centra_physical(day, 3, "B", 1)
+    day.centra_stock_changes.loc[2, "quantity"] = 3
+    with_centra_physical(day, 3, "C", 5)
+    f = not_drift(run(day)).set_index(["location_id", "sku"])
+    assert f["finding_type"].to_dict() == {("ST-SE01", "A"): "pos_stream_gap",
+                                           ("ST-DE01", "B"): "sync_unexpected_in_commerce",
+                                           ("ST-DE01", "C"): "sync_missing_in_commerce"}
+    gap = f.loc[("ST-SE01", "A")]
+    assert (gap.quantity_pos, gap.quantity_commerce, gap.quantity_diff, gap.value_at_risk) == (0, -1, -1, 499.0)
+    assert (gap.severity, gap.owner_team) == ("WARN", "integration")
+    assert gap.detail == "pos_net=0;commerce_net=-1;pos_movements=0;commerce_changes=1;newstore_on_hand=5;centra_physical=5"
+    assert "Change nothing in Centra" in gap.playbook and "do not revert" in gap.playbook
+    assert f.loc[("ST-DE01", "B"), "detail"].endswith("newstore_on_hand=2;centra_physical=1")
+    assert f.loc[("ST-DE01", "C"), "detail"].endswith("newstore_on_hand=7;centra_physical=5")
+    day.pos_stock_snapshot_before = day.pos_stock_snapshot.iloc[0:0]  # no previous cut-off of any store:
+    day.centra_stock_snapshot_before = day.centra_stock_snapshot.iloc[0:0]  # the day's cut-off still judges
+    assert not_drift(run(day)).set_index(["location_id", "sku"])["finding_type"].to_dict() == \
+        f["finding_type"].to_dict()
+    drift = run(day)
+    drift = drift[drift["finding_type"].isin(model.DRIFT_TYPES)]
+    assert ("ST-SE01", "A") not in set(zip(drift["location_id"], drift["sku"], strict=True))
+
+
+def test_a_stream_movement_centra_and_newstore_never_saw_is_not_replayed() -> None:
+    """Kills: a replay instruction for a movement NewStore's own stock does not show (a late-dated or duplicated
+    stream event): replaying it would create the drift the finding is meant to remove."""
+    day = clean_day()
+    extra = movements([("DE01", "A", "sale", -1)])
+    day.pos_stock_movements = pd.concat([day.pos_stock_movements, extra], ignore_index=True)
+    f = only(not_drift(run(day)))
+    assert (f.finding_type, f.location_id, f.sku, f.quantity_pos, f.quantity_commerce) == \
+        ("pos_stream_gap", "ST-DE01", "A", -1, 0)
+    assert f.detail.endswith("newstore_on_hand=2;centra_physical=2")
+
+
+def test_within_tolerance_agreement_is_a_gap_and_a_store_without_snapshot_rows_has_no_evidence() -> None:
+    """Kills: the cut-off agreement ignoring the units tolerance, and a store missing from NewStore's snapshot
+    read as 0 = 0 agreement (no evidence must keep the sync type)."""
+    day = clean_day()
+    day.centra_stock_changes.loc[0, "quantity"] = -3  # SE01 A: Centra -3, POS -1
+    with_centra_physical(day, 2, "A", 4)  # NewStore 5: one unit apart
+    assert only(not_drift(run(day))).finding_type == "sync_unexpected_in_commerce"
+    assert only(not_drift(run(day, Tolerance(units=1)))).finding_type == "pos_stream_gap"
+    with_centra_physical(day, 2, "A", 3)  # two units apart
+    assert only(not_drift(run(day, Tolerance(units=1)))).finding_type == "sync_unexpected_in_commerce"
+    gone = clean_day()
+    gone.pos_stock_movements = gone.pos_stock_movements.drop(index=2).reset_index(drop=True)  # DE01 C receipt lost
+    gone.pos_stock_snapshot = gone.pos_stock_snapshot[gone.pos_stock_snapshot["fulfillment_node_id"] != "DE01"]
+    f = R.sync_failures(DAY, gone.pos_stock_movements, gone.centra_stock_changes, REF.locations, REF.prices, TOL,
+                        pos_stock=gone.pos_stock_snapshot, centra_stock=gone.centra_stock_snapshot)
+    f = only(f)
+    assert (f.finding_type, f.location_id, f.sku) == ("sync_unexpected_in_commerce", "ST-DE01", "C")
+    assert "newstore_on_hand" not in f.detail
+
+
+def before_cutoff(day: ReconciliationInputs, pos: dict[tuple[str, str], int] | None = None,
+                  centra: dict[tuple[int, str], int] | None = None) -> None:
+    """The previous cut-off's snapshots: today's, with some keys set to other quantities."""
+    ps, cs = day.pos_stock_snapshot.assign(business_date=PREV), day.centra_stock_snapshot.assign(business_date=PREV)
+    for (node, sku), q in (pos or {}).items():
+        ps.loc[ps["fulfillment_node_id"].eq(node) & ps["sku"].eq(sku), "on_hand"] = q
+    for (wh, sku), q in (centra or {}).items():
+        cs.loc[cs["warehouse_id"].eq(wh) & cs["sku"].eq(sku), "physical"] = q
+    day.pos_stock_snapshot_before, day.centra_stock_snapshot_before = ps, cs
+
+
+def test_with_the_previous_cutoff_an_old_drift_does_not_make_todays_stream_gap_a_sync_failure() -> None:
+    """Kills: judging the day by the drift left at its cut-off (drift from earlier days turning a lost store
+    event into a 'sync failure'), and a sync finding valued by the stream's gap instead of the day's own
+    difference."""
+    day = clean_day()
+    day.pos_stock_movements = day.pos_stock_movements.drop(index=0).reset_index(drop=True)  # stream lost T1
+    with_centra_physical(day, 2, "A", 7)  # Centra 2 above NewStore's 5 since an earlier day
+    before_cutoff(day, pos={("SE01", "A"): 6}, centra={(2, "A"): 8})  # both moved -1 over the day
+    assert only(not_drift(run(day))).finding_type == "pos_stream_gap"
+    day.pos_stock_snapshot_before = day.centra_stock_snapshot_before = None
+    assert only(not_drift(run(day))).finding_type == "sync_unexpected_in_commerce"  # cut-off alone: ambiguous
+    # A receipt of 5 Centra got as 3 while the stream also lost the T1 sale of the same key's store.
+    day = clean_day()
+    day.pos_stock_movements = day.pos_stock_movements.drop(index=0).reset_index(drop=True)
+    day.centra_stock_changes.loc[2, "quantity"] = 3
+    with_centra_physical(day, 3, "C", 5)
+    before_cutoff(day, pos={("SE01", "A"): 6, ("DE01", "C"): 2}, centra={(2, "A"): 6, (3, "C"): 2})
+    f = not_drift(run(day)).set_index(["location_id", "sku"])
+    assert f["finding_type"].to_dict() == {("ST-SE01", "A"): "pos_stream_gap",
+                                           ("ST-DE01", "C"): "sync_missing_in_commerce"}
+    c = f.loc[("ST-DE01", "C")]
+    assert (c.quantity_pos, c.quantity_commerce, c.quantity_diff, c.value_at_risk) == (5, 3, -2, 2 * 19.95)
+    assert c.detail.endswith("newstore_on_hand=7;centra_physical=5;newstore_change=5;centra_change=3")
+
+
+def test_a_loss_both_ledgers_missed_is_a_sync_failure_with_the_previous_cutoff() -> None:
+    """Kills: the rule being blind to a store event lost before either ledger saw it (the stream feeds both),
+    which only NewStore's own stock shows; and that finding when switched off or without the previous cut-off."""
+    day = clean_day()  # NewStore sold one more unit of B at DE01 than anyone heard of: 1 -> 0; Centra stayed at 1
+    day.pos_stock_snapshot.loc[day.pos_stock_snapshot["fulfillment_node_id"].eq("DE01")
+                               & day.pos_stock_snapshot["sku"].eq("B"), "on_hand"] = 0
+    with_centra_physical(day, 3, "B", 1)
+    before_cutoff(day, pos={("DE01", "B"): 1})
+    f = only(not_drift(run(day)))
+    assert (f.finding_type, f.location_id, f.sku) == ("sync_missing_in_commerce", "ST-DE01", "B")
+    assert (f.quantity_pos, f.quantity_commerce, f.quantity_diff, f.value_at_risk) == (-1, 0, 1, 29.95)
+    assert "pos_net=0;commerce_net=0" in f.detail and f.detail.endswith("newstore_change=-1;centra_change=0")
+    got = R.sync_failures(DAY, day.pos_stock_movements, day.centra_stock_changes, REF.locations, REF.prices, TOL,
+                          pos_stock=day.pos_stock_snapshot, centra_stock=day.centra_stock_snapshot,
+                          pos_stock_before=day.pos_stock_snapshot_before,
+                          centra_stock_before=day.centra_stock_snapshot_before, see_stream_loss=False)
+    assert got.empty
+    day.pos_stock_snapshot_before = None
+    assert not_drift(run(day)).empty  # the day's cut-off alone cannot date the loss
+
+
+def test_sync_playbooks_are_safe_whichever_side_is_wrong() -> None:
+    """Kills: a sync playbook telling someone to revert a Centra change or replay a movement before both systems'
+    own records were checked (following it when the other side is wrong creates real drift)."""
+    for ft in (model.SYNC_MISSING_IN_COMMERCE, model.SYNC_UNEXPECTED_IN_COMMERCE):
+        assert "Before changing either system" in ft.playbook and "NewStore's stock" in ft.playbook
+        assert "revert it" not in ft.playbook and "either side can be wrong" in ft.playbook.lower()
+    assert "Do not revert" in model.SYNC_UNEXPECTED_IN_COMMERCE.playbook
+    assert "never re-send" in model.SYNC_MISSING_IN_COMMERCE.playbook
+    gap = model.FINDING_TYPES["pos_stream_gap"]
+    assert not gap.money and gap.drift is None and gap.family != "sync"  # not a sync failure
 
 
 # ------------------------------------------------------------------ orphans
@@ -588,7 +752,7 @@ def test_a_transaction_with_two_tax_rates_counts_once_in_each_group() -> None:
 def test_what_a_finding_type_means_is_said_once_on_the_type() -> None:
     assert model.MONEY_TYPES == ("store_sales_mismatch", "return_without_order_ref", "return_missing_in_commerce",
                                  "refund_amount_mismatch", "refund_tax_mismatch", "click_collect_open",
-                                 "line_tax_mismatch")
+                                 "line_tax_mismatch", "store_transaction_missing")
     assert model.DRIFT_TYPES == ("stock_drift_oversell", "stock_drift_lost_sales")
     assert model.DRIFT_TYPE_BY_KIND == {"oversell": "stock_drift_oversell", "lost_sales": "stock_drift_lost_sales"}
     types = model.FINDING_TYPES.values()

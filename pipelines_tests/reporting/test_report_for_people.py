@@ -205,6 +205,13 @@ def rule_findings() -> pd.DataFrame:
     def sync(d) -> None:
         d.centra_stock_changes = pd.concat([d.centra_stock_changes.drop(index=0),
                                             t.changes([(3, "B", -1, "Manual correction")])], ignore_index=True)
+        t.with_centra_physical(d, 2, "A", 6)  # the T1 sale never reached Centra
+        d.pos_stock_snapshot.loc[d.pos_stock_snapshot["fulfillment_node_id"].eq("DE01")
+                                 & d.pos_stock_snapshot["sku"].eq("B"), "on_hand"] = 2
+        t.with_centra_physical(d, 3, "B", 1)  # the manual correction took Centra from NewStore's 2 to 1
+
+    def stream_gap(d) -> None:
+        d.pos_stock_movements = d.pos_stock_movements.drop(index=0).reset_index(drop=True)  # the stream lost T1
 
     def orphans(d) -> None:
         d.pos_stock_snapshot = pd.concat([d.pos_stock_snapshot, t.pos_stock([("SE01", "X", 4), ("DE01", "D", 2)])])
@@ -232,8 +239,18 @@ def rule_findings() -> pd.DataFrame:
         d.centra_return_lines = d.centra_return_lines.iloc[0:0]
         d.centra_returns = d.centra_returns.iloc[0:0]
 
-    frames = [day_with(c) for c in (drift_and_pickup, sync, orphans, orphans_commerce, store_sales, lines,
-                                    refund(279.0, 25.0), refund(299.0, 12.0), no_centra_return)]
+    def lost_transactions(d) -> None:
+        d.missing_transactions = pd.DataFrame([
+            {"kind": "order", "transaction_id": "O-9", "order_id": "O-9", "status": "unrecoverable",
+             "evidence": '["order.completed", "order.created"]', "fulfillment_node_id": "SE01", "amount": 499.0,
+             "currency": "SEK", "last_error": "NotFound: HTTP 404"},
+            {"kind": "return", "transaction_id": "R-9", "order_id": None, "status": "waiting",
+             "evidence": '["refund_request.issued"]', "fulfillment_node_id": "DE01", "amount": None,
+             "currency": "EUR", "last_error": None}])
+
+    frames = [day_with(c) for c in (drift_and_pickup, sync, stream_gap, orphans, orphans_commerce, store_sales,
+                                    lines,
+                                    refund(279.0, 25.0), refund(299.0, 12.0), no_centra_return, lost_transactions)]
     frames.append(t._line_findings(t.line("T1", "SE01", "A", 2, 479.0, 0.0, 0.25),
                                    t.line("T2", "SE01", "A", 1, 499.0, 0.0, 0.25, tax=95.0),
                                    t.line("T3", "SE01", "A", 1, 499.0, -10.0, 0.25),

@@ -287,7 +287,9 @@ def test_store_sale_payload_stock_and_events(ns_estate: Estate) -> None:
                                                {"sku": sku_b, "quantity": 1, "unit_price": 199.0, "discount": 0}],
                                       at=T0, customer_email="a@b.se")
     assert state.on_hand("SE01", sku_a) == start_a - 2 and state.on_hand("SE01", sku_b) == start_b - 1
-    assert [e["name"] for e in state.events_published()] == ["order.created", "order.opened"]
+    assert [e["name"] for e in state.events_published()] == ["order.created", "order.opened", "order.completed"]
+    completed = state.events_published("order.completed")[0]["payload"]
+    assert completed["id"] == payload["id"] and {i["status"] for i in completed["items"]} == {"complete"}
     assert payload["channel_type"] == "store" and payload["channel"] == "ST-SE01"
     assert payload["price_method"] == "tax_included"
     # Only fields NewStore's integration dataclasses name (PROVENANCE.md): no invented location fields.
@@ -301,7 +303,7 @@ def test_store_sale_payload_stock_and_events(ns_estate: Estate) -> None:
     item = payload["items"][0]
     assert item["external_identifiers"] == {"sku": sku_a, "ean13": ns_estate.by_sku[sku_a].size.ean}
     assert item["list_price"] == 499.0 and item["item_discounts"] == 50.0 and item["tax"] == 89.8
-    created, opened = state.events_published()
+    created, opened, _completed = state.events_published()
     assert created["payload"]["id"] == opened["payload"]["id"]
     assert opened["tenant"] == "t" and opened["published_at"] == "2026-03-02T09:00:00.000Z"
 
@@ -402,12 +404,12 @@ def test_eventstream_registry_and_pos_sale_delivery(ns_served: ServedNewStore, n
     state.record_store_sale("SE01", [{"sku": sku, "quantity": 1, "unit_price": 199.0, "discount": 0}])
     assert ns_served.sim.flush(10)
     assert state.on_hand("SE01", sku) == before - 1
-    assert receiver.names() == ["order.created", "order.opened"]
+    assert receiver.names() == ["order.created", "order.opened", "order.completed"]
     opened = receiver.received("order.opened")[0]
     assert set(opened) == {"tenant", "name", "published_at", "payload"} and opened["tenant"] == state.tenant
     assert opened["payload"]["items"][0]["shipping_service_level"] == "IN_STORE_HANDOVER"
     assert opened["payload"]["channel"] == "ST-SE01"
-    assert [d["outcome"] for d in ns_served.sim.emitter.delivery_log()] == ["delivered", "delivered"]
+    assert [d["outcome"] for d in ns_served.sim.emitter.delivery_log()] == ["delivered"] * 3
 
 
 def test_return_and_count_events_delivered(ns_served: ServedNewStore, ns_estate: Estate,

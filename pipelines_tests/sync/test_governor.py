@@ -75,7 +75,7 @@ def test_earliest_deadline_first_lets_old_work_overtake_fresh_oversell_risks() -
     risky.critical_skus.add("C")
     waited = _mutation(2, "remove", {"A": 1}, first="2026-11-20T09:58:30Z")  # 90 s older than the risk
     fresh = _mutation(3, "remove", {"B": 1}, first="2026-11-20T09:59:30Z")  # 30 s older
-    added = _mutation(5, "add", {"D": 2}, first="2026-11-20T09:58:20Z")  # 100 s older: additions wait 2 x 60 s
+    added = _mutation(5, "add", {"D": 2}, first="2026-11-20T09:56:20Z")  # 220 s older: additions wait 4 x 60 s
     send, defer = prioritise([fresh, added, risky, waited], capacity=1, max_defer_s=60)
     assert send == [waited] and defer == [risky, added, fresh]  # due 09:59:30, 10:00:00, 10:00:20, 10:00:30
     assert prioritise([fresh, risky, waited], capacity=1)[0] == [risky]  # without a deadline: critical first
@@ -116,9 +116,9 @@ def test_a_warehouse_in_two_allocation_rules_is_critical_when_either_rule_is_nea
         assert not sale.critical, rules  # mirror: both rules have plenty (41 - 1, 6 - 1)
 
 
-def test_split_due_holds_non_critical_work_for_its_delay_and_additions_for_twice_that() -> None:
+def test_split_due_holds_non_critical_work_for_its_delay_and_additions_for_four_times_that() -> None:
     """At 10:01:00 with a 60 s delay: a removal from 10:00:00 is due (60 s, the boundary), one from
-    10:00:01 is not; an addition from 09:59:00 (120 s) is due, one from 09:59:01 is not; a critical
+    10:00:01 is not; an addition from 09:57:00 (240 s) is due, one from 09:57:01 is not; a critical
     removal from 10:00:59 is due at once. Kills: `<=` made `<`, additions with the removals' delay."""
     from datetime import datetime
 
@@ -127,10 +127,38 @@ def test_split_due_holds_non_critical_work_for_its_delay_and_additions_for_twice
     now = datetime.fromisoformat("2026-11-20T10:01:00+00:00").timestamp()
     removal_due = _mutation(1, "remove", {"A": 1}, first="2026-11-20T10:00:00Z")
     removal_young = _mutation(2, "remove", {"B": 1}, first="2026-11-20T10:00:01Z")
-    addition_due = _mutation(3, "add", {"C": 1}, first="2026-11-20T09:59:00Z")
-    addition_young = _mutation(4, "add", {"D": 1}, first="2026-11-20T09:59:01Z")
+    addition_due = _mutation(3, "add", {"C": 1}, first="2026-11-20T09:57:00Z")
+    addition_young = _mutation(4, "add", {"D": 1}, first="2026-11-20T09:57:01Z")
     critical = _mutation(5, "remove", {"E": 1}, first="2026-11-20T10:00:59Z")
     critical.critical_skus.add("E")
     ready, held = split_due([removal_due, removal_young, addition_due, addition_young, critical], now, 60)
     assert ready == [removal_due, addition_due, critical] and held == [removal_young, addition_young]
     assert split_due([removal_young], now, None) == ([removal_young], [])  # no delay: nothing held
+
+
+def test_a_critical_mutation_is_due_from_its_oldest_critical_line_or_once_its_riders_waited() -> None:
+    """With a 60 s delay riders make a critical mutation due after 5 s (`RIDE_ALONG_SHARE`). Warehouse 2's
+    risk (SKU R) is from 10:00:10, riding on a trickle (SKU T) from 10:00:01 (due 10:00:06); warehouse 3's
+    risk is from 10:00:05: EDF sends warehouse 3 first, its risk is older. A trickle from 09:59:59 makes
+    warehouse 2 due at 10:00:04, before warehouse 3. Kills: the deadline of a critical mutation taken from
+    its oldest line alone, from its critical lines alone, or the riders' wait taken as the full delay."""
+    from pipelines.domain.sync.governor import RIDE_ALONG_SHARE, due_at
+
+    assert RIDE_ALONG_SHARE * 60 == 5
+
+    def riding(trickle_since: str) -> Mutation:
+        m = _mutation(2, "remove", {"R": 1, "T": 1})
+        m.plans[0] = KeyPlan(2, "R", "delta", -1, (1,), (), "2026-11-20T10:00:10Z", "2026-11-20T10:00:10Z")
+        m.plans[1] = KeyPlan(2, "T", "delta", -1, (2,), (), trickle_since, trickle_since)
+        m.critical_skus.add("R")
+        return m
+
+    older_risk = _mutation(3, "remove", {"C": 1}, first="2026-11-20T10:00:05Z")
+    older_risk.critical_skus.add("C")
+    fresh_riders = riding("2026-11-20T10:00:01Z")
+    send, defer = prioritise([fresh_riders, older_risk], capacity=1, max_defer_s=60)
+    assert send == [older_risk] and defer == [fresh_riders]
+    waited = riding("2026-11-20T09:59:59Z")
+    assert prioritise([older_risk, waited], capacity=1, max_defer_s=60)[0] == [waited]
+    alone = _mutation(9, "remove", {"X": 1}, first="2026-11-20T09:59:59Z")
+    assert due_at(waited, 60) == due_at(alone, 60) - 55  # 5 s, not the 60 s a non-critical mutation waits

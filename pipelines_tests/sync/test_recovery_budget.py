@@ -57,7 +57,7 @@ def test_recovery_with_a_short_budget_recovers_part_and_finishes_later(
     s_a, s_add, s_b, s_c = [s for s in world.estate.skus()
                             if min(stock[st.newstore_node_id][s] for st in (a, b, c)) >= 2][:4]
     land(world.engine, sale(a.newstore_node_id, s_a, T0), receipt(a.newstore_node_id, {s_add: 2}, T0),
-         sale(b.newstore_node_id, s_b, T0), sale(c.newstore_node_id, s_c, T0 + timedelta(seconds=90)))  # due after the addition (2 x 60 s)
+         sale(b.newstore_node_id, s_b, T0), sale(c.newstore_node_id, s_c, T0 + timedelta(seconds=210)))  # due after the addition (4 x 60 s)
     expected = {(s_a, a): world.initial(s_a, a) - 1, (s_add, a): world.initial(s_add, a) + 2,
                 (s_b, b): world.initial(s_b, b) - 1, (s_c, c): world.initial(s_c, c)}
 

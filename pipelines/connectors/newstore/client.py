@@ -306,6 +306,11 @@ class NewStoreClient(PooledClient):
             raw=data,
         )
 
+    def get_return(self, order_id: str, return_id: str) -> dict[str, Any]:
+        """``GET /v0/d/orders/{order_id}/returns/{return_id}``: the return as NewStore keeps it (raises
+        :class:`NotFound` for an unknown order or return)."""
+        return self._json("GET", f"/v0/d/orders/{_seg(order_id)}/returns/{_seg(return_id)}") or {}
+
     # -- event stream ----------------------------------------------------------------------------------
 
     def register_eventstream(self, integration_id: str, callback_url: str, api_key: str) -> dict[str, Any]:

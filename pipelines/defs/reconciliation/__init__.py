@@ -1,4 +1,5 @@
-"""Daily reconciliation for finance. `reconciliation_definitions()` is merged into the entry point."""
+"""Daily reconciliation for finance. `reconciliation_definitions()` is merged into the entry point, with the
+restatement of days whose events landed late (`restatement.py`)."""
 
 import dagster as dg
 
@@ -10,6 +11,7 @@ from pipelines.defs.reconciliation.assets import (
 )
 from pipelines.defs.reconciliation.checks import reconciliation_checks
 from pipelines.defs.reconciliation.freshness import finance_report_freshness_sensor
+from pipelines.defs.reconciliation.restatement import restatement_job, restatement_sensor
 from pipelines.settings import schedules
 
 # A cron string is taken when the definitions load: the hour is read once, at import.
@@ -47,7 +49,7 @@ def reconciliation_definitions() -> dg.Definitions:
     return dg.Definitions(
         assets=[reconciliation_findings, finance_daily_report, finance_month_end_rollup],
         asset_checks=reconciliation_checks,
-        jobs=[reconciliation_job, month_end_job],
+        jobs=[reconciliation_job, month_end_job, restatement_job],
         schedules=[reconciliation_daily_schedule, month_end_schedule],
-        sensors=[finance_report_freshness_sensor],
+        sensors=[finance_report_freshness_sensor, restatement_sensor],
     )

@@ -2,11 +2,12 @@
 the month-end rollup."""
 
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+from sqlalchemy import Engine, func, select
 
 from pipelines.connectors.newstore import NewStoreClient
 from pipelines.dagster_lib.common import FINANCE, SINGLE_RUN
@@ -26,17 +27,26 @@ from pipelines.domain.reconciliation import FINDING_COLUMNS, ReconciliationInput
 from pipelines.domain.reconciliation.engine import exception_records
 from pipelines.domain.reconciliation.model import DRIFT_TYPES
 from pipelines.domain.reconciliation.reference import build_reference
+from pipelines.domain.reconciliation.restatement import CHANGE_COLUMNS, describe, restate, sales_totals
 from pipelines.domain.reconciliation.return_origins import classify_returns
+from pipelines.domain.timeutil import utc_text
 from pipelines.reporting.finance_report import round_money, summarise
+from pipelines.store.db import table
 from pipelines.store.inbox import record_exceptions
 from pipelines.store.partitions import read_partition, read_sql, replace_partitions
+from pipelines.store.recoveries import missing_on
 
-RAW_DEPS = ["pos_sale_lines", "pos_pickups", "pos_stock_movements", "pos_stock_snapshot", "pos_catalog", "centra_orders",
+RAW_DEPS = ["pos_sale_lines", "pos_pickups", "pos_stock_movements", "pos_stock_snapshot", "pos_catalog",
+            "pos_transaction_recoveries", "centra_orders",
             "centra_returns", "centra_return_lines", "centra_stock_snapshot", "centra_stock_changes", "centra_catalog"]
 FINDINGS = "reconciliation_findings"
 TOTALS = "reconciliation_daily_totals"
 DRIFT = "reconciliation_drift_by_store"
 EVIDENCE = "reconciliation_evidence"
+SALES = "reconciliation_sales_totals"
+RESTATEMENTS = "reconciliation_restatements"
+RESTATEMENT_TAG = "pipelines/restatement"  # a restatement run (pipelines/defs/reconciliation/restatement.py)
+RESTATEMENT_REASON_TAG = "pipelines/restatement_reason"
 
 
 def _days_before(day: str, n: int) -> str:
@@ -68,6 +78,8 @@ def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str, centra: 
     sell_through = (week.groupby(["location_id", "sku"], as_index=False)["quantity"].sum()
                     .rename(columns={"quantity": "units_sold_recent"}))
     part = lambda name: read_partition(engine, name, day).assign(business_date=day)  # noqa: E731
+    prev = _days_before(day, 1)  # the previous cut-off's snapshots: what the sync rule judges the day's change by
+    before = lambda name: read_partition(engine, name, prev).assign(business_date=prev)  # noqa: E731
     # A return of one of the stores' own sales is referenced by that sale, not by an online order: the
     # rules then skip it. Its original sale may be older than the loaded days: it is looked up.
     returns = classify_returns(part("pos_sale_lines"), day, recent.loc[recent["kind"] == "sale", "transaction_id"],
@@ -95,6 +107,9 @@ def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str, centra: 
         sell_through=sell_through,
         store_sale_transaction_ids=sorted(returns.store_sale_ids),
         unverified_returns=returns.unverified,
+        missing_transactions=missing_on(engine, day, estate.get().business_timezone),
+        pos_stock_snapshot_before=before("pos_stock_snapshot"),
+        centra_stock_snapshot_before=before("centra_stock_snapshot"),
     )
 
 
@@ -109,7 +124,8 @@ def _spec(key: str, description: str, deps: list[str], kinds: set[str]) -> dg.As
             "Every difference between the stores (NewStore) and the web shop (Centra) for one business day, "
             "each from both systems' own records: stock drift (oversell / lost-sales risk), silent sync "
             "failures, orphaned SKUs, refund and return gaps, click-and-collect pickups whose online order is "
-            "still open, tax, discount and price-list mismatches. Each finding carries its value at risk "
+            "still open, tax, discount and price-list mismatches, store transactions the event stream lost and "
+            "NewStore did not give back. Each finding carries its value at risk "
             "(store and base currency), a commercial-risk rank, the owning team and the playbook action, and "
             "is raised as an exception record.")),
         _spec(TOTALS, deps=[FINDINGS], kinds={"pandas", "sql"}, description=(
@@ -123,6 +139,14 @@ def _spec(key: str, description: str, deps: list[str], kinds: set[str]) -> dg.As
             "What the day's reconciliation could not judge for lack of evidence (e.g. a store return whose "
             "original sale is neither landed nor known to NewStore), one sentence per row; no money finding is "
             "raised for it, and the finance report shows the sentence.")),
+        _spec(SALES, deps=["pos_sale_lines"], kinds={"pandas", "sql"}, description=(
+            "The store sales and returns the day's reconciliation was computed from, per kind and currency "
+            "(lines, units, net amount): what a later restatement of the day compares its own with.")),
+        _spec(RESTATEMENTS, deps=[FINDINGS, SALES], kinds={"pandas", "sql"}, description=(
+            "What each restatement of a reconciled day changed (late events re-materialised it, see "
+            "restatement_sensor): findings added, resolved and changed (value at risk, base currency), the "
+            "store sales totals before and after, and the day's findings and value at risk before and after. "
+            "Appended, one restatement_no per restatement; the finance report shows the latest.")),
     ],
     partitions_def=daily_partitions,
     backfill_policy=SINGLE_RUN,
@@ -130,20 +154,42 @@ def _spec(key: str, description: str, deps: list[str], kinds: set[str]) -> dg.As
 def reconciliation_findings(context: dg.AssetExecutionContext, store: StoreOfRecord, estate: EstateResource,
                             centra: CentraResource, newstore: NewStoreResource,
                             reconciliation_settings: ReconciliationSettings) -> Iterator[dg.MaterializeResult]:
-    """One transaction per day writes the four tables (each day replaced)."""
+    """One transaction per day writes the findings' tables (each day replaced). A day reconciled before is
+    restated: its previous findings and sales totals are compared with the new ones and the changes appended
+    to `reconciliation_restatements` (recorded when something changed or the run is a restatement run)."""
     engine = store.engine()
+    tagged = context.run.tags.get(RESTATEMENT_TAG) == "true"
+    reason = context.run.tags.get(RESTATEMENT_REASON_TAG)
     tolerance = reconciliation_settings.tolerance()
     base_currency = estate.get().base_currency
     newstore_client = newstore.client()
 
     def one_day(day: str) -> DayOutput:
-        result = reconcile(load_inputs(store, estate, day, centra, newstore_client), tolerance)
+        inputs = load_inputs(store, estate, day, centra, newstore_client)
+        result = reconcile(inputs, tolerance)
         for note in result.evidence_notes:
             context.log.warning("%s: %s", day, note)
         findings = result.findings[FINDING_COLUMNS].drop(columns=["business_date"])
         totals, drift = result.totals, result.drift_by_store
         notes = pd.DataFrame({"note_no": range(1, len(result.evidence_notes) + 1), "note": result.evidence_notes})
-        replace_partitions(engine, day, {FINDINGS: findings, TOTALS: totals, DRIFT: drift, EVIDENCE: notes})
+        sales = sales_totals(inputs.pos_sale_lines)
+        reconciled_before = bool(context.instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey(FINDINGS), asset_partitions=[day]), limit=1).records)
+        restatement = None
+        if reconciled_before:
+            restatement = restate(day, read_partition(engine, FINDINGS, day), findings,
+                                  read_partition(engine, SALES, day), sales)
+        replace_partitions(engine, day, {FINDINGS: findings, TOTALS: totals, DRIFT: drift, EVIDENCE: notes,
+                                         SALES: sales})
+        changes = pd.DataFrame(columns=CHANGE_COLUMNS)
+        restatement_md: dict = {"restated": False}
+        if restatement is not None and (tagged or restatement.has_changes):
+            changes = restatement.changes()
+            number = write_restatement(engine, day, changes, run_id=context.run.run_id, reason=reason)
+            context.log.info("%s restated (#%d): %s", day, number, restatement.headline())
+            restatement_md = {"restated": True, "restatement_no": number, "reason": reason or "re-materialised",
+                              **{k: dg.MetadataValue.float(float(v)) if isinstance(v, float) else v
+                                 for k, v in restatement.headline().items()}}
         record_exceptions(engine, exception_records(result.findings))
         headline = summarise(result.findings, totals=totals, base_currency=base_currency).headline()
         evidence = {"evidence_complete": not result.evidence_notes,
@@ -164,6 +210,8 @@ def reconciliation_findings(context: dg.AssetExecutionContext, store: StoreOfRec
             DRIFT: (drift, {"stores_drifting": int((drift["oversell_skus"] + drift["lost_sales_skus"] > 0).sum()),
                             "drift_value_base": dg.MetadataValue.float(headline["drift_value_base"])}),
             EVIDENCE: (notes, evidence),
+            SALES: (sales, {"restated": restatement_md["restated"]}),
+            RESTATEMENTS: (changes, restatement_md),
         }
 
     with newstore_client:
@@ -194,6 +242,30 @@ def read_history(store: StoreOfRecord, day: str, days: int = 30) -> pd.DataFrame
         findings=("findings", "sum"))
 
 
+def write_restatement(engine: Engine, day: str, changes: pd.DataFrame, *, run_id: str,
+                      reason: str | None) -> int:
+    """Append a restatement's changes (CHANGE_COLUMNS) as the day's next restatement_no (a retry within the
+    same run replaces its own rows); returns the restatement_no."""
+    tbl = table(engine, RESTATEMENTS)
+    at = utc_text(datetime.now(UTC))
+    clean = changes.astype(object).where(changes.notna(), None).to_dict("records")
+    with engine.begin() as conn:
+        conn.execute(tbl.delete().where((tbl.c.business_date == day) & (tbl.c.run_id == run_id)))
+        last = conn.execute(select(func.max(tbl.c.restatement_no)).where(tbl.c.business_date == day)).scalar()
+        number = int(last or 0) + 1
+        if clean:
+            conn.execute(tbl.insert(), [{**r, "business_date": day, "restatement_no": number, "restated_at": at,
+                                         "run_id": run_id, "reason": reason} for r in clean])
+    return number
+
+
+def read_latest_restatement(store: StoreOfRecord, day: str) -> pd.DataFrame:
+    """The rows of the day's latest restatement (empty: never restated)."""
+    return read_sql(store.engine(), f"SELECT * FROM {RESTATEMENTS} WHERE business_date = :d AND "  # noqa: S608
+                                    f"restatement_no = (SELECT max(restatement_no) FROM {RESTATEMENTS} "
+                                    "WHERE business_date = :d)", d=day)
+
+
 def read_evidence_notes(store: StoreOfRecord, day: str) -> list[str]:
     notes = read_partition(store.engine(), EVIDENCE, day, ["note_no", "note"])
     return notes.sort_values("note_no")["note"].tolist()
@@ -203,14 +275,15 @@ def read_evidence_notes(store: StoreOfRecord, day: str) -> list[str]:
     group_name="reconciliation",
     partitions_def=daily_partitions,
     backfill_policy=SINGLE_RUN,
-    deps=[FINDINGS, TOTALS, EVIDENCE],
+    deps=[FINDINGS, TOTALS, EVIDENCE, RESTATEMENTS],
     owners=FINANCE,
     kinds={"html", "csv"},
     description="The finance report of one business day under `PIPELINES_REPORTS_DIR/<date>/`: `summary.html` "
                 "(totals by type and team, top risks, drift value by store, 30-day drift chart), findings.csv "
                 "and one CSV per finding type, and the gates it was produced under. Never written (an earlier one "
                 "is removed) while the day's findings are malformed or its money mismatches exceed the limit: "
-                "the asset judges the money check's gate itself, however it is launched.",
+                "the asset judges the money check's gate itself, however it is launched. A restated day's page "
+                "says so, with what changed (reconciliation_restatements), and its folder has restatement.csv.",
 )
 def finance_daily_report(context: dg.AssetExecutionContext, store: StoreOfRecord, estate: EstateResource,
                          reconciliation_settings: ReconciliationSettings,
@@ -231,8 +304,10 @@ def finance_daily_report(context: dg.AssetExecutionContext, store: StoreOfRecord
                 metadata={"business_date": day, "money_value_at_risk_base": dg.MetadataValue.float(gates.money.value_base),
                           "money_findings": len(gates.money.hits), "earlier_report_removed": removed})
         notes = read_evidence_notes(store, day)
-        files = finance_reports.write_day(day, findings, read_totals(store, day), read_history(store, day),
-                                          estate=est, produced_under=gates.produced_under, evidence_notes=notes)
+        restated = read_latest_restatement(store, day)
+        files = finance_reports.write_day(day, findings, read_totals(store, day), read_history(store, day), estate=est,
+                                          produced_under=gates.produced_under, evidence_notes=notes,
+                                          restatement=restated if len(restated) else None)
         summary = files.summary  # the summary the page shows, money rounded to the currency
         return {"finance_daily_report": (findings, {
             **{k: dg.MetadataValue.float(float(v)) if isinstance(v, float) else v
@@ -240,6 +315,11 @@ def finance_daily_report(context: dg.AssetExecutionContext, store: StoreOfRecord
             "produced_under": dg.MetadataValue.md("\n".join(
                 f"- {name}: {'passed' if ok else 'FAILED'} ({detail})" for name, ok, detail in gates.produced_under)),
             "evidence_complete": not notes,
+            "restated": bool(len(restated)),
+            **({"restatement_no": int(restated["restatement_no"].iloc[0]),
+                "restated_at": str(restated["restated_at"].iloc[0]),
+                "restatement": dg.MetadataValue.md("\n".join(f"- {t}" for t in describe(restated)))}
+               if len(restated) else {}),
             "summary_html": dg.MetadataValue.path(str(files.summary_html)),
             "summary_url": dg.MetadataValue.url(Path(files.summary_html).resolve().as_uri()),
             "csv_files": dg.MetadataValue.json(sorted(p.name for p in files.csv_by_type.values())),

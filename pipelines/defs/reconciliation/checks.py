@@ -12,7 +12,15 @@ from pipelines.dagster_lib import schemas
 from pipelines.dagster_lib.checks import evaluate_days, schema_check, validate_frame
 from pipelines.dagster_lib.partitions import daily_partitions
 from pipelines.dagster_lib.reconciliation_gates import DRIFT_GATE, MONEY_GATE, Gate, drift_gate, money_gate
-from pipelines.defs.reconciliation.assets import DRIFT, EVIDENCE, FINDINGS, TOTALS, read_findings
+from pipelines.defs.reconciliation.assets import (
+    DRIFT,
+    EVIDENCE,
+    FINDINGS,
+    RESTATEMENTS,
+    SALES,
+    TOTALS,
+    read_findings,
+)
 from pipelines.defs.reconciliation.freshness import finance_report_freshness
 from pipelines.defs.resources import ReconciliationSettings, StoreOfRecord
 
@@ -85,6 +93,8 @@ table_checks = [
     schema_check(TOTALS, schemas.DailyTotals, severity=dg.AssetCheckSeverity.ERROR),
     schema_check(DRIFT, schemas.DriftByStore, severity=dg.AssetCheckSeverity.WARN),
     schema_check(EVIDENCE, schemas.EvidenceNotes, severity=dg.AssetCheckSeverity.WARN),
+    schema_check(SALES, schemas.SalesTotals, severity=dg.AssetCheckSeverity.WARN),
+    schema_check(RESTATEMENTS, schemas.Restatements, severity=dg.AssetCheckSeverity.WARN),
 ]
 
 reconciliation_checks = [reconciliation_findings_schema, money_mismatches_within_tolerance,

@@ -56,6 +56,11 @@ class ReconciliationInputs:
     store_sale_transaction_ids: known store-sale transaction ids of recent days.
     unverified_returns: the day's return lines whose original sale was not found (`return_origins`):
         not judged, and said so in ``evidence_notes``.
+    missing_transactions: the day's store transactions the event stream lost and recovery did not land
+        (`pos_transaction_recoveries` rows not recovered or arrived; see `rules.missing_transactions`).
+    pos_stock_snapshot_before, centra_stock_snapshot_before: the stock snapshots of the previous cut-off (the
+        previous business day's partitions): the sync rule's evidence of what NewStore and Centra each moved over
+        the day (`rules.sync_failures`; without them it judges on the day's cut-off only).
     """
 
     business_date: str
@@ -75,6 +80,9 @@ class ReconciliationInputs:
     sell_through: pd.DataFrame | None = None
     store_sale_transaction_ids: Iterable[str] | None = None
     unverified_returns: pd.DataFrame | None = None
+    missing_transactions: pd.DataFrame | None = None
+    pos_stock_snapshot_before: pd.DataFrame | None = None
+    centra_stock_snapshot_before: pd.DataFrame | None = None
 
 
 @dataclass
@@ -165,7 +173,9 @@ def _stock_rules(day: _Day) -> None:
         day.found("sync", rules.sync_failures(
             d, x.pos_stock_movements, x.centra_stock_changes, locs, prices, tol,
             exclude_description_prefixes=cfg.exclude_change_description_prefixes,
-            skip_counted=cfg.skip_counted_keys, centra_catalog=ccat, pos_known=known, keys=keys))
+            skip_counted=cfg.skip_counted_keys, centra_catalog=ccat, pos_known=known, keys=keys,
+            pos_stock=pos_stock, centra_stock=cen_stock, pos_stock_before=x.pos_stock_snapshot_before,
+            centra_stock_before=x.centra_stock_snapshot_before))
     else:
         day.skipped["sync"] = "needs pos_stock_movements and centra_stock_changes"
     if ccat is not None and day.has_pos:
@@ -202,8 +212,13 @@ def _sales_rules(day: _Day) -> None:
 
 
 def _order_rules(day: _Day) -> None:
-    """Click-and-collect pickups vs Centra orders."""
+    """Click-and-collect pickups vs Centra orders; store transactions known lost."""
     x = day.inputs
+    if x.missing_transactions is not None:
+        day.found("completeness", rules.missing_transactions(x.business_date, x.missing_transactions,
+                                                             x.reference.locations, keys=day.keys))
+    else:
+        day.skipped["completeness"] = "needs missing_transactions"
     if x.pickups is not None and x.centra_orders is not None:
         day.found("click_collect", rules.click_collect(
             x.business_date, x.pickups, x.centra_orders, x.reference.locations, x.reference.fx_to_base,

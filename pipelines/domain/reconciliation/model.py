@@ -85,15 +85,31 @@ STOCK_DRIFT_LOST_SALES = FindingType(
 )
 SYNC_MISSING_IN_COMMERCE = FindingType(
     "sync_missing_in_commerce", "sync", "ERROR", "integration",
-    "The POS moved stock on the day but Centra's stock-change ledger for the store warehouse moved less (or "
-    "not at all): a silent sync failure. Find the movements in the sync ledger, replay them, and re-run the "
-    "day's reconciliation.",
+    "The store's movements on NewStore's event stream changed stock more than Centra's stock-change ledger "
+    "did for the store warehouse, and NewStore's own stock differs from Centra's at the cut-off (see detail): "
+    "likely a silent sync failure, but either side can be wrong. Before changing either system, check NewStore's "
+    "stock for the location and SKU (its API, not the event stream) against Centra's physical stock and the "
+    "sync ledger. Replay only movements Centra does not have (never re-send one it has), or set Centra to "
+    "NewStore's confirmed quantity (setStock); then re-run the day's reconciliation.",
 )
 SYNC_UNEXPECTED_IN_COMMERCE = FindingType(
     "sync_unexpected_in_commerce", "sync", "WARN", "ecommerce",
-    "Centra's ledger moved stock in the store warehouse without a matching POS movement (manual edit, "
-    "double apply or a foreign integration). Identify the change in Centra by its description, revert it or "
-    "record the matching POS adjustment.",
+    "Centra's ledger moved stock in the store warehouse beyond the store's movements on NewStore's event "
+    "stream, and NewStore's own stock differs from Centra's at the cut-off (see detail). Either side can be "
+    "wrong: a foreign change in Centra (manual edit, double apply, another integration) or a store movement "
+    "the stream lost. Before changing either system, identify the Centra change by its description and check "
+    "NewStore's stock for the location and SKU (its API, not the event stream). Do not revert the change: "
+    "if the shelf confirms NewStore's quantity, set Centra to it (setStock); if it confirms Centra's, record "
+    "the movement in NewStore. Then re-run the day.",
+)
+POS_STREAM_GAP = FindingType(
+    "pos_stream_gap", "completeness", "WARN", "integration",
+    "The store's movements on NewStore's event stream and Centra's stock-change ledger differ for the day, but "
+    "NewStore's own stock for this location and SKU agrees with Centra's at the cut-off (see detail): Centra "
+    "is right, and the stream lost the store's event (or dated it on another day, published late). Change "
+    "nothing in Centra: do not revert its change and do not replay a movement. Let the recovery run fetch lost "
+    "sales and returns, ask NewStore to re-publish other lost events from its publication log, and re-run the "
+    "day; if gaps recur, check the event-stream subscription and the intake.",
 )
 ORPHAN_POS_UNKNOWN = FindingType(
     "orphan_sku_pos_unknown_in_commerce", "orphan_sku", "ERROR", "ecommerce",
@@ -167,11 +183,22 @@ PRICE_OFF_PRICELIST = FindingType(
     "price book with the price list (or record the markdown as a discount).",
 )
 
+STORE_TRANSACTION_MISSING = FindingType(
+    "store_transaction_missing", "completeness", "ERROR", "integration",
+    "A store sale or return exists in NewStore (other events of it arrived) but its own event never did, and "
+    "NewStore's API did not give it back: the day's sales or refunds lack it, by the amount shown where its "
+    "events name one. Look the transaction up in NewStore by its id; if it is there, re-publish it from the "
+    "event stream's publication log (or let the next recovery run fetch it) and re-run the day; if it is not, "
+    "ask the store about the receipt. Do not correct Centra stock by hand: the recovered event moves it.",
+    money=True,
+)
+
 FINDING_TYPES: dict[str, FindingType] = {t.name: t for t in (
     STOCK_DRIFT_OVERSELL, STOCK_DRIFT_LOST_SALES, SYNC_MISSING_IN_COMMERCE, SYNC_UNEXPECTED_IN_COMMERCE,
+    POS_STREAM_GAP,
     ORPHAN_POS_UNKNOWN, ORPHAN_POS_INACTIVE, ORPHAN_COMMERCE_UNKNOWN, STORE_SALES_MISMATCH,
     RETURN_WITHOUT_ORDER_REF, RETURN_MISSING_IN_COMMERCE, REFUND_AMOUNT_MISMATCH, REFUND_TAX_MISMATCH,
-    CLICK_COLLECT_OPEN, LINE_TAX_MISMATCH, LINE_DISCOUNT_MISMATCH, PRICE_OFF_PRICELIST,
+    CLICK_COLLECT_OPEN, LINE_TAX_MISMATCH, LINE_DISCOUNT_MISMATCH, PRICE_OFF_PRICELIST, STORE_TRANSACTION_MISSING,
 )}
 
 #: Derived from the FindingType attributes, in FINDING_TYPES order: the money mismatches (the money gate,

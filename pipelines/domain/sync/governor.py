@@ -10,7 +10,7 @@ than its share over time, never bursts past the quota, and never causes a 429 wh
 integrations use their part. A 429 blocks everything until its Retry-After.
 
 Critical mutations (those that threaten an oversell, `mark_critical`) go at once; the others wait
-`delay_s` to be batched, additions twice that (`split_due`, `head_start`). When the budget does not cover every mutation of a pass, it is
+`delay_s` to be batched, additions four times that (`split_due`, `head_start`). When the budget does not cover every mutation of a pass, it is
 spent earliest-deadline-first: a critical line is due at its event time, any other `delay_s` later,
 so a stream of oversell risks cannot starve the rest. Removals before counts before additions only
 break ties.
@@ -31,6 +31,13 @@ from pipelines.domain.timeutil import parse_time
 MUTATIONS, REQUESTS, COMPLEXITY = "MUTATION_COUNT", "REQUEST_COUNT", "QUERY_COMPLEXITY"
 _OP_RANK = {REMOVE: 0, SET: 1, ADD: 2}
 _SHORT_WINDOW_S = 60.0
+#: A critical mutation is due at the latest when its other lines have waited this share of the batching
+#: delay (5 s of 60 s; `due_at`). Measured at Enhanced stress (bench/stock_sync_latency.py, additions after 2 x
+#: the delay): 0 (due at the oldest line) gave critical p95 13.7 s, all 14.7 s; 1/6: 12.6 s and 18.1 s; never
+#: (due at the oldest risk) 11.8 s and 21.0 s.
+RIDE_ALONG_SHARE = 1 / 12
+#: Additions are due this many batching delays after their oldest movement (`head_start`).
+ADDITION_DELAYS = 4
 
 
 class RateLimitRow(Protocol):
@@ -243,14 +250,26 @@ def online_keys(mutations: Iterable[Mutation], online: Mapping[int, Sequence[Seq
 
 def priority(m: Mutation, max_defer_s: float | None = None) -> tuple[float | int | str, ...]:
     """Sort key. Without `max_defer_s`: critical first, then the oldest. With it: earliest deadline
-    first, the deadline being the oldest movement's event time plus its `head_start`, so an oversell
-    risk gets a head start of `max_defer_s` (twice that over additions) but nothing starves behind a
-    stream of critical work (a removal that waited `max_defer_s` ranks like a fresh critical one)."""
+    first (`due_at`), so an oversell risk gets a head start of `max_defer_s` (four times that over additions)
+    but nothing starves behind a stream of critical work (a removal that waited `max_defer_s` ranks like
+    a fresh critical one)."""
     op = _OP_RANK.get(m.operation, 3)
     if max_defer_s is None:
-        return (0 if m.critical else 1, m.oldest_event_time, op)
-    due = parse_time(m.oldest_event_time).timestamp() + head_start(m, max_defer_s)
-    return (due, op)
+        return (0 if m.critical else 1, m.critical_since or m.oldest_event_time, op)
+    return (due_at(m, max_defer_s), op)
+
+
+def due_at(m: Mutation, delay_s: float) -> float:
+    """When a mutation is due (epoch seconds). A non-critical one: its oldest movement plus `head_start`.
+    A critical one: when its oldest critical line appeared, or once the lines riding along with it have
+    waited `RIDE_ALONG_SHARE` of `delay_s`, whichever comes first. Ranking critical mutations by their
+    oldest line alone would put a fresh risk riding on an old trickle before an older risk (critical
+    latency); by their critical lines alone, a warehouse's other lines would wait for its next risk."""
+    oldest = parse_time(m.oldest_event_time).timestamp()
+    since = m.critical_since
+    if since is None:
+        return oldest + head_start(m, delay_s)
+    return min(parse_time(since).timestamp(), oldest + RIDE_ALONG_SHARE * delay_s)
 
 
 def split_due(mutations: Iterable[Mutation], now: float,
@@ -261,19 +280,18 @@ def split_due(mutations: Iterable[Mutation], now: float,
     ready: list[Mutation] = []
     held: list[Mutation] = []
     for m in mutations:
-        due = not delay_s or parse_time(m.oldest_event_time).timestamp() + head_start(m, delay_s) <= now
+        due = not delay_s or due_at(m, delay_s) <= now
         (ready if due else held).append(m)
     return ready, held
 
 
 def head_start(m: Mutation, delay_s: float) -> float:
-    """How long after its oldest movement a mutation is due: an oversell risk at once, other removals and
-    counts after `delay_s`, additions (they can lose an online sale, never oversell) after twice that.
-    Additions are few movements but, a warehouse and a direction a mutation, a fifth of the mutations
-    under peak load: their longer wait leaves that budget to the removals."""
-    if m.critical:
-        return 0.0
-    return 2 * delay_s if m.operation == ADD else delay_s
+    """How long after its oldest movement a mutation is due unless an oversell risk makes it due at once
+    (`due_at`): removals and counts after `delay_s`, additions (they can lose an online sale, never oversell)
+    after `ADDITION_DELAYS` times that. Additions are a few per cent of the movements but, a warehouse and a
+    direction a mutation, a tenth of the mutations under peak load: their longer wait leaves that budget to the
+    removals (at Enhanced stress, 2 x the delay cost the removals 8 % of the budget)."""
+    return ADDITION_DELAYS * delay_s if m.operation == ADD else delay_s
 
 
 def rank(mutations: Iterable[Mutation], max_defer_s: float | None = None) -> list[Mutation]:

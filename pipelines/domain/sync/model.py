@@ -114,6 +114,13 @@ class Mutation:
         return min(p.first_event_time for p in self.plans)
 
     @property
+    def critical_since(self) -> str | None:
+        """The first movement of its oldest critical line (None when nothing is critical): the lines
+        riding along may be older, but an oversell risk is only as old as the risk."""
+        critical = [p.first_event_time for p in self.plans if p.sku in self.critical_skus]
+        return min(critical) if critical else None
+
+    @property
     def movement_count(self) -> int:
         return sum(len(p.movement_ids) for p in self.plans)
 

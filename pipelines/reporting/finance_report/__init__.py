@@ -12,6 +12,7 @@ Reports folder (``PIPELINES_REPORTS_DIR``, default ``$PIPELINES_HOME/reports``):
         summary.html               the page finance opens in a browser (inline CSS and SVG, no script,
                                    no external resource: it can be mailed or archived as one file)
         findings.csv               every finding of the day (always written, header only on a clean day)
+        restatement.csv            a restated day only: what its latest restatement changed, one row a change
         stock_drift_oversell.csv   one CSV per finding type PRESENT that day, named <finding_type>.csv;
         store_sales_mismatch.csv   a type with no finding that day has NO file (a stale one left by an
         ...                        earlier run of the same day is deleted), so "no file" = "no finding"
@@ -43,7 +44,9 @@ Figures a test or a scraper reads carry ``data-testid`` attributes: headline car
 (``data-rank``, the report_rank), with cells ``*-count`` / ``*-value`` / ``risk-detail`` / ``risk-location``
 / ``risk-item`` etc.; chart points ``chart-point`` (``data-date``, ``data-value``, and a ``<title>`` tooltip
 with the value); ``no-discrepancies`` on a clean day; ``produced-under`` (``data-state`` passed / failed /
-incomplete) with ``produced-check`` items (``data-check``, ``data-passed``) and ``evidence-note`` paragraphs.
+incomplete) with ``produced-check`` items (``data-check``, ``data-passed``) and ``evidence-note`` paragraphs;
+``restated`` on a restated day (``data-restatement-no``) with ``restatement-change`` items (``data-change``
+total / added / resolved / changed / sales, ``data-type``, ``data-value-before``, ``data-value-after``).
 """
 
 from pipelines.domain.reconciliation.model import FINDING_COLUMNS

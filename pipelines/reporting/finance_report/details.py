@@ -218,6 +218,17 @@ def _line_discount(kv: Mapping[str, str], row: Any) -> str | None:
     return f"{_line(kv, row)}a discount of {money_text(disc, ccy)} on a gross of {money_text(gross, ccy)} {why}."
 
 
+def _missing(kv: Mapping[str, str], row: Any) -> str | None:
+    kind = {"order": "A sale", "return": "A return"}.get(kv.get("kind", ""))
+    if kind is None:
+        return None
+    seen = len([x for x in kv.get("evidence", "").strip("[]").split(",") if x.strip()])
+    amount = _num(kv, "amount")
+    of = f" of {money_text(amount, _row(row, 'currency'))}" if amount is not None else " (amount unknown)"
+    others = f"{seen} of its other events arrived" if seen != 1 else "one of its other events arrived"
+    return f"{kind}{of} happened in NewStore ({others}), but its own event never did and NewStore did not return it."
+
+
 _SENTENCES: dict[str, Callable[[Mapping[str, str], Any], str | None]] = {
     "stock_drift_oversell": _stock, "stock_drift_lost_sales": _stock,
     "sync_missing_in_commerce": _sync, "sync_unexpected_in_commerce": _sync,
@@ -228,6 +239,7 @@ _SENTENCES: dict[str, Callable[[Mapping[str, str], Any], str | None]] = {
     "return_missing_in_commerce": _refund, "refund_amount_mismatch": _refund, "refund_tax_mismatch": _refund,
     "click_collect_open": _click_collect,
     "price_off_pricelist": _price_off, "line_tax_mismatch": _line_tax, "line_discount_mismatch": _line_discount,
+    "store_transaction_missing": _missing, "pos_stream_gap": _sync,
 }
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from pipelines.domain.reconciliation.model import FINDING_COLUMNS, FINDING_DTYPES, FINDING_TYPES
+from pipelines.domain.reconciliation.restatement import CHANGE_COLUMNS
 from pipelines.reporting.finance_report.chart import HISTORY_DAYS
 from pipelines.reporting.finance_report.details import detail_sentence
 from pipelines.reporting.finance_report.fmt import money_series, round_money, round_money_series
@@ -40,6 +41,10 @@ HISTORY_COLUMNS = ["business_date", "drift_value_base", "value_at_risk_base", "f
 MONTH_COLUMNS = ["business_date", "finding_type", "severity", "owner_team", "count", "value_at_risk_base"]
 #: money columns in the store's currency (``currency``); value_at_risk_base is in the base currency.
 _STORE_MONEY = ["amount_pos", "amount_commerce", "amount_diff", "value_at_risk"]
+
+#: the day's latest restatement (written only for a restated day): what changed, one row a change.
+RESTATEMENT_CSV = "restatement.csv"
+RESTATEMENT_COLUMNS = ["restatement_no", "restated_at", "reason", *CHANGE_COLUMNS]
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MONTH_RE = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -155,7 +160,7 @@ def write_daily_report(out_dir: Path, business_date: str, findings: pd.DataFrame
                        *, totals: pd.DataFrame | None = None, base_currency: str = "EUR", estate_name: str = "",
                        generated_at: str | None = None, estate: Estate | None = None,
                        produced_under: Sequence[tuple[str, bool, str]] = (),
-                       evidence_notes: Sequence[str] = ()) -> ReportFiles:
+                       evidence_notes: Sequence[str] = (), restatement: pd.DataFrame | None = None) -> ReportFiles:
     """Write ``<out_dir>/<business_date>/``: summary.html, findings.csv and ``<finding_type>.csv`` per type present.
 
     history: HISTORY_COLUMNS for up to the last 30 days including this one; rows outside the 30 days ending
@@ -167,6 +172,8 @@ def write_daily_report(out_dir: Path, business_date: str, findings: pd.DataFrame
     estate: names stores and SKUs on the page ("Stockholm flagship (ST-SE01)"); without it, ids alone.
     produced_under: (check name, passed, one-line detail) of the checks the report was produced under, and
     evidence_notes: sentences on evidence the day's findings could not judge; both shown at the top.
+    restatement: the rows of the day's latest restatement (`reconciliation_restatements`): the page says the
+    day was restated, with its changes, and ``restatement.csv`` holds them (removed when not given).
     """
     day = _validate_date(business_date)
     f = check_findings(findings)
@@ -182,12 +189,19 @@ def write_daily_report(out_dir: Path, business_date: str, findings: pd.DataFrame
         csv_by_type[ftype] = path
     findings_csv = folder / ALL_FINDINGS_CSV
     _atomic_write(findings_csv, _csv_bytes(rows))
+    restatement_csv = folder / RESTATEMENT_CSV
+    if restatement is not None and len(restatement):
+        _atomic_write(restatement_csv, _csv_bytes(restatement[[c for c in RESTATEMENT_COLUMNS
+                                                               if c in restatement.columns]]))
+    else:
+        restatement_csv.unlink(missing_ok=True)
 
     page = render_daily_html(business_date, f, summary, _history_window(history, day, summary),
                              base_currency=base_currency, generated_at=generated_at or _now(),
                              estate_name=estate_name or (estate.name if estate is not None else ""),
                              csv_names={t: p.name for t, p in csv_by_type.items()}, estate=estate,
-                             produced_under=produced_under, evidence_notes=evidence_notes)
+                             produced_under=produced_under, evidence_notes=evidence_notes,
+                             restatement=restatement)
     summary_html = folder / SUMMARY_HTML
     _atomic_write(summary_html, page.encode("utf-8"))
 

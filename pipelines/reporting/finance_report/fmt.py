@@ -37,6 +37,8 @@ TYPE_LABELS: dict[str, str] = {
     "line_tax_mismatch": "Sale line tax mismatch",
     "line_discount_mismatch": "Sale line discount mismatch",
     "price_off_pricelist": "Price off the price list",
+    "store_transaction_missing": "Store transaction missing",
+    "pos_stream_gap": "POS event stream gap",
 }
 TEAM_LABELS: dict[str, str] = {
     "finance": "Finance", "retail_operations": "Retail operations", "ecommerce": "E-commerce",

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from pipelines.domain.reconciliation.restatement import describe
 from pipelines.reporting.finance_report.chart import HISTORY_DAYS, drift_chart_svg
 from pipelines.reporting.finance_report.details import detail_sentence, location_name, sku_name
 from pipelines.reporting.finance_report.fmt import (
@@ -91,6 +92,27 @@ def produced_under_html(checks: Sequence[tuple[str, bool, str]], notes: Sequence
     return (f'<section class="produced {state}" data-testid="produced-under" data-state="{state}">'
             f"<h2>Produced under: {_e(summary)}</h2>"
             + (f"<ul>{''.join(items)}</ul>" if items else "") + note_html + "</section>")
+
+
+def restatement_html(changes: pd.DataFrame | None) -> str:
+    """The "Restated" box of a day re-reconciled after late events: when, why, and one item per change
+    (``restatement-change``, ``data-change`` = total / added / resolved / changed / sales)."""
+    if changes is None or len(changes) == 0:
+        return ""
+    first = changes.iloc[0]
+    number = int(first["restatement_no"]) if "restatement_no" in changes.columns else 1
+    at = str(first["restated_at"]) if "restated_at" in changes.columns else ""
+    reason = first["reason"] if "reason" in changes.columns and isinstance(first["reason"], str) else ""
+    items = []
+    for (_, r), sentence in zip(changes.iterrows(), describe(changes), strict=True):
+        ftype = r["finding_type"] if isinstance(r["finding_type"], str) else ""
+        items.append(f'<li data-testid="restatement-change" data-change="{_e(r["change"])}" data-type="{_e(ftype)}" '
+                     f'data-value-before="{float(r["value_before"]):.2f}" '
+                     f'data-value-after="{float(r["value_after"]):.2f}">{_e(sentence)}</li>')
+    why = f'<p data-testid="restatement-reason">{_e(reason)}</p>' if reason else ""
+    return (f'<section class="produced incomplete restated" data-testid="restated" data-restatement-no="{number}">'
+            f"<h2>Restated {_e(at)} (restatement {number}): events of this day landed after it was reconciled"
+            f"</h2>{why}<ul>{''.join(items)}</ul></section>")
 
 
 def _cards(s: ReportSummary, base: str) -> str:
@@ -228,8 +250,10 @@ def render_daily_html(business_date: str, findings: pd.DataFrame, summary: Repor
                       *, base_currency: str, estate_name: str, generated_at: str,
                       csv_names: dict[str, str] | None = None, estate: Estate | None = None,
                       produced_under: Sequence[tuple[str, bool, str]] = (),
-                      evidence_notes: Sequence[str] = ()) -> str:
-    """The daily summary page: produced-under box, headline cards, totals, top risks, drift by store, chart."""
+                      evidence_notes: Sequence[str] = (), restatement: pd.DataFrame | None = None) -> str:
+    """The daily summary page: restated box (a restated day), produced-under box, headline cards, totals, top
+    risks, drift by store, chart. restatement: the rows of the day's latest restatement
+    (`reconciliation_restatements`, CHANGE_COLUMNS with restatement_no, restated_at and reason)."""
     base, s = str(base_currency), summary
     csv_names = csv_names or {}
     title = f"Reconciliation {business_date}" + (f" \u2014 {estate_name}" if estate_name else "")
@@ -239,7 +263,7 @@ def render_daily_html(business_date: str, findings: pd.DataFrame, summary: Repor
                  f"<span>The POS and Centra agree on every check that ran for {_e(business_date)}: "
                  "nothing is at risk and no action is needed.</span></div>")
     body = (
-        _header(business_date, base, estate_name, generated_at)
+        _header(business_date, base, estate_name, generated_at) + restatement_html(restatement)
         + produced_under_html(list(produced_under), list(evidence_notes)) + clean + _cards(s, base)
         + f'<div class="grid2"><section><h2>Totals by finding type</h2>{_type_table(s, base, csv_names)}</section>'
         + f"<section><h2>Totals by team</h2>{_team_table(s, base)}</section></div>"

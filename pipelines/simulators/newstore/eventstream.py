@@ -17,6 +17,7 @@ import queue
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,6 +46,8 @@ class EmitterConfig:
     redelivery_shift_s: float = 3600.0
     redelivery_extra: dict[str, Any] = field(default_factory=dict)
     drop_rate: float = 0.0  # probability that a delivery is silently never attempted
+    # Fault injection: deliveries whose envelope this returns True for are dropped (a chosen event lost).
+    drop_when: Callable[[dict[str, Any]], bool] | None = None
     shuffle_window: int = 0  # >1: deliveries are released in random order within windows of this size
     shuffle_linger: float = 0.5  # seconds of inactivity after which a partial window is released
     delay: float = 0.0  # max extra seconds before the first attempt (uniform 0..delay per delivery)
@@ -176,7 +179,8 @@ class EventStreamEmitter:
         with self._lock:
             cfg = self.config
             events = [event]
-            dropped = cfg.drop_rate > 0 and self._rng.random() < cfg.drop_rate
+            dropped = (cfg.drop_rate > 0 and self._rng.random() < cfg.drop_rate) or \
+                bool(cfg.drop_when is not None and cfg.drop_when(event))
             if cfg.duplicate_rate > 0 and self._rng.random() < cfg.duplicate_rate:
                 events.append(event)
             if cfg.redelivery_rate > 0 and self._rng.random() < cfg.redelivery_rate:

@@ -115,11 +115,15 @@ class FulfilmentMixin(StateCore):
                 "items": [{"id": fi.item_id, "product_id": fi.product_id}],
             }, at)
         if order.status == "closed":
-            self._publish("order.completed", {
-                "id": order.id, "external_id": order.external_id, "logical_timestamp": self._next_lt(),
-                "completed_at": iso(at),
-                "items": [{"id": i.id, "product_id": i.product_id, "status": i.status} for i in order.items],
-            }, at)
+            self._publish_completed(order, at)
+
+    def _publish_completed(self, order: Order, at: datetime) -> None:
+        """`order.completed`: every item of the order is done (shipped, handed over or cancelled)."""
+        self._publish("order.completed", {
+            "id": order.id, "external_id": order.external_id, "logical_timestamp": self._next_lt(),
+            "completed_at": iso(at),
+            "items": [{"id": i.id, "product_id": i.product_id, "status": i.status} for i in order.items],
+        }, at)
 
     def _reject_items(self, fr: FulfillmentRequest, order: Order, targets: list[FrItem], body: dict[str, Any],
                       at: datetime) -> None:

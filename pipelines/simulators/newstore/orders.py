@@ -29,7 +29,7 @@ class OrdersMixin(FulfilmentMixin):
                           customer_email: str | None = None, external_id: str | None = None,
                           associate_id: str | None = None, payment_method: str = "credit_card",
                           price_method: str = "tax_included") -> dict[str, Any]:
-        """A native POS sale: decrements on_hand, emits order.created + order.opened.
+        """A native POS sale: decrements on_hand, emits order.created, order.opened and order.completed.
 
         ``items``: ``[{sku, quantity, unit_price (list price), discount (per unit amount), tax_rate
         (optional override: a till keyed with the wrong tax code)}]``.
@@ -63,6 +63,7 @@ class OrdersMixin(FulfilmentMixin):
             self._by_external[external_id] = order_id
             self._publish("order.created", order_payload(order, self.estate), at)
             env = self._publish("order.opened", order_payload(order, self.estate), at)
+            self._publish_completed(order, at)  # every item was handed over at the till
             return copy.deepcopy(env["payload"])
 
     def _sale_lines(self, loc: Location, node_id: str, external_id: str, items: list[dict[str, Any]],

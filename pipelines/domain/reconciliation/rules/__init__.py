@@ -23,6 +23,7 @@ re-exported here (``rules.stock_drift`` ...).
 from pipelines.domain.reconciliation.model import DRIFT_TYPES
 from pipelines.domain.reconciliation.rules.catalog import orphan_skus, pos_known_skus
 from pipelines.domain.reconciliation.rules.click_collect import click_collect
+from pipelines.domain.reconciliation.rules.completeness import missing_transactions
 from pipelines.domain.reconciliation.rules.keyspace import KeySpace
 from pipelines.domain.reconciliation.rules.lines import sale_line_checks
 from pipelines.domain.reconciliation.rules.ranking import rank_findings, sort_findings
@@ -37,6 +38,7 @@ __all__ = [
     "KeySpace",
     "click_collect",
     "derive_tax_rates",
+    "missing_transactions",
     "orphan_skus",
     "pos_known_skus",
     "rank_findings",
