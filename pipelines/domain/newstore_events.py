@@ -25,6 +25,7 @@ _TIME_FIELDS = {
     "order.opened": ("placed_at", "created_at"),
     "return.processed": ("returned_at",),
     "refund_request.issued": ("requested_at",),
+    "order.completed": ("completed_at",),  # not `placed_at`: a completion is its own business fact
     "inventory_transaction.items_received": ("processed_at",),
 }
 _GENERIC_TIME_FIELDS = ("processed_at", "created_at", "placed_at")

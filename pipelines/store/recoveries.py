@@ -106,8 +106,14 @@ def detect(engine: Engine, *, grace_s: float, now: datetime | None = None) -> tu
         if ev is None:
             continue
         key = (ev.kind, ev.transaction_id)
-        if key in found:
-            found[key].names.add(r.event_name)
+        if key in found:  # the transaction is dated by its earliest sibling (a late publication dates later)
+            f = found[key]
+            f.names.add(r.event_name)
+            if r.event_time and (f.evidence_time is None or r.event_time < f.evidence_time):
+                found[key] = _Found(ev if ev.amount is not None else f.evidence, f.names, f.first_seen_at,
+                                    r.event_time)
+            elif ev.amount is not None and f.evidence.amount is None:
+                found[key] = _Found(ev, f.names, f.first_seen_at, f.evidence_time)
         else:
             found[key] = _Found(ev, {r.event_name}, r.received_at, r.event_time)
     missing = [f for key, f in found.items() if not _landed(engine, CARRIER[key[0]], key[1])]
@@ -133,6 +139,8 @@ def _landed(engine: Engine, name: str, transaction_id: str) -> bool:
 
 
 def _register(engine: Engine, found: Iterable[_Found], grace_s: float) -> int:
+    """Insert new transactions as waiting; a waiting one seen again takes the new siblings' names, the earlier
+    evidence time and an amount it lacked (its siblings may land in different runs, late ones dated later)."""
     from sqlalchemy.dialects import postgresql, sqlite
 
     tbl = table(engine, "pos_transaction_recoveries")
@@ -141,6 +149,17 @@ def _register(engine: Engine, found: Iterable[_Found], grace_s: float) -> int:
     with engine.begin() as conn:
         for f in found:
             e = f.evidence
+            row = conn.execute(select(tbl.c.status, tbl.c.evidence, tbl.c.evidence_time, tbl.c.amount, tbl.c.currency)
+                               .where(tbl.c.kind == e.kind, tbl.c.transaction_id == e.transaction_id)).first()
+            if row is not None:
+                if row.status == WAITING:
+                    times = [t for t in (row.evidence_time, f.evidence_time) if t]
+                    conn.execute(update(tbl).where(tbl.c.kind == e.kind, tbl.c.transaction_id == e.transaction_id)
+                                 .values(evidence=json.dumps(sorted(set(json.loads(row.evidence)) | f.names)),
+                                         evidence_time=min(times) if times else None,
+                                         amount=row.amount if row.amount is not None else e.amount,
+                                         currency=row.currency or e.currency))
+                continue
             due = utc_text(parse_time(f.first_seen_at) + timedelta(seconds=grace_s))
             result = conn.execute(insert.values(
                 kind=e.kind, transaction_id=e.transaction_id, order_id=e.order_id, status=WAITING,

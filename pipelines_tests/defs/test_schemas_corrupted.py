@@ -80,6 +80,11 @@ VALID: dict[type[pa.DataFrameModel], Callable[[], pd.DataFrame]] = {
         "oversell_value": 99.0 * i, "oversell_value_base": 8.6 * i, "lost_sales_skus": 1, "lost_sales_units": 1,
         "lost_sales_value": 49.0, "lost_sales_value_base": 4.3, "value_at_risk_base": 8.6 * i + 4.3}),
     schemas.EvidenceNotes: lambda: _rows(3, lambda i: {"note_no": i + 1, "note": f"return {i} was not judged"}),
+    schemas.SalesTotals: lambda: _rows(3, lambda i: {"kind": ("sale", "return")[i % 2], "currency": "SEK",
+                                                     "lines": 10 * i, "units": 12 * i, "net_amount": 99.5 * i}),
+    schemas.Restatements: lambda: _rows(3, lambda i: {
+        "restatement_no": 1, "change": ("total", "added", "sales")[i], "count_before": i, "count_after": i + 1,
+        "value_before": 10.0 * i, "value_after": -5.0 if i == 2 else 12.0 * i}),
 }
 
 
@@ -173,6 +178,11 @@ CORRUPTIONS: list[tuple[type[pa.DataFrameModel], str, Callable[[pd.DataFrame], N
     (schemas.EvidenceNotes, "note number 0", _set("note_no", 0)),
     (schemas.EvidenceNotes, "a number twice", _copy_of_row0("note_no")),
     (schemas.EvidenceNotes, "empty note", _set("note", "")),
+    (schemas.SalesTotals, "unknown kind", _set("kind", "refund")),
+    (schemas.SalesTotals, "negative units", _set("units", -1)),
+    (schemas.Restatements, "restatement number 0", _set("restatement_no", 0)),
+    (schemas.Restatements, "unknown change", _set("change", "moved")),
+    (schemas.Restatements, "negative count", _set("count_after", -1)),
 ]
 
 
