@@ -184,7 +184,9 @@ def main() -> None:
             t0 = time.monotonic()
             trader.run(seconds)
             log(f"traded {trader.events} events ({len(trader.generated)} movements) in {time.monotonic() - t0:.0f}s")
-            waited = wait_settled(stack, trader.generated, timeout=240)
+            # Long enough for the last additions (due 4 x the batching delay after their movement, then
+            # queued behind a drained budget): a movement still pending after this counts as lost.
+            waited = wait_settled(stack, trader.generated, timeout=900)
             window_s = time.monotonic() - t0
             mutations1, ledger1 = centra_mutation_use(stack)
             log(f"settled {waited:.0f}s after trading stopped")

@@ -24,7 +24,7 @@ class SyncConfig:
     #                                     under a short budget it is their deadline head start (EDF)
     max_in_flight: int = 8  # concurrent sends, never two for one warehouse (order per warehouse and SKU)
     rank_cache_s: float = 30.0  # Centra stock read for ranking is reused this long (keys we change: re-read)
-    send_window_s: float = 3.0  # a pass keeps sending its ranked mutations as the budget refills this long
+    send_window_s: float = 1.5  # a pass keeps sending its ranked mutations as the budget refills this long
     rate_refresh_s: float = 30.0  # re-read rateLimits at least this often
     max_wait_s: float = 15.0  # the longest single pause between passes while waiting for budget
     location_ids: tuple[str, ...] = field(default=())  # optional allow-list of estate location ids
