@@ -36,6 +36,7 @@ from pipelines.domain.completeness import (
 )
 from pipelines.domain.newstore_events import business_key, event_time_of
 from pipelines.domain.timeutil import business_date, parse_time, utc_text
+from pipelines.intake.verify import InboundEvent
 from pipelines.store.db import table
 from pipelines.store.inbox import store_events
 from pipelines.sync.queue import get_cursor, set_cursor
@@ -194,7 +195,8 @@ def recover_due(engine: Engine, client: NewStoreReads, *, max_attempts: int = 5,
         landed_at = utc_text(datetime.now(UTC))
         envelope = {"tenant": tenant, "name": got.name, "published_at": landed_at, "payload": got.payload,
                     "recovered": {"at": landed_at, "via": _VIA[kind], "evidence": json.loads(row["evidence"])}}
-        store_events(engine, [_Inbound(business_key(got.name, got.payload), got.name, got.event_time, envelope)])
+        store_events(engine, [InboundEvent("newstore", business_key(got.name, got.payload), got.name, got.event_time,
+                                           envelope)])
         _resolve(engine, kind, tid, RECOVERED, None, event_time=got.event_time)
         report.recovered += 1
         if got.event_time:
@@ -203,15 +205,6 @@ def recover_due(engine: Engine, client: NewStoreReads, *, max_attempts: int = 5,
 
 
 _VIA = {ORDER: "GET /v0/orders/{id}", RETURN: "GET /v0/d/orders/{order_id}/returns/{id}"}
-
-
-@dataclass(frozen=True)
-class _Inbound:
-    dedup_key: str
-    event_name: str
-    event_time: str | None
-    payload: dict[str, Any]
-    source: str = "newstore"
 
 
 def _fetch(client: NewStoreReads, kind: str, tid: str, order_id: str | None, report: RecoveryReport) -> _Recovered:
