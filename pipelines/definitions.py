@@ -7,6 +7,7 @@ import dagster as dg
 
 import pipelines.dagster_warnings  # noqa: F401  (first: the allow-list of beta/preview features in use)
 from pipelines.dagster_lib.partitions import BUSINESS_TIMEZONE, yesterday
+from pipelines.defs import catalog as catalog_defs
 from pipelines.defs import resources as res
 from pipelines.defs.automation import default_automation_condition_sensor
 from pipelines.defs.commerce.assets import (
@@ -17,6 +18,7 @@ from pipelines.defs.commerce.assets import (
     centra_stock_snapshot,
 )
 from pipelines.defs.exceptions import exceptions, open_exceptions_sensor
+from pipelines.defs.flows import flow_definitions
 from pipelines.defs.intake import intake_assets
 from pipelines.defs.pos.assets import (
     pos_catalog,
@@ -30,7 +32,7 @@ from pipelines.defs.pos.stream_health import StreamHealthSettings, stream_health
 from pipelines.defs.raw_checks import raw_checks
 from pipelines.defs.reconciliation import reconciliation_definitions
 from pipelines.defs.sync import sync_definitions
-from pipelines.settings import reconciliation, recovery, settings, stream_health, sync
+from pipelines.settings import order_flows, reconciliation, recovery, settings, stream_health, sync
 
 daily_assets = [pos_sale_lines, pos_stock_movements, pos_pickups, pos_catalog, centra_orders, centra_returns, centra_stock_changes]
 snapshot_assets = [pos_stock_snapshot, centra_stock_snapshot, centra_catalog]
@@ -94,6 +96,9 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "reconciliation_settings": res.ReconciliationSettings(**reconciliation()),
         "sync_settings": res.SyncSettings(**sync()),
         "recovery_settings": res.RecoverySettings(**recovery()),
+        "order_flow_settings": res.OrderFlowSettings(**order_flows(), **(
+            {"centra_order_api_key": dg.EnvVar("CENTRA_ORDER_API_KEY")}
+            if order_flows().get("centra_order_api_url") else {})),
         "stream_health_settings": StreamHealthSettings(**stream_health()),
         "finance_reports": res.FinanceReportFiles(reports_dir=str(s.reports_dir)),
     }
@@ -105,6 +110,8 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
         raw_definitions(),
         sync_definitions(),
         recovery_definitions(),
+        flow_definitions(),
+        dg.Definitions(assets=catalog_defs.assets, jobs=catalog_defs.jobs, schedules=catalog_defs.schedules),
         stream_health_definitions(),
         reconciliation_definitions(),
         dg.Definitions(assets=[exceptions], sensors=[open_exceptions_sensor, default_automation_condition_sensor]),

@@ -69,6 +69,7 @@ class Stack:
             "NEWSTORE_CLIENT_ID": "pipelines",
             "NEWSTORE_CLIENT_SECRET": secrets.token_urlsafe(24),
             "NEWSTORE_EVENTSTREAM_API_KEY": secrets.token_urlsafe(24),
+            "CENTRA_ORDER_API_KEY": secrets.token_urlsafe(24),
         }
         self.tenant = "nordlys-sandbox"
         self.intake = BackgroundServer(create_intake_app(self.engine, IntakeConfig(
@@ -79,6 +80,7 @@ class Stack:
             webhook_url=f"http://{self.intake.host}:{self.intake.port}/centra/webhooks",
             webhook_secret=self.secrets["CENTRA_WEBHOOK_SECRET"], webhook_options={"retries": 3},
             **(centra_options or {}))
+        self.centra.app.state.order_api.api_keys = {self.secrets["CENTRA_ORDER_API_KEY"]}
         self.newstore = NewStoreSimulator(
             self.estate, tenant=self.tenant, seed=seed,
             clients={self.secrets["NEWSTORE_CLIENT_ID"]: self.secrets["NEWSTORE_CLIENT_SECRET"]},
@@ -121,6 +123,8 @@ class Stack:
             "CENTRA_API_URL": self.centra_server.url,
             "NEWSTORE_API_URL": self.newstore_server.url,
             "NEWSTORE_TENANT": self.tenant,
+            "PIPELINES_FLOW_CENTRA_ORDER_API_URL": f"{self.centra_server.url}/order-api",
+            "PIPELINES_FLOW_CENTRA_EVENTS": "1",
             **self.secrets,
         }
 

@@ -70,6 +70,18 @@ def _each(read: Callable[[str, Any], Any], minimum: float, **variables: str) -> 
     return {field: read(variable, minimum) for field, variable in variables.items()}
 
 
+def _flag(name: str) -> bool | None:
+    """A yes/no variable: 1/true/yes/on or 0/false/no/off (unset: None)."""
+    raw = _env(name)
+    if raw is None:
+        return None
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingError(f"{name} must be 1/true/yes/on or 0/false/no/off, not {raw!r}")
+
+
 def _set(**values: Any) -> dict[str, Any]:
     """The values the environment sets (None: unset, the configured thing's default applies)."""
     return {k: v for k, v in values.items() if v is not None}
@@ -171,6 +183,21 @@ def recovery() -> dict[str, Any]:
     event may still come before it is fetched from NewStore, and how often a fetch is tried)."""
     return _set(grace_s=_float("PIPELINES_RECOVERY_GRACE_S", 0),
                 max_attempts=_int("PIPELINES_RECOVERY_MAX_ATTEMPTS", 1))
+
+
+def order_flows() -> dict[str, Any]:
+    """`OrderFlowSettings` (pipelines/defs/flows): what the environment sets; the rest keeps its default."""
+    options = _env("PIPELINES_FLOW_PICKUP_OPTIONS")
+    return _set(pickup_shipping_options=[o.strip() for o in options.split(",") if o.strip()] if options else None,
+                pickup_service_level=_env("PIPELINES_FLOW_PICKUP_SERVICE_LEVEL"),
+                uncollected_after_h=_float("PIPELINES_FLOW_UNCOLLECTED_AFTER_H", 0),
+                max_attempts=_int("PIPELINES_FLOW_MAX_ATTEMPTS", 1),
+                run_window_s=_float("PIPELINES_FLOW_RUN_WINDOW_S", 0),
+                centra_events=_flag("PIPELINES_FLOW_CENTRA_EVENTS"),
+                shipping_map=_env("PIPELINES_FLOW_SHIPPING_MAP"),
+                centra_order_api_url=_env("PIPELINES_FLOW_CENTRA_ORDER_API_URL"),
+                ship_from_store_service_level=_env("PIPELINES_FLOW_SFS_SERVICE_LEVEL"),
+                ship_from_store_fallback=_env("PIPELINES_FLOW_SFS_FALLBACK"))
 
 
 def stream_health() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from pipelines.defs.resources import (
     EstateResource,
     FinanceReportFiles,
     NewStoreResource,
+    OrderFlowSettings,
     ReconciliationSettings,
     RecoverySettings,
     StoreOfRecord,
@@ -38,6 +39,7 @@ class Traded:
             "reconciliation_settings": reconciliation or ReconciliationSettings(),
             "sync_settings": SyncSettings(),
             "recovery_settings": RecoverySettings(grace_s=0.0),
+            "order_flow_settings": OrderFlowSettings(run_window_s=0),
             "stream_health_settings": StreamHealthSettings(),
             "finance_reports": FinanceReportFiles(reports_dir=str(stack.home / "reports")),
         }

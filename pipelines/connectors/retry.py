@@ -5,6 +5,11 @@ retryable statuses, see `raise_for_status`) and httpx transport errors. Waits us
 `Retry-After` when there is one, else exponential backoff with full jitter. Attempts and the total
 time spent waiting are both bounded; the last exception is re-raised as is (never `RetryError`).
 
+`Retry-After` may be delta-seconds, a Unix timestamp (Centra documents "a timestamp at which it is possible
+to try again") or an HTTP-date; whatever the form, the wait it gives is clamped to
+[0, `MAX_RETRY_AFTER_S`]: a time in the past means "now", never a negative sleep, and a bogus far-future
+value (or a clock far off) cannot block a caller (the sync's governor included) for longer than an hour.
+
 For non-idempotent requests (`idempotent=False`) only failures where the server provably did not
 process the request are retried: 429 and connection errors raised before the request was sent.
 """
@@ -34,13 +39,20 @@ RETRYABLE_STATUSES: frozenset[int] = frozenset({408, 425, 429, 499})
 _EPOCH_THRESHOLD = 1_000_000_000
 #: Float slack when comparing waits with the budget.
 _EPSILON_S = 1e-6
+#: The longest wait a `Retry-After` is believed for: Centra's longest rate-limit window is one hour.
+MAX_RETRY_AFTER_S = 3600.0
+
+
+def _clamp_wait(seconds: float) -> float:
+    return min(MAX_RETRY_AFTER_S, max(0.0, seconds))
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait according to a `Retry-After` value, or None if absent/unparseable.
 
     Accepts delta-seconds ("3", "1.5"), a Unix timestamp in seconds or milliseconds ("1735689600")
-    and an HTTP-date ("Wed, 01 Jan 2025 00:00:00 GMT", or an ISO-8601 timestamp). Never negative.
+    and an HTTP-date ("Wed, 01 Jan 2025 00:00:00 GMT", or an ISO-8601 timestamp). Never negative, never
+    more than `MAX_RETRY_AFTER_S`.
     """
     if value is None:
         return None
@@ -59,7 +71,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
             number = number / 1000.0 - now_ts
         elif number > _EPOCH_THRESHOLD:
             number = number - now_ts
-        return max(0.0, number)
+        return _clamp_wait(number)
     when: datetime | None = None
     try:
         when = email.utils.parsedate_to_datetime(text)
@@ -72,7 +84,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
             return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now_ts)
+    return _clamp_wait(when.timestamp() - now_ts)
 
 
 def raise_for_status(response: httpx.Response, *, retry_statuses: Iterable[int] = RETRYABLE_STATUSES) -> None:
@@ -140,8 +152,10 @@ class wait_retry_after_or_backoff(tenacity.wait.wait_base):
     def __call__(self, retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None and math.isnan(float(retry_after)):
+            retry_after = None  # no usable advice: back off instead of sleeping NaN
         if retry_after is not None:
-            retry_after = max(0.0, float(retry_after))
+            retry_after = _clamp_wait(float(retry_after))
             remaining = self.cap_s - _elapsed(retry_state)
             if retry_after > remaining + _EPSILON_S:
                 return retry_after

@@ -24,12 +24,14 @@ from pipelines.store.db import table
 exceptions = dg.AssetSpec(
     "exceptions",
     group_name="reconciliation",
-    deps=["pos_sale_lines", "pos_stock_movements", "reconciliation_findings"],
+    deps=["pos_sale_lines", "pos_stock_movements", "reconciliation_findings", "newstore_catalog_export",
+          "order_flow_work"],
     owners=[*RETAIL_OPERATIONS, *ECOMMERCE, *FINANCE, *INTEGRATION],
     kinds={"sql"},
     description="Typed exception records (table exceptions): unknown SKUs and unmapped stores from the POS "
                 "datasets, every reconciliation finding, undecodable events and rejected stock changes from "
-                "the stock sync, each with severity, owner team, playbook and status (a re-detection bumps "
+                "the stock sync, what an order flow could not do (`order_flow_work`) and the SKUs NewStore's "
+                "catalog import refused (`newstore_catalog_export`), each with severity, owner team, playbook and status (a re-detection bumps "
                 "its occurrences). Written by those assets and jobs, closed by people; observed every 5 "
                 "minutes by `open_exceptions_sensor` (open records by type and team).",
 )

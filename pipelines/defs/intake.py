@@ -21,7 +21,7 @@ centra_webhook_inbox = dg.AssetSpec(
     group_name="intake",
     description="Centra's webhooks as landed by the intake service (table inbox_events, source 'centra'): "
                 "every signed delivery verified and stored once, one row per event. Written continuously, not "
-                "by Dagster; nothing reads them yet (the datasets read Centra's API).",
+                "by Dagster; the order flows read them (each event names an order: its current state is read by id).",
     owners=INTEGRATION,
     kinds={"centra", "sql"},
 )

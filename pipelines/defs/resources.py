@@ -115,6 +115,48 @@ class RecoverySettings(dg.ConfigurableResource):
         "missing; a 404 reports it at once (_MAX_ATTEMPTS)."))
 
 
+class OrderFlowSettings(dg.ConfigurableResource):
+    """The order flows' knobs (`PIPELINES_FLOW_*`; pipelines/defs/flows)."""
+
+    pickup_shipping_options: list[str] = Field(default=["Click & Collect"], description=(
+        "Centra shipping options (by name) that make an order click-and-collect: it is handed to the store "
+        "that holds its allocation, and shipped online when the store hands it over."))
+    pickup_service_level: str = Field(default="IN_STORE_PICKUP", description=(
+        "NewStore's service level for an in-store pickup (the injected order's shipping option, and the "
+        "handovers the flows act on); NewStore leaves the value to the tenant's configuration."))
+    uncollected_after_h: float = Field(default=72.0, description=(
+        "Hours a click-and-collect order may wait in the store before `pickup_uncollected` is raised."))
+    max_attempts: int = Field(default=5, description=(
+        "Tries of a flow that fails transiently (5xx, 429 after the client's own retries, timeouts) before "
+        "it becomes an exception; each retry waits retry_base_s x 2^attempt."))
+    retry_base_s: float = Field(default=15.0, description="First retry delay of a transient flow failure.")
+    centra_events: bool = Field(default=False, description=(
+        "Poll Centra's events queue once a minute (`centra_events_sensor`), for tenants that offer it (the "
+        "events system is enabled per tenant on request); the webhook plugin needs no setting."))
+    run_window_s: float = Field(default=300.0, description=(
+        "Seconds an order flows run stays alive, looking for new work every poll_s (0: one pass and done). "
+        "A live run answers an event within about a second instead of a sensor tick plus a run's start."))
+    poll_s: float = Field(default=1.0, description="How often a live order flows run looks for new work.")
+    shipping_map: str = Field(default="STANDARD=standard,EXPRESS=express", description=(
+        "Endless aisle: NewStore delivery service level -> Centra shipping option URI, `SERVICE=uri,...` "
+        "(PIPELINES_FLOW_SHIPPING_MAP). An order whose service level is not here is `shipping_option_unmapped`: "
+        "the shipping method is never guessed. Both names are the tenants' own configuration."))
+    centra_order_api_url: str | None = Field(default=None, description=(
+        "Endless aisle: the `<base>` of Centra's Order API plugin (REST; the plugin needs \"Allow Order Create\"), "
+        "where orders from outside are created (PIPELINES_FLOW_CENTRA_ORDER_API_URL). Unset: not created."))
+    centra_order_api_key: str | None = Field(default=None, description=(
+        "The Order API plugin's shared secret (`API-Authorization`); configure it through "
+        "dg.EnvVar(\"CENTRA_ORDER_API_KEY\")."))
+    ship_from_store_service_level: str = Field(default="STANDARD", description=(
+        "Ship-from-store: NewStore's shipping service level of the delivery order injected into the store "
+        "(PIPELINES_FLOW_SFS_SERVICE_LEVEL); the value is the tenant's own configuration."))
+    ship_from_store_fallback: str = Field(default="", description=(
+        "Ship-from-store: where an order goes when its store fails the final stock check or rejects it, per "
+        "store: `STORE=LOC,LOC;STORE=...` with the estate's location ids, the DC included "
+        "(PIPELINES_FLOW_SFS_FALLBACK). A store not listed falls back to the other stores of its country in the "
+        "estate's order, then the DC."))
+
+
 class SyncSettings(dg.ConfigurableResource):
     """The stock sync's knobs (`PIPELINES_SYNC_*`, see docs/stock-sync.md): the `SyncConfig` of its runs (how
     long an always-on run lives and hands over, batching, concurrency) and how long its history is kept. The

@@ -54,6 +54,11 @@ class TradingConfig:
     click_collect_per_store_per_day: float = 1.0
     replenish_below: int = 1
     discount_share: float = 0.15
+    # True: the world also plays today's integration (mirrors in-store returns of online orders into Centra,
+    # injects click-and-collect orders into NewStore and ships them in Centra at handover). False: the customers
+    # and stores only; the product's order flows do that work (pipelines/order_flows).
+    world_integrates: bool = True
+    pickup_option: str = "Click & Collect"  # the Centra shipping option of click-and-collect orders
     faults: FaultConfig = field(default_factory=FaultConfig)
 
 
@@ -269,8 +274,11 @@ class TradingGenerator:
     def _do_online_order(self, at: datetime) -> None:
         market = self.rng.choice(self.estate.centra.markets)
         lines = [(sku, 1) for sku in self.rng.sample(self._skus, self.rng.choice((1, 1, 2)))]
+        # Without the stand-in integration, online orders ship from the DC: the product's ship-from-store flow
+        # would hand store-allocated ones to a store, which this world does not play (its tests do).
+        dc = None if self.config.world_integrates else (self.estate.distribution_centre.centra_warehouse_id,)
         order = self.centra.place_order(market.id, lines, email=f"shopper{next(self._seq)}@example.com",
-                                        created_at=at)
+                                        created_at=at, allocate_from=dc)
         number = int(order["number"])
         self.truth.transaction(at, "online_order", "centra", None, str(number), 0.0,
                                self.estate.pricelists[market.pricelist_id].currency, market_id=market.id)
@@ -346,7 +354,9 @@ class TradingGenerator:
         if missing_ref:
             self.truth.fault(at, "return_without_order_ref", node_id=store.newstore_node_id, sku=sku, ref=ref,
                              value=price * qty, currency=store.currency, order_number=number)
-        if missing_in_centra:
+        if not self.config.world_integrates:
+            pass  # the product's store return flow writes it to Centra
+        elif missing_in_centra:
             self.truth.fault(at, "return_missing_in_commerce", node_id=store.newstore_node_id, sku=sku, ref=ref,
                              value=price * qty, currency=store.currency, order_number=number)
         else:
@@ -364,9 +374,15 @@ class TradingGenerator:
             return
         sku = skus[0]
         order = self.centra.place_order(store.centra_market_id, [(sku, 1)], email=f"collect{next(self._seq)}@example.com",
-                                        created_at=at, allocate_from=(wid,))
+                                        created_at=at, allocate_from=(wid,), shipping_option=self.config.pickup_option)
         number = int(order["number"])
         price = self.estate.price(sku, store.centra_pricelist_id)
+        if not self.config.world_integrates:  # the product's pickup flow hands it to the store
+            self.truth.transaction(at, "click_collect_order", "centra", node, str(number), price, store.currency)
+            self._bump("click_collect_orders")
+            self._push(at + timedelta(hours=self.rng.uniform(2, 30)), "pickup", store=store, number=number,
+                       ns_order_id=None, sku=sku, price=price)
+            return
         rate = self.estate.tax_rates[store.country]
         body = {
             "external_id": str(number), "shop": "storefront", "shop_locale": "en-GB", "channel_type": "web",
@@ -396,6 +412,13 @@ class TradingGenerator:
             self._push(at + timedelta(hours=1), "pickup", store=store, number=number, ns_order_id=ns_order_id,
                        sku=sku, price=price)
             return
+        if ns_order_id is None:  # handed to the store by the product: the customer finds it there, or comes back
+            ns_order_id = self.newstore.order_id_of(str(number))
+            if ns_order_id is None:
+                self._bump("pickups_not_in_store")
+                self._push(at + timedelta(hours=1), "pickup", store=store, number=number, ns_order_id=None,
+                           sku=sku, price=price)
+                return
         frs = self.newstore.fulfillment_requests(ns_order_id)["fulfillment_requests"]
         fr = next(f for f in frs if any(i["status"] == "dispatched" for i in f["items"]))
         items = [{"item_id": i["item_id"], "state": "shipped"} for i in fr["items"] if i["status"] == "dispatched"]
@@ -403,6 +426,8 @@ class TradingGenerator:
         # Both platforms take the unit out of the store: the POS at handover, Centra when the order ships.
         self.truth.movement(at, store.newstore_node_id, sku, -1, "pickup", str(number))
         self._bump("pickups")
+        if not self.config.world_integrates:
+            return  # the product's handover flow ships it in Centra
         if self.rng.random() < self.config.faults.uncollected_pickup_open:
             self.truth.fault(at, "click_collect_open", node_id=store.newstore_node_id, sku=sku, ref=str(number),
                              value=price, currency=store.currency)

@@ -1,4 +1,5 @@
-"""`Retry-After` against the retry policy's wait budget (`retrying(max_wait_s=...)`), without sleeping.
+"""`Retry-After` against the retry policy's wait budget (`retrying(max_wait_s=...)`), without sleeping; its
+forms (delta-seconds, Unix timestamp, HTTP-date) and the clamp to [0, `MAX_RETRY_AFTER_S`].
 
 The injected `sleep` records the waits and returns at once, so the policy must count the time it
 asked to sleep, not only the clock, against its budget.
@@ -15,7 +16,8 @@ import httpx
 import pytest
 
 from pipelines.connectors.errors import RateLimited, TransientError
-from pipelines.connectors.retry import parse_retry_after, raise_for_status, retrying
+from pipelines.connectors.retry import MAX_RETRY_AFTER_S, parse_retry_after, raise_for_status, retrying
+from pipelines.simulators.centra.ratelimit import RETRY_AFTER_STYLES, retry_after_value
 
 REQUEST = httpx.Request("POST", "https://centra.invalid/graphql")
 
@@ -132,3 +134,85 @@ def test_429_with_an_http_date_retry_after_is_waited() -> None:
     call, calls = _answers(_429(format_datetime(when, usegmt=True)), OK)
     assert retrying(max_wait_s=60, sleep=sleeps.append)(call) == "ok"
     assert calls == [429, 200] and len(sleeps) == 1 and 43.0 <= sleeps[0] <= 46.0  # second resolution
+
+
+# ------------------------------------------------------------------ timestamps (Centra documents a timestamp)
+
+NOW = datetime(2026, 11, 20, 10, 0, 0, tzinfo=UTC).timestamp()
+
+
+def test_parse_retry_after_epoch_at_the_boundaries() -> None:
+    # Kills: the epoch read as delta-seconds (a wait of ~56 years), `ts - now` flipped, a negative wait for a
+    # timestamp in the past, no clamp for a bogus far-future one, the milliseconds form misread.
+    assert parse_retry_after(str(int(NOW) + 45), now=NOW) == 45.0
+    assert parse_retry_after(str(int(NOW)), now=NOW) == 0.0  # exactly now: no wait
+    assert parse_retry_after(str(NOW + 0.5), now=NOW) == 0.5
+    assert parse_retry_after(str(int(NOW) - 1), now=NOW) == 0.0  # one second ago: no wait, never negative
+    assert parse_retry_after(str(int(NOW) - 86_400), now=NOW) == 0.0
+    assert parse_retry_after(str(int(NOW * 1000) + 2500), now=NOW) == 2.5  # milliseconds
+    assert parse_retry_after(str(int(NOW) + int(MAX_RETRY_AFTER_S)), now=NOW) == MAX_RETRY_AFTER_S
+    assert parse_retry_after(str(int(NOW) + int(MAX_RETRY_AFTER_S) + 1), now=NOW) == MAX_RETRY_AFTER_S
+    assert parse_retry_after("32503680000", now=NOW) == MAX_RETRY_AFTER_S  # the year 3000
+    assert parse_retry_after("1e308", now=NOW) == MAX_RETRY_AFTER_S
+    assert parse_retry_after("-5", now=NOW) == 0.0
+    assert parse_retry_after(str(int(MAX_RETRY_AFTER_S) + 1), now=NOW) == MAX_RETRY_AFTER_S  # delta-seconds too
+    for bad in ("nan", "inf", "-inf", ""):
+        assert parse_retry_after(bad, now=NOW) is None
+
+
+def test_parse_retry_after_http_date_is_clamped_both_ways() -> None:
+    # Kills: an HTTP-date far ahead taken at face value (blocking the sync's governor for a year).
+    assert parse_retry_after("Sat, 20 Nov 2027 10:00:00 GMT", now=NOW) == MAX_RETRY_AFTER_S
+    assert parse_retry_after("Fri, 20 Nov 2026 11:00:00 GMT", now=NOW) == MAX_RETRY_AFTER_S  # exactly the cap
+    assert parse_retry_after("Fri, 20 Nov 2026 11:00:01 GMT", now=NOW) == MAX_RETRY_AFTER_S
+    assert parse_retry_after("Fri, 20 Nov 2026 10:59:59 GMT", now=NOW) == MAX_RETRY_AFTER_S - 1
+
+
+def test_429_with_an_epoch_retry_after_is_waited() -> None:
+    # The documented form end to end: a 429 whose Retry-After is a Unix timestamp 45 s ahead is waited ~45 s,
+    # not ~1.8e9 s (the budget would re-raise) and not 0 s.
+    sleeps: list[float] = []
+    call, calls = _answers(_429(str(int(datetime.now(UTC).timestamp()) + 45)), OK)
+    assert retrying(max_wait_s=60, sleep=sleeps.append)(call) == "ok"
+    assert calls == [429, 200] and len(sleeps) == 1 and 43.0 <= sleeps[0] <= 46.0
+
+
+def test_a_far_future_retry_after_waits_at_most_the_cap() -> None:
+    # With a budget larger than the cap, a bogus timestamp years ahead is waited as the cap, not for years.
+    sleeps: list[float] = []
+    call, calls = _answers(_429("32503680000"), OK)
+    assert retrying(max_wait_s=2 * MAX_RETRY_AFTER_S, sleep=sleeps.append)(call) == "ok"
+    assert calls == [429, 200] and len(sleeps) == 1
+    assert MAX_RETRY_AFTER_S <= sleeps[0] <= MAX_RETRY_AFTER_S + 1.0
+
+
+@pytest.mark.parametrize("advice", [float("nan"), -30.0, float("-inf")])
+def test_a_nonsensical_retry_after_never_sleeps_negative_or_nan(advice: float) -> None:
+    # Kills: a negative or NaN sleep handed to `time.sleep` (ValueError there, or a busy loop).
+    sleeps: list[float] = []
+    attempts: list[int] = []
+
+    def call() -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RateLimited("odd", retry_after=advice)
+        return "ok"
+
+    assert retrying(max_wait_s=60, sleep=sleeps.append, rng=random.Random(3))(call) == "ok"
+    assert len(sleeps) == 1 and 0.0 <= sleeps[0] <= 60.0 and sleeps[0] == sleeps[0]  # not NaN
+
+
+@pytest.mark.parametrize("wait", [0.0, 0.001, 0.5, 1.0, 29.999, 30.0])
+@pytest.mark.parametrize("offset", [0.0, 0.5, 0.999])
+@pytest.mark.parametrize("style", RETRY_AFTER_STYLES)
+def test_the_simulators_retry_after_read_back_is_never_early(wait: float, offset: float, style: str) -> None:
+    # The Centra simulator's header (every style) read by the production parser: never earlier than the
+    # wait the limiter computed, at most a second later. Kills: truncating the timestamp (int(now) + ceil(w)
+    # is up to a second early), rounding the delta down, a "no wait" read back as a wait.
+    now = NOW + offset
+    parsed = parse_retry_after(retry_after_value(wait, style, now=now), now=now)
+    assert parsed is not None
+    if wait == 0:
+        assert parsed == 0.0
+    else:
+        assert wait - 1e-6 <= parsed <= wait + 1.0

@@ -97,12 +97,14 @@ def test_freshness_is_judged_against_the_next_mornings_deadline() -> None:
 def test_the_sensor_evaluates_yesterdays_partition_and_records_changes_only() -> None:
     now = datetime.now(ZoneInfo(BUSINESS_TIMEZONE))
     yesterday = (now.date() - timedelta(days=1)).isoformat()
-    resources = {"reconciliation_settings": ReconciliationSettings()}
+    # Deadline at midnight: yesterday's report is overdue whatever the time of day the test runs (with the 07:00
+    # default, a run between midnight and 07:00 saw "not yet due" before and after the report, so no change).
+    resources = {"reconciliation_settings": ReconciliationSettings(report_deadline_hour=0)}
     with dg.instance_for_test() as instance:
         first = finance_report_freshness_sensor(dg.build_sensor_context(instance=instance, resources=resources))
         (evaluation,) = first.asset_events
         assert evaluation.check_name == CHECK_NAME and evaluation.partition == yesterday
-        assert evaluation.passed is (now < deadline_of(yesterday))
+        assert evaluation.passed is False and now >= deadline_of(yesterday, 0)
         again = finance_report_freshness_sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor,
                                                                         resources=resources))
         assert not again.asset_events  # unchanged: nothing recorded

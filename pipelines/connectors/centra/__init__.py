@@ -13,7 +13,10 @@ description and exactly the same lines before resending, so use a unique descrip
 Typed results are frozen dataclasses; timestamps are ISO-8601 strings in UTC.
 
 Modules: `client` (CentraClient), `models` (results), `queries` (GraphQL documents), `decode`
-(nodes -> results), `errors`, `signature` (webhook HMAC and body). Import from this package.
+(nodes -> results), `errors`, `signature` (webhook HMAC and body). Import from this package. Beside them,
+imported from their modules: `events` (the events queue: `set_event_listeners`, `fetch_events`,
+`confirm_events`), `flows` (`CentraCommerce`, the order flows' commerce platform), `order_api` (the REST Order
+API's create-order), `catalog` (the catalog NewStore's import takes).
 """
 
 from pipelines.connectors.centra import models

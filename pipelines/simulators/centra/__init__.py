@@ -4,8 +4,8 @@
 `POST /graphql`, `WebhookEmitter` plays the webhook plugin and `CentraSimulator` wires all three.
 
 Choices where centra.md is silent or ambiguous (verify against a QA tenant):
-- 429 `Retry-After` is delta-seconds by default (`state.retry_after_style` = "epoch"/"http-date"
-  switch to the documented timestamp forms); the rate limiter runs on real monotonic time.
+- 429 `Retry-After` is the documented timestamp as Unix seconds by default (`state.retry_after_style` =
+  "http-date"/"seconds" for the other forms); the rate limiter runs on real monotonic time.
 - `changeStock`/`setStock` are all-or-nothing: one unknown size or a negative result rejects the
   whole mutation with `userErrors` (nothing applied).
 - Stock ledger: every physical/FTA movement is a `StockChange` whose lines carry signed
@@ -14,7 +14,8 @@ Choices where centra.md is silent or ambiguous (verify against a QA tenant):
 - Variant prices are read via `productVariants{prices{pricelist price}}` (shape of Display.prices).
 - `ReturnStatus` is PENDING/COMPLETED; REFUND payment entries have negative values; restock happens
   when the return is created. `DateRange` filters are inclusive at both ends.
-- No ID conversion, events queue, wholesale or product-creation mutations.
+- No ID conversion, wholesale or product-creation mutations. The events queue is `events.py`, the REST
+  Order API's create-order `order_api.py`, `allocateOrder`/`unallocateOrder` `allocation.py`.
 """
 
 from pipelines.simulators.centra.app import create_app

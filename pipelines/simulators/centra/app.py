@@ -13,11 +13,9 @@ cost is multiplied by its `limit`/`first`/`last` argument (defaults included) wh
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import math
 import threading
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -47,8 +45,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from pipelines.simulators.centra.ratelimit import MUTATION_COUNT, QUERY_COMPLEXITY, REQUEST_COUNT
+from pipelines.simulators.centra.order_api import OrderApi
+from pipelines.simulators.centra.ratelimit import (
+    MUTATION_COUNT,
+    QUERY_COMPLEXITY,
+    REQUEST_COUNT,
+    retry_after_value,
+)
 from pipelines.simulators.centra.resolvers import build_schema
+from pipelines.simulators.centra.resolvers.scalars import tenant_time
 from pipelines.simulators.centra.state import CentraState
 
 Tokens = Iterable[str] | Mapping[str, Iterable[str] | None]
@@ -180,13 +185,7 @@ class CentraGraphQL:
         return request.cookies.get("graphql-access") or None
 
     def _retry_after(self, seconds: float) -> str:
-        whole = max(0, math.ceil(seconds))
-        style = self.state.retry_after_style
-        if style == "epoch":
-            return str(int(time.time()) + whole)
-        if style == "http-date":
-            return email.utils.formatdate(time.time() + whole, usegmt=True)
-        return str(whole)
+        return retry_after_value(seconds, self.state.retry_after_style)
 
     def _too_many(self, seconds: float, limited_by: tuple[str, str] | None) -> Response:
         kind, interval = limited_by or ("REQUEST_COUNT", "TEN_SECONDS")
@@ -223,8 +222,8 @@ class CentraGraphQL:
         if mutations:
             with self._charged_lock:
                 self.mutations_charged.update(mutations)
-        context = {"state": self.state, "permissions": self.tokens[token], "used": set()}
-        with self.state.lock:
+        context = {"state": self.state, "permissions": self.tokens[token], "used": set(), "token": token}
+        with self.state.lock, tenant_time(self.state.now, self.state.tzinfo):
             result = execute_sync(self.schema, document, context_value=context, variable_values=raw_vars,
                                   operation_name=op_name)
         if forced is not None:
@@ -289,11 +288,14 @@ def create_app(state: CentraState, *, tokens: Tokens, response_delay_s: float = 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "appVersion": state.app_version})
 
+    order_api = OrderApi(state)  # the REST Order API plugin (order_api.py); knobs on app.state.order_api
     app = Starlette(routes=[
         Route("/graphql", graphql_endpoint, methods=["POST"]),
         Route("/graphql", not_allowed, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
+        *order_api.routes(),
     ])
     app.state.centra = state
     app.state.graphql = handler
+    app.state.order_api = order_api
     return app

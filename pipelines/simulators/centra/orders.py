@@ -17,15 +17,18 @@ class OrdersMixin(ShipmentsMixin):
     def place_order(self, market_id: int, lines: list[tuple[str, int]], *, email: str,
                     created_at: datetime | None = None, unit_prices: dict[str, float] | None = None,
                     external_id: str | None = None, shipping: float = 0.0,
-                    allocate_from: tuple[int, ...] | None = None) -> dict[str, Any]:
+                    allocate_from: tuple[int, ...] | None = None, shipping_option: str | None = None) -> dict[str, Any]:
         """Create a PENDING DTC order, allocating stock per the market's allocation rule (or only from the
         `allocate_from` warehouses, as for a click-and-collect order picked up in a store).
+        `shipping_option` names one of the tenant's shipping options (default: the first), e.g. a pickup
+        option; `shippingPriceGroup.shippingOption` shows it.
 
         Prices come from the market's pricelist (tax-included); `unit_prices` overrides the charged
         unit price per SKU (unitOriginalPrice stays the list price). Unallocatable units become demand.
         """
         with self.lock:
             market, pricelist, country = self._order_terms(market_id, lines)
+            option_id = self.shipping_option_id(shipping_option)
             tax = self.estate.tax_rates.get(country, 0.0)
             at = _utc(created_at) if created_at else self.now()
             number = self._next_order_number
@@ -38,7 +41,7 @@ class OrdersMixin(ShipmentsMixin):
                 currency=pricelist.currency, country=country,
                 currency_base_rate=self.estate.fx_to_base.get(pricelist.currency, 1.0),
                 email=email, customer_id=customer_id, external_id=external_id, lines=[],
-                shipping_value=round(float(shipping), 2), allocate_from=allocate_from)
+                shipping_value=round(float(shipping), 2), allocate_from=allocate_from, shipping_option_id=option_id)
             for sku, qty in lines:
                 ref = self.size_by_sku[sku]
                 list_price = round(ref.variant.prices[pricelist.id], 2)
@@ -118,8 +121,14 @@ class OrdersMixin(ShipmentsMixin):
 
     def update_order(self, number: int, *, is_on_hold: bool | None = None, external_id: str | None = None,
                      internal_comment: str | None = None, cancellation_comment: str | None = None,
-                     cancel_lines: list[tuple[int, int, bool]] | None = None, email: str | None = None) -> OrderRec:
-        """updateDirectToConsumerOrder; `cancel_lines` items are (line id, qty, remove_from_stock)."""
+                     cancel_lines: list[tuple[int, int, bool]] | None = None, email: str | None = None,
+                     first_name: str | None = None, last_name: str | None = None,
+                     shipping_address: dict[str, Any] | None = None, billing_address: dict[str, Any] | None = None,
+                     customer_id: int | None = None, shipping_cost: float | None = None,
+                     is_internal: bool | None = None) -> OrderRec:
+        """updateDirectToConsumerOrder; `cancel_lines` items are (line id, qty, remove_from_stock). Address
+        dicts use the input's camelCase keys and update the given fields only. `shipping_cost` (CONFIRMED
+        orders only) may only lower the shipping (AD-dtc "Shipping Cost Update")."""
         with self.lock:
             order = self._require_order(number)
             if order.status in ("CANCELLED", "ARCHIVED"):
@@ -138,6 +147,15 @@ class OrdersMixin(ShipmentsMixin):
                                    "path": ["input", "cancelLines", str(i), "quantity"]})
                     continue
                 plan.append((line, qty, remove))
+            if shipping_cost is not None:
+                if order.status != "CONFIRMED":
+                    errors.append({"message": f"Order {number} is {order.status}; the shipping cost can only be "
+                                              "changed on CONFIRMED orders", "path": ["input", "shippingCost"]})
+                elif shipping_cost < 0 or shipping_cost > order.shipping_value + 1e-9:
+                    errors.append({"message": f"Shipping cost {shipping_cost} must be between 0 and the current "
+                                              f"{order.shipping_value}", "path": ["input", "shippingCost"]})
+            if customer_id is not None and customer_id not in self.customers.values():
+                errors.append({"message": f"Customer {customer_id} not found", "path": ["input", "customer"]})
             if errors:
                 raise MutationError("", errors=errors)
             moves: list[tuple[int, int, int, int]] = []
@@ -156,6 +174,23 @@ class OrdersMixin(ShipmentsMixin):
                 order.cancellation_comment = cancellation_comment
             if email is not None:
                 order.email = email
+            if first_name is not None:
+                order.first_name = first_name
+            if last_name is not None:
+                order.last_name = last_name
+            if shipping_address:
+                order.shipping_address = {**(order.shipping_address or {}), **shipping_address}
+            if billing_address:
+                order.billing_address = {**(order.billing_address or {}), **billing_address}
+            if customer_id is not None:
+                order.customer_id = customer_id
+            if shipping_cost is not None:
+                order.shipping_value = round(float(shipping_cost), 2)
+                for sid in order.shipment_ids:
+                    if self.shipments[sid].shipping_value and not self.shipments[sid].is_captured:
+                        self.shipments[sid].shipping_value = order.shipping_value
+            if is_internal is not None:
+                order.is_internal = is_internal
             if plan:
                 self._settle_status(order)
             self._touch(order)
@@ -169,7 +204,7 @@ class OrdersMixin(ShipmentsMixin):
             if order.status in ("SHIPPED", "CANCELLED", "ARCHIVED"):
                 raise MutationError(f"Order {order.number} is {order.status} and cannot be cancelled", ["id"])
             shipments = [self.shipments[s] for s in order.shipment_ids]
-            if any(s.is_shipped or s.is_captured for s in shipments):
+            if order.is_captured or any(s.is_shipped or s.is_captured for s in shipments):
                 raise MutationError(f"Order {order.number} has shipped or captured shipments; create a return "
                                     "and refund instead", ["id"])
             for s in shipments:  # drop open shipments, un-reserving their allocations

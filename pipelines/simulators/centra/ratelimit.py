@@ -5,10 +5,16 @@ touches to hold enough tokens; it then consumes from all of them atomically, or 
 The limiter runs on its own (monotonic, real-time) clock, not the state's business clock, so a
 frozen test clock never starves it. `interval_scale` shrinks the windows (0.1 makes TEN_SECONDS
 refill in 1 s) while `rateLimits` keeps reporting the nominal interval.
+
+A 429's `Retry-After` is, as AD-rl documents, "a timestamp at which it is possible to try again": by default
+a Unix timestamp in seconds, rounded up so that it is never earlier than the moment the buckets allow the
+request (`retry_after_value`); "http-date" (RFC 9110 form of the same instant) and "seconds" (delta-seconds,
+rounded up) are the other values of the `retry_after_style` knob.
 """
 
 from __future__ import annotations
 
+import email.utils
 import math
 import threading
 import time
@@ -44,6 +50,27 @@ TIERS: dict[str, dict[tuple[str, str], int]] = {
         (QUERY_COMPLEXITY, "TEN_SECONDS"): 4_000_000, (QUERY_COMPLEXITY, "ONE_HOUR"): 400_000_000,
     },
 }
+
+
+#: The forms a 429's `Retry-After` can take (`CentraState.retry_after_style`).
+RETRY_AFTER_STYLES = ("epoch", "http-date", "seconds")
+#: The documented form: a timestamp (AD-rl "### Rate limits in Centra's Integration API").
+DEFAULT_RETRY_AFTER_STYLE = "epoch"
+
+
+def retry_after_value(seconds: float, style: str = DEFAULT_RETRY_AFTER_STYLE, *, now: float | None = None) -> str:
+    """The `Retry-After` header for a wait of `seconds` from `now` (wall clock, default `time.time()`).
+
+    Timestamps are rounded up to the whole second, so a client that waits until then is never early; no
+    wait at all is the current second rounded down ("now": a client reads it as no wait either)."""
+    if style not in RETRY_AFTER_STYLES:
+        raise ValueError(f"unknown retry_after_style {style!r}; one of {RETRY_AFTER_STYLES}")
+    wait = seconds if math.isfinite(seconds) and seconds > 0 else 0.0
+    if style == "seconds":
+        return str(math.ceil(wait))
+    moment = (time.time() if now is None else now) + wait
+    at = math.ceil(moment) if wait > 0 else math.floor(moment)
+    return str(at) if style == "epoch" else email.utils.formatdate(at, usegmt=True)
 
 
 def normalise_tier(tier: str) -> str:

@@ -143,6 +143,14 @@ class OrderRec:
     return_ids: list[int] = field(default_factory=list)
     payment_history: list[PaymentRec] = field(default_factory=list)
     allocate_from: tuple[int, ...] | None = None  # click-and-collect: the pickup store's warehouse only
+    shipping_option_id: int = 1
+    # updateDirectToConsumerOrder overrides (camelCase input keys -> values); None = derived from the email
+    shipping_address: dict[str, Any] | None = None
+    billing_address: dict[str, Any] | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    is_internal: bool = False
+    is_captured: bool = False  # captureOrder captured the whole order total
 
 
 @dataclass
@@ -177,6 +185,11 @@ class ShipmentRec:
     additional_message: str | None = None
     carrier_name: str | None = None
     service_name: str | None = None
+    internal_shipping_cost: tuple[float, str] | None = None  # (value, currency) from completeShipment
+    send_email: bool | None = None  # createShipment's sendEmail, applied when the shipment is completed
+    #: sim-only record of the customer emails Centra would have sent for this shipment (no Centra field):
+    #: "shipment_confirmation" once per completion that had sendEmail true (or the tenant's default).
+    emails_sent: list[str] = field(default_factory=list)
 
     @property
     def is_shipped(self) -> bool:

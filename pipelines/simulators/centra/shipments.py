@@ -21,7 +21,8 @@ class ShipmentsMixin(StockMixin):
     def create_shipment(self, number: int | None = None, lines: list[tuple[int, int]] | None = None, *,
                         id: str | None = None, created_at: datetime | None = None,  # noqa: A002
                         is_good_to_go: bool = False, is_paid: bool = False, capture: bool = False,
-                        allocate_demand: bool = False, additional_message: str | None = None) -> ShipmentRec:
+                        allocate_demand: bool = False, additional_message: str | None = None,
+                        send_email: bool | None = None) -> ShipmentRec:
         """createShipment: `lines` = [(order line id, qty)], or None for everything allocated."""
         with self.lock:
             order = self._require_order(number, id)
@@ -32,7 +33,8 @@ class ShipmentsMixin(StockMixin):
             at = _utc(created_at) if created_at else self.now()
             sid = self._next("shipment")
             shipment = ShipmentRec(sid, f"{order.number}-{len(order.shipment_ids) + 1}", order.number, at, at, [],
-                                   is_good_to_go=is_good_to_go)
+                                   is_good_to_go=is_good_to_go, additional_message=additional_message,
+                                   send_email=send_email)
             if not any(self.shipments[s].shipping_value for s in order.shipment_ids):
                 shipment.shipping_value = order.shipping_value
             for line, qty in wanted:
@@ -45,6 +47,10 @@ class ShipmentsMixin(StockMixin):
                 order.status = "PROCESSING"
             if is_paid:
                 shipment.is_paid, shipment.paid_at = True, at
+            if order.is_captured:  # captureOrder took the whole total already
+                shipment.is_captured, shipment.captured_at = True, at
+                shipment.is_paid, shipment.paid_at = True, shipment.paid_at or at
+                capture = False
             self._touch(order)
             self._emit("shipment", "create", sid)
             self._emit("order", "update", order.number)
@@ -129,6 +135,28 @@ class ShipmentsMixin(StockMixin):
             shipment.updated_at = at
             return entry
 
+    def capture_order(self, number: int | None = None, id: str | None = None) -> PaymentRec:  # noqa: A002
+        """captureOrder: capture the whole order total (lines + shipping) before or without shipments; the
+        order's open and later shipments count as captured. Rejected once anything was captured."""
+        with self.lock:
+            order = self._require_order(number, id)
+            if order.status in ("CANCELLED", "ARCHIVED"):
+                raise MutationError(f"Order {order.number} is {order.status} and cannot be captured", ["order"])
+            if any(p.entry_type == "CAPTURE" and p.status == "SUCCESS" for p in order.payment_history):
+                raise MutationError(f"Order {order.number} is already captured", ["order"])
+            at = self.now()
+            entry = PaymentRec(self._next("payment"), at, "CAPTURE", "SUCCESS", self.order_grand_total(order),
+                               order.currency, f"capture-order-{order.number}")
+            order.payment_history.append(entry)
+            order.is_captured = True
+            for sid in order.shipment_ids:
+                s = self.shipments[sid]
+                s.is_captured, s.captured_at = True, s.captured_at or at
+                s.is_paid, s.paid_at = True, s.paid_at or at
+            self._touch(order)
+            self._emit("order", "update", order.number)
+            return entry
+
     def update_shipment(self, shipment_id: int, *, is_paid: bool | None = None, is_good_to_go: bool | None = None,
                         additional_message: str | None = None) -> ShipmentRec:
         with self.lock:
@@ -146,8 +174,12 @@ class ShipmentsMixin(StockMixin):
     def complete_shipment(self, shipment_id: int, *, shipped_at: datetime | None = None,
                           carrier: str | None = None, service: str | None = None,
                           tracking_number: str | None = None, return_tracking_number: str | None = None,
-                          packages: int | None = None) -> ShipmentRec:
-        """completeShipment: physical and allocated drop in the source warehouses."""
+                          packages: int | None = None, send_email: bool | None = None,
+                          additional_message: str | None = None,
+                          internal_shipping_cost: tuple[float, str] | None = None) -> ShipmentRec:
+        """completeShipment: physical and allocated drop in the source warehouses. `send_email` (else the
+        createShipment's, else the tenant's default) decides whether the shipping confirmation would be
+        emailed: recorded in the sim-only `emails_sent`."""
         with self.lock:
             shipment = self._require_shipment(shipment_id)
             if shipment.is_shipped:
@@ -178,6 +210,13 @@ class ShipmentsMixin(StockMixin):
             shipment.tracking_number = tracking_number or shipment.tracking_number
             shipment.return_tracking_number = return_tracking_number or shipment.return_tracking_number
             shipment.number_of_packages = packages if packages is not None else max(1, shipment.number_of_packages)
+            if additional_message is not None:
+                shipment.additional_message = additional_message
+            if internal_shipping_cost is not None:
+                shipment.internal_shipping_cost = (round(float(internal_shipping_cost[0]), 2), internal_shipping_cost[1])
+            email = next(v for v in (send_email, shipment.send_email, self.shipment_email_default) if v is not None)
+            if email:
+                shipment.emails_sent.append("shipment_confirmation")
             self._ledger(f"Shipment {shipment.number}", "SHIPMENT", moves, at=at, order_number=order.number,
                          shipment_lines=sl_ids)
             self._settle_status(order)

@@ -18,6 +18,8 @@ records live in `records`, the world API's dict views in `views`; their names ar
 
 from __future__ import annotations
 
+from .allocation import AllocationMixin
+from .events import EventsMixin
 from .orders import OrdersMixin
 from .records import (
     AllocationRec,
@@ -48,7 +50,7 @@ __all__ = [
 ]
 
 
-class CentraState(ReturnsMixin, OrdersMixin, ShipmentsMixin, StockMixin, TenantCore):
+class CentraState(AllocationMixin, EventsMixin, ReturnsMixin, OrdersMixin, ShipmentsMixin, StockMixin, TenantCore):
     """A thread-safe in-memory Centra tenant built from an `Estate`.
 
     ``CentraState(estate, *, clock, tier, multiplier, interval_scale, rate_limits_enabled,

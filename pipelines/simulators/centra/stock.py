@@ -52,14 +52,20 @@ class StockMixin(TenantCore):
             return self._ledger(description, "CHANGE", moves, at=at, unit_cost=unit_cost)
 
     def apply_stock_set(self, description: str, warehouse_id: int, items: list[tuple[int, int]], *,
-                        unit_cost: float | None = None, at: datetime | None = None) -> StockChangeRec | None:
-        """setStock (PHYSICAL): absolute physical quantities; None when nothing changed."""
+                        unit_cost: float | None = None, at: datetime | None = None,
+                        quantity_type: str = "PHYSICAL") -> StockChangeRec | None:
+        """setStock: absolute physical quantities (PHYSICAL), or absolute free-to-allocate quantities
+        (FREE_TO_ALLOCATE: physical becomes quantity + allocated, allocations untouched); None when
+        nothing changed."""
         with self.lock:
             if not description or not description.strip():
                 raise MutationError("Description is required", ["input", "description"])
             if warehouse_id not in self.warehouses:
                 raise MutationError(f"Warehouse {warehouse_id} not found", ["input", "warehouse"])
             target = dict(items)
+            if quantity_type == "FREE_TO_ALLOCATE":
+                target = {sid: qty + self.stock_record(warehouse_id, sid).allocated if qty >= 0 else qty
+                          for sid, qty in target.items()}
             errors = []
             for sid, qty in target.items():
                 rec = self.stock_record(warehouse_id, sid)
@@ -148,8 +154,16 @@ class StockMixin(TenantCore):
         if from_demand:
             line.demand -= from_demand
             self.stock_record(self._demand_warehouse(order), sid).demand -= from_demand
-        left = qty - from_demand
-        for alloc in reversed(line.allocations):
+        self._take_allocations(line.allocations, sid, qty - from_demand, remove=remove_from_stock, moves=moves)
+        line.allocations = [a for a in line.allocations if a.quantity > 0]
+
+    def _take_allocations(self, allocs: list[AllocationRec], sid: int, qty: int, *, remove: bool,
+                          moves: list[tuple[int, int, int, int]]) -> list[tuple[int, int]]:
+        """Take up to `qty` unreserved units off `allocs`, newest first: released to free-to-allocate, or
+        removed from physical stock. Returns (warehouse id, units) taken."""
+        taken = []
+        left = qty
+        for alloc in reversed(allocs):
             if left <= 0:
                 break
             take = min(left, alloc.quantity - alloc.reserved)
@@ -159,9 +173,10 @@ class StockMixin(TenantCore):
             left -= take
             rec = self.stock_record(alloc.warehouse_id, sid)
             rec.allocated -= take
-            if remove_from_stock:
+            if remove:
                 rec.physical -= take
                 moves.append((alloc.warehouse_id, sid, -take, 0))
             else:
                 moves.append((alloc.warehouse_id, sid, 0, take))
-        line.allocations = [a for a in line.allocations if a.quantity > 0]
+            taken.append((alloc.warehouse_id, take))
+        return taken

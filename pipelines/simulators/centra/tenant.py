@@ -10,9 +10,10 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pipelines.estate.model import Estate, SizeRef
-from pipelines.simulators.centra.ratelimit import RateLimiter
+from pipelines.simulators.centra.ratelimit import DEFAULT_RETRY_AFTER_STYLE, RateLimiter
 
 from .records import (
     ForcedFailure,
@@ -36,20 +37,39 @@ COUNTRY_NAMES = {
 }
 
 
+DEFAULT_SHIPPING_OPTIONS = ("Standard", "Express", "Click & Collect")
+
+
 class TenantCore:
     """Constructor, catalog, records and plumbing of the simulated tenant (the areas are mixins on top)."""
 
     def __init__(self, estate: Estate, *, clock: Callable[[], datetime] | None = None, tier: str = "GROWTH",
                  multiplier: float = 1.0, interval_scale: float = 1.0, rate_limits_enabled: bool = True,
-                 first_order_number: int = 1001, app_version: str = "v1.60.0-sim") -> None:
+                 first_order_number: int = 1001, app_version: str = "v1.60.0-sim", timezone: str = "UTC",
+                 shipping_options: tuple[str, ...] = DEFAULT_SHIPPING_OPTIONS, brand_name: str | None = None,
+                 payment_method: tuple[str, str] = ("sim-psp", "sim-psp"),
+                 shipment_email_default: bool = True) -> None:
+        """Knobs (sim ASSUMPTIONs, see PROVENANCE.md): `timezone` = the instance's timezone (naive DateTimeTz
+        inputs are read in it, outputs written in it); `shipping_options` = the shipping option names every
+        market offers (ids 1..n, the first is an order's default); `brand_name` = the one brand of the
+        catalog (default: the estate's name); `payment_method` = (uri, plugin) of every order's payment;
+        `shipment_email_default` = whether completing a shipment without `sendEmail` emails the customer."""
         self.estate = estate
+        self.tzinfo = ZoneInfo(timezone)
+        if not shipping_options:
+            raise ValueError("configure at least one shipping option")
+        self.shipping_options = {i + 1: name for i, name in enumerate(shipping_options)}
+        self.brand = {"id": 1, "name": brand_name or estate.name}
+        self.payment_method = {"uri": payment_method[0], "plugin": payment_method[1]}
+        self.shipment_email_default = shipment_email_default
         self.lock = threading.RLock()
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         self.app_version = app_version
         self.rate_limiter = RateLimiter(tier, multiplier=multiplier, interval_scale=interval_scale,
                                         enabled=rate_limits_enabled)
-        #: How 429 responses express Retry-After: "seconds" (default), "epoch" or "http-date".
-        self.retry_after_style = "seconds"
+        #: How 429 responses express Retry-After: "epoch" (default, the documented timestamp), "http-date"
+        #: or "seconds" (see `ratelimit.retry_after_value`).
+        self.retry_after_style = DEFAULT_RETRY_AFTER_STYLE
         self._forced: deque[ForcedFailure] = deque()
         self._listeners: list[Listener] = []
         self._seq: dict[str, int] = {}
@@ -58,6 +78,16 @@ class TenantCore:
         self._init_catalog(estate)
         self._init_stock(estate)
         self._init_records()
+        self.created_at = self.now()  # catalog timestamps (Product/ProductVariant createdAt/updatedAt)
+
+    def shipping_option_id(self, name: str | None) -> int:
+        """The id of a shipping option by name (None = the first); ValueError if the tenant has none such."""
+        if name is None:
+            return 1
+        for oid, oname in self.shipping_options.items():
+            if oname == name:
+                return oid
+        raise ValueError(f"unknown shipping option {name!r}; the tenant offers {list(self.shipping_options.values())}")
 
     def _init_tenant(self, estate: Estate) -> None:
         """Stores, warehouses, allocation rules, markets, pricelists, currencies and countries."""

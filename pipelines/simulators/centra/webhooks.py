@@ -5,8 +5,14 @@ delivered by a background thread in batches of up to `max_events_per_call` as
 `application/x-www-form-urlencoded` `payload=<urlencoded JSON {"events": [...]}>`, signed with
 `X-Centra-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, f"{t}.{raw_body}")>`. A failed call
 (non-2xx, timeout, connection error) is retried `retries` times (0-3) after `retry_delay_s * n`
-seconds, then dropped for good. Fault knobs: `duplicate_rate` (a delivered batch is sent again),
+seconds, then dropped for good. Fault knobs: `duplicate_rate` (a delivered batch is sent again; with
+`redelivery_date_shift_s` its events' `date` has moved on by that much, so the envelope differs),
 `drop_rate` (a batch is silently never sent). Every batch is recorded in `deliveries`.
+
+Events come from the state's change hook (`CentraState.add_listener`): `order` insert/update, `shipment`
+create and `good_to_go` (the docs' example; a shipment created good to go or updated to it), `return`
+insert, and a completed shipment, whose wire action no source names: `shipment_completed_action`
+(default "update"; None sends nothing).
 """
 
 from __future__ import annotations
@@ -20,15 +26,18 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
 from pipelines.connectors.centra.signature import centra_signature, verify_webhook_signature
+from pipelines.simulators.centra.events import SHIPMENT_COMPLETED
 from pipelines.simulators.centra.state import CentraState
 
 log = logging.getLogger(__name__)
+
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # the `date` of a webhook event: "2021-01-29 14:40:58.628033"
 
 
 def encode_body(events: list[dict[str, Any]]) -> str:
@@ -70,7 +79,9 @@ class WebhookEmitter:
     def __init__(self, url: str, secret: str, *, max_events_per_call: int = 100, timeout_s: float = 5.0,
                  retries: int = 0, retry_delay_s: float = 1.0, duplicate_rate: float = 0.0, drop_rate: float = 0.0,
                  verify_ssl: bool = True, linger_s: float = 0.05, seed: int = 0,
-                 time_fn: Callable[[], float] = time.time, transport: httpx.BaseTransport | None = None) -> None:
+                 time_fn: Callable[[], float] = time.time, transport: httpx.BaseTransport | None = None,
+                 shipment_completed_action: str | None = "update",
+                 redelivery_date_shift_s: float | None = None) -> None:
         if not 0 <= retries <= 3:
             raise ValueError("retries must be between 0 and 3 (Centra's plugin setting)")
         if max_events_per_call < 1:
@@ -80,6 +91,8 @@ class WebhookEmitter:
         self.retries, self.retry_delay_s = retries, retry_delay_s
         self.duplicate_rate, self.drop_rate = duplicate_rate, drop_rate
         self.linger_s = linger_s
+        self.shipment_completed_action = shipment_completed_action
+        self.redelivery_date_shift_s = redelivery_date_shift_s
         self._time = time_fn
         self._rng = random.Random(seed)
         self._queue: queue.Queue[dict[str, Any]] = queue.Queue()
@@ -101,10 +114,13 @@ class WebhookEmitter:
 
     def emit(self, kind: str, action: str, ident: int, when: datetime) -> None:
         """Queue one event (thread-safe, non-blocking)."""
+        if kind == "shipment" and action == SHIPMENT_COMPLETED:
+            if self.shipment_completed_action is None:
+                return
+            action = self.shipment_completed_action
         with self._lock:
             self._pending += 1
-        self._queue.put({"type": kind, "action": action, "date": when.strftime("%Y-%m-%d %H:%M:%S.%f"),
-                         "id": ident})
+        self._queue.put({"type": kind, "action": action, "date": when.strftime(DATE_FORMAT), "id": ident})
 
     @property
     def deliveries(self) -> list[WebhookDelivery]:
@@ -203,4 +219,12 @@ class WebhookEmitter:
             log.warning("webhook batch %d dropped after %d attempt(s): %s", record.batch_id, record.attempts,
                         record.error)
         elif not duplicate and self.duplicate_rate and self._rng.random() < self.duplicate_rate:
-            self._deliver(events, duplicate=True)
+            self._deliver(self._redated(events), duplicate=True)
+
+    def _redated(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The events of a redelivery: the same, or with their `date` moved on (`redelivery_date_shift_s`)."""
+        if self.redelivery_date_shift_s is None:
+            return events
+        shift = timedelta(seconds=self.redelivery_date_shift_s)
+        return [{**e, "date": (datetime.strptime(e["date"], DATE_FORMAT) + shift).strftime(DATE_FORMAT)}
+                for e in events]

@@ -12,6 +12,7 @@ Routes (all JSON; errors are Problem JSON ``type,title,status,detail,instance,er
   ``GET /_/v0/hq/stocked_products?limit&offset``.
 * ``GET|POST /v0/d/orders/{order_id}/returns``; ``GET /v0/d/orders/{order_id}/returns/{return_id}``.
 * ``GET|POST /api/v1/org/integrations/eventstream``; ``GET .../{id}``; ``POST .../{id}/_start|_stop``.
+* ``POST /v0/d/import``; ``GET /v0/d/import/{id}``; ``POST /v0/d/import/{id}/start`` (``imports``).
 
 Without ``Authorization`` an API call gets 401; a wrong, expired or non-Bearer token gets 403.
 
@@ -32,6 +33,7 @@ from starlette.routing import Route
 from .auth import AuthHandlers
 from .controls import DEFAULT_ENDPOINT_RATES, Exchange, FaultRule, SimulatorControls, TokenBucket
 from .framework import TITLES, Handler, problem_body
+from .imports import ImportHandlers
 from .rest import RestHandlers
 from .state import NewStoreState
 
@@ -39,7 +41,7 @@ __all__ = ["DEFAULT_ENDPOINT_RATES", "Exchange", "FaultRule", "Handler", "Simula
            "create_app"]
 
 
-class _App(AuthHandlers, RestHandlers):
+class _App(AuthHandlers, RestHandlers, ImportHandlers):
     """The handlers and their route table."""
 
     def routes(self) -> list[Route]:
@@ -71,6 +73,7 @@ class _App(AuthHandlers, RestHandlers):
             Route(es + "/{id}", a(self.integration), methods=["GET"]),
             Route(es + "/{id}/_start", a(self.start_integration), methods=["POST"]),
             Route(es + "/{id}/_stop", a(self.stop_integration), methods=["POST"]),
+            *self.import_routes(),
         ]
 
 
@@ -92,4 +95,5 @@ def create_app(state: NewStoreState, *, clients: dict[str, str], controls: Simul
     app = Starlette(routes=impl.routes(), exception_handlers={404: http_error, 405: http_error})
     app.state.controls = controls
     app.state.newstore = state
+    app.state.imports = impl.imports  # the Import API's jobs, catalog and knobs (imports.py)
     return app

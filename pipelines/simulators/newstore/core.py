@@ -99,6 +99,11 @@ class StateCore:
     def _ids(self, sku: str) -> dict[str, str | None]:
         return external_identifiers(self.estate, sku)
 
+    def order_id_of(self, external_id: str) -> str | None:
+        """World API: the NewStore id of an injected order, by its external id (None if not injected)."""
+        with self._lock:
+            return self._by_external.get(external_id)
+
     def _order_by_any_id(self, order_id: str) -> Order | None:
         """An order by its NewStore id, else by its external id."""
         return self._orders.get(order_id) or self._orders.get(self._by_external.get(order_id, ""))

@@ -24,7 +24,8 @@ class ReturnsMixin(StateCore):
                       customer_email: str | None = None) -> dict[str, Any]:
         """An in-store return: emits return.processed, refund_request.issued, payment_account.amount_refunded.
 
-        ``items``: ``[{sku, quantity, refund_amount (tax incl., per line), tax_rate (optional override)}]``. A return of an online (Centra)
+        ``items``: ``[{sku, quantity, refund_amount (tax incl., per line), tax_rate (optional override),
+        item_condition (optional: sellable restocks, anything else does not; default by ``restock``)}]``. A return of an online (Centra)
         order passes ``original_external_order_ref``; it is published as ``external_order_id`` and
         ``order_id`` stays null (blind return) unless a NewStore order with that id / external id exists.
         Restocked items (``item_condition`` "sellable") increase on_hand. Returns the return.processed payload.
@@ -53,7 +54,7 @@ class ReturnsMixin(StateCore):
                             break
                     self._mark_returned(order, sku, qty)
                 lines.append({"sku": sku, "quantity": qty, "refund": refund, "rate": rate,
-                              "order_item_id": None})
+                              "order_item_id": None, "item_condition": it.get("item_condition")})
             ext = original_external_order_ref or (order.external_id if order else None)
             return self._process_return(
                 loc, lines, at=at, order=order, external_order_id=ext, restock=restock,

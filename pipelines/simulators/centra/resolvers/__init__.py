@@ -23,9 +23,12 @@ from graphql import GraphQLEnumType, GraphQLObjectType, GraphQLSchema, default_f
 
 # The mutation modules only bind fields on `mutation`: importing them is what registers them.
 from . import order_mutations, return_mutations, stock_mutations  # noqa: F401
+from .allocation_mutations import BINDABLES as ALLOCATION_BINDABLES
 from .common import mutation, payload_iface, query
+from .events import BINDABLES as EVENT_BINDABLES
 from .orders import allocation_t, line_iface, line_t, order_iface, order_t
-from .products import product_t, size_t, variant_t
+from .payloads import BINDABLES as PAYLOAD_BINDABLES
+from .products import counters_t, product_t, size_t, variant_t
 from .scalars import date_scalar, datetime_scalar, format_datetime, parse_datetime, php_date
 from .shipments import (
     payment_t,
@@ -37,9 +40,11 @@ from .shipments import (
     shipment_t,
 )
 from .stock import stock_change_line_t, stock_change_t
-from .tenant import market_t, pricelist_t, rule_t, store_t, warehouse_t
+from .tenant import country_t, market_t, pricelist_t, rule_t, store_t, warehouse_t
 
 SCHEMA_PATH = Path(__file__).parent.with_name("schema.graphql")
+EVENTS_SCHEMA_PATH = Path(__file__).parent.with_name("schema_events.graphql")  # the events system
+ALLOCATION_SCHEMA_PATH = Path(__file__).parent.with_name("schema_allocation.graphql")  # allocate/unallocate
 
 
 def _wrap_format(resolve: Callable[..., Any] | None) -> Callable[..., Any]:
@@ -65,12 +70,15 @@ def _accept_hide_suggestions(patched: Callable[[Any], Any]) -> Callable[..., Any
 def build_schema() -> GraphQLSchema:
     """The executable schema (schema.graphql + the resolvers of this package)."""
     schema = make_executable_schema(
-        SCHEMA_PATH.read_text(encoding="utf-8"),
+        [SCHEMA_PATH.read_text(encoding="utf-8"), EVENTS_SCHEMA_PATH.read_text(encoding="utf-8"),
+         ALLOCATION_SCHEMA_PATH.read_text(encoding="utf-8")],
         query, mutation, datetime_scalar, date_scalar,
         order_iface, line_iface, shipment_iface, return_iface, payload_iface,
         store_t, market_t, rule_t, pricelist_t, warehouse_t, product_t, variant_t, size_t,
         stock_change_t, stock_change_line_t, order_t, line_t, allocation_t, shipment_t, shipment_line_t,
         return_t, return_line_t, payment_t,
+        *EVENT_BINDABLES,
+        country_t, counters_t, *PAYLOAD_BINDABLES, *ALLOCATION_BINDABLES,
         convert_names_case=True,
     )
     for gtype in schema.type_map.values():

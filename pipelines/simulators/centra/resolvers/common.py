@@ -73,19 +73,31 @@ def _decode_cursor(prefix: str, cursor: str) -> int:
 
 
 def connection(items: Sequence[Any], key: Callable[[Any], int], prefix: str, *, first: int | None,
-               after: str | None, last: int | None, before: str | None) -> dict[str, Any]:
-    """Relay connection over `items` (already sorted by ascending `key`); keyset cursors."""
+               after: str | None, last: int | None, before: str | None, positional: bool = False) -> dict[str, Any]:
+    """Relay connection over `items` (already sorted by ascending `key`); keyset cursors. `positional`:
+    `items` are in any order and a cursor means "after/before the item with that key" in it."""
     for name, value in (("first", first), ("last", last)):
         if value is not None and not 1 <= value <= MAX_LIMIT:
             raise GraphQLError(f"Argument {name} must be in range 1 - {MAX_LIMIT}")
     total = len(items)
     window = list(items)
-    if after is not None:
-        after_key = _decode_cursor(prefix, after)
-        window = [x for x in window if key(x) > after_key]
-    if before is not None:
-        before_key = _decode_cursor(prefix, before)
-        window = [x for x in window if key(x) < before_key]
+    if positional:
+        keys = [key(x) for x in window]
+        lo, hi = 0, len(window)
+        if after is not None:
+            after_key = _decode_cursor(prefix, after)
+            lo = keys.index(after_key) + 1 if after_key in keys else hi
+        if before is not None:
+            before_key = _decode_cursor(prefix, before)
+            hi = keys.index(before_key) if before_key in keys else hi
+        window = window[lo:max(lo, hi)]
+    else:
+        if after is not None:
+            after_key = _decode_cursor(prefix, after)
+            window = [x for x in window if key(x) > after_key]
+        if before is not None:
+            before_key = _decode_cursor(prefix, before)
+            window = [x for x in window if key(x) < before_key]
     if first is None and last is None:
         first = DEFAULT_FIRST
     has_next = has_prev = False
@@ -120,7 +132,12 @@ def int_in_range(value: int, rng: dict[str, Any] | None) -> bool:
 
 
 def _match(value: str | None, match: dict[str, Any] | None) -> bool:
-    return not match or match.get("equals") is None or value == match["equals"]
+    """StringMatch: `equals` exact, `contains` substring (case-insensitive)."""
+    if not match:
+        return True
+    if match.get("equals") is not None and value != match["equals"]:
+        return False
+    return match.get("contains") is None or (value is not None and match["contains"].lower() in value.lower())
 
 
 def _sorted(items: Iterable[Any], sort: list[str] | None, keys: dict[str, Callable[[Any], Any]],

@@ -10,6 +10,14 @@ from pipelines.simulators.centra.state import CentraState, MutationError
 from .common import _describe, _failed, _payload, _state, mutation, needs
 
 
+def _camel(fields: dict[str, Any] | None) -> dict[str, Any] | None:
+    """An address input (snake_case keys from ariadne) back to the schema's camelCase field names."""
+    if not fields:
+        return None
+    return {k.split("_")[0] + "".join(p.title() for p in k.split("_")[1:]): v for k, v in fields.items()
+            if v is not None}
+
+
 def _order_number(state: CentraState, ref: dict[str, Any] | None, path: list[str]) -> int:
     ref = ref or {}
     order = state.order(number=ref.get("number"), id=ref.get("id"))
@@ -36,11 +44,21 @@ def m_update_order(_: Any, info: Any, order: dict, input: dict) -> dict:  # noqa
         number = _order_number(state, order, ["order"])
         cancel = [(c["line"]["id"], c["quantity"], c.get("stock_action") == "REMOVE_FROM_STOCK")
                   for c in input.get("cancel_lines") or []]
-        email = (input.get("customer_info") or {}).get("email")
+        info_in = input.get("customer_info") or {}
+        cost = input.get("shipping_cost")
+        if cost is not None and cost["currency_iso_code"] != state.orders[number].currency:
+            raise MutationError(f"Shipping cost currency must be the order's {state.orders[number].currency}",
+                                ["input", "shippingCost"])
         rec = state.update_order(number, is_on_hold=input.get("is_on_hold"), external_id=input.get("external_id"),
                                  internal_comment=input.get("internal_comment"),
                                  cancellation_comment=input.get("cancellation_comment"),
-                                 cancel_lines=cancel, email=email)
+                                 cancel_lines=cancel, email=info_in.get("email"),
+                                 first_name=info_in.get("first_name"), last_name=info_in.get("last_name"),
+                                 shipping_address=_camel(input.get("shipping_address")),
+                                 billing_address=_camel(input.get("billing_address")),
+                                 customer_id=(input.get("customer") or {}).get("id"),
+                                 shipping_cost=None if cost is None else float(cost["value"]),
+                                 is_internal=input.get("is_internal"))
         return _payload(order=rec)
     except MutationError as exc:
         return _failed(exc, order=None)
@@ -84,7 +102,8 @@ def m_create_shipment(_: Any, info: Any, input: dict) -> dict:  # noqa: A002
                                          is_good_to_go=bool(input.get("is_good_to_go")),
                                          is_paid=bool(input.get("is_paid")), capture=bool(input.get("capture")),
                                          allocate_demand=bool(input.get("allocate_demand")),
-                                         additional_message=input.get("additional_message"))
+                                         additional_message=input.get("additional_message"),
+                                         send_email=input.get("send_email"))
         if input.get("shipped_at") is not None:
             state.complete_shipment(shipment.id, shipped_at=input["shipped_at"])
         return _payload(shipment=shipment)
@@ -123,7 +142,22 @@ def m_complete_shipment(_: Any, info: Any, id: int, input: dict | None = None) -
         shipment = _state(info).complete_shipment(
             id, shipped_at=inp.get("shipped_at"), carrier=si.get("carrier"), service=si.get("service"),
             tracking_number=si.get("tracking_number"), return_tracking_number=si.get("return_tracking_number"),
-            packages=si.get("packages_number"))
+            packages=si.get("packages_number"), send_email=inp.get("send_email"),
+            additional_message=inp.get("additional_message"),
+            internal_shipping_cost=None if si.get("internal_shipping_cost") is None else (
+                float(si["internal_shipping_cost"]["value"]), si["internal_shipping_cost"]["currency_iso_code"]))
         return _payload(shipment=shipment)
     except MutationError as exc:
         return _failed(exc, shipment=None)
+
+
+@mutation.field("captureOrder")
+@needs("Payment.capture:write")
+def m_capture_order(_: Any, info: Any, order: dict) -> dict:
+    state = _state(info)
+    try:
+        number = _order_number(state, order, ["order"])
+        entry = state.capture_order(number)
+        return _payload(order=state.orders[number], payment_history_entry=entry)
+    except MutationError as exc:
+        return _failed(exc, order=None, payment_history_entry=None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from ariadne import InterfaceType, ObjectType
+from ariadne import InterfaceType, ObjectType, convert_camel_case_to_snake
 
 from pipelines.simulators.centra.state import CentraState, OrderLineRec, OrderRec
 
@@ -60,9 +60,9 @@ def r_order(_: Any, info: Any, id: str) -> Any:  # noqa: A002
 def r_order_connection(_: Any, info: Any, first: int | None = None, after: str | None = None,
                        last: int | None = None, before: str | None = None, where: dict | None = None,
                        sort: list | None = None) -> dict:
-    # Keyset cursors are on the order number, so the connection is always in number order.
-    return connection(_orders(_state(info), where, None), lambda o: o.number, "number",
-                      first=first, after=after, last=last, before=before)
+    # Cursors name an order number; with a `sort` they are positions of that order in the sorted list.
+    return connection(_orders(_state(info), where, sort), lambda o: o.number, "number",
+                      first=first, after=after, last=last, before=before, positional=bool(sort))
 
 
 # ------------------------------------------------------------------ object types
@@ -82,29 +82,42 @@ order_t.set_field("shipments", lambda o, info: [_state(info).shipments[s] for s 
 order_t.set_field("returns", lambda o, info: [_state(info).returns[r] for r in o.return_ids])
 
 
-def _address(state: CentraState, o: OrderRec) -> dict[str, Any]:
-    local = o.email.split("@")[0]
-    return {"first_name": local.split(".")[0].title(), "last_name": "Customer", "email": o.email,
-            "country": state.countries.get(o.country), "city": None, "address1": None, "zip_code": None}
+def _names(o: OrderRec) -> tuple[str, str]:
+    return (o.first_name or o.email.split("@")[0].split(".")[0].title(), o.last_name or "Customer")
+
+
+def _address(state: CentraState, o: OrderRec, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The order's address: names from customerInfo (else the email), the market's country, and the fields
+    an updateDirectToConsumerOrder address input set (camelCase keys)."""
+    first, last = _names(o)
+    out: dict[str, Any] = {"first_name": first, "last_name": last, "email": o.email,
+                           "country": state.countries.get(o.country), "state": None}
+    for key, value in (overrides or {}).items():
+        out[convert_camel_case_to_snake(key)] = value
+    return out
+
+
+def shipping_address(state: CentraState, o: OrderRec) -> dict[str, Any]:
+    return _address(state, o, o.shipping_address)
 
 
 @order_t.field("shippingAddress")
 @needs("Order.shippingAddress:read")
 def r_shipping_address(o: OrderRec, info: Any) -> dict:
-    return _address(_state(info), o)
+    return _address(_state(info), o, o.shipping_address)
 
 
 @order_t.field("billingAddress")
 @needs("Order.billingAddress:read")
 def r_billing_address(o: OrderRec, info: Any) -> dict:
-    return _address(_state(info), o)
+    return _address(_state(info), o, o.billing_address)
 
 
 @order_t.field("customer")
 @needs("Purchaser:read")
 def r_customer(o: OrderRec, info: Any) -> dict:
-    return {"id": o.customer_id, "email": o.email, "first_name": o.email.split("@")[0].split(".")[0].title(),
-            "last_name": "Customer"}
+    first, last = _names(o)
+    return {"id": o.customer_id, "email": o.email, "first_name": first, "last_name": last}
 
 
 @order_t.field("paymentHistory")
@@ -154,7 +167,6 @@ line_t.set_field("cancelledQuantity", lambda ln, info: ln.cancelled)
 line_t.set_field("returnedQuantity", lambda ln, info: ln.returned)
 line_t.set_field("shippedQuantity", lambda ln, info: ln.shipped)
 line_t.set_field("hasAnyDiscount", lambda ln, info: ln.unit_price < ln.unit_original_price)
-line_t.set_field("product", lambda ln, info: ln.ref.product)
 line_t.set_field("productVariant", lambda ln, info: ln.ref.variant)
 line_t.set_field("productSize", lambda ln, info: ln.ref)
 line_t.set_field("unitOriginalPrice", lambda ln, info, including_tax=True: money(
@@ -168,3 +180,35 @@ line_t.set_field("lineValue", lambda ln, info, including_tax=True: money(
 allocation_t = ObjectType("OrderLineAllocation")
 allocation_t.set_field("warehouse", lambda a, info: _state(info).warehouses[a.warehouse_id])
 allocation_t.set_field("stockChangeLine", lambda a, info: None)
+
+
+# ------------------------------------------------------------------ documented order fields (issue 12)
+
+line_t.set_field("brand", lambda ln, info: _state(info).brand)
+
+
+@line_t.field("product")
+@needs("Product:read")
+def r_line_product(ln: OrderLineRec, info: Any) -> Any:
+    return ln.ref.product
+
+
+@order_t.field("discountsApplied")
+def r_discounts_applied(o: OrderRec, info: Any) -> list:
+    """One applied discount for the order's price reductions (list price - charged), none without any."""
+    state = _state(info)
+    total = sum((ln.unit_original_price - ln.unit_price) * ln.quantity for ln in o.lines
+                if ln.unit_price < ln.unit_original_price)
+    if total <= 0:
+        return []
+    return [{"value": money(state, total, o.currency), "date": o.created_at, "discount": None}]
+
+
+order_t.set_field("paymentMethod", lambda o, info: _state(info).payment_method)
+
+
+@order_t.field("shippingPriceGroup")
+def r_shipping_price_group(o: OrderRec, info: Any) -> dict:
+    name = _state(info).shipping_options[o.shipping_option_id]
+    uri = "-".join("".join(ch if ch.isalnum() else " " for ch in name.lower()).split())
+    return {"shipping_option": {"id": o.shipping_option_id, "name": name, "uri": uri}}

@@ -70,7 +70,6 @@ def r_product_size_connection(_: Any, info: Any, first: int | None = None, after
 product_t = ObjectType("Product")
 product_t.set_field("id", lambda p, info: p.product_id)
 product_t.set_field("status", lambda p, info: "ACTIVE")
-product_t.set_field("variants", lambda p, info: list(p.variants))
 
 variant_t = ObjectType("ProductVariant")
 variant_t.set_field("id", lambda v, info: v.variant_id)
@@ -117,3 +116,65 @@ def r_size_stock(r: SizeRef, info: Any, where: dict | None = None, limit: int | 
 @needs("Warehouse.stock:read")
 def r_size_stock_totals(r: SizeRef, info: Any, where: dict | None = None) -> dict:
     return _totals(_stock_rows(_state(info), size_id=r.size.size_id, where=where))
+
+
+# ------------------------------------------------------------------ `products` and `counters` (AD-pim)
+
+
+def _products(state: CentraState, where: dict[str, Any] | None) -> list[Any]:
+    w = where or {}
+    items = [state.products[pid] for pid in sorted(state.products)]
+    return [p for p in items if (not w.get("id") or p.product_id in w["id"])
+            and (not w.get("status") or "ACTIVE" in w["status"]) and _match(p.name, w.get("name"))]
+
+
+@query.field("products")
+@needs("Product:read")
+def r_products(_: Any, info: Any, where: dict | None = None, sort: list | None = None, limit: int | None = 20,
+               page: int | None = 1) -> list:
+    items = _sorted(_products(_state(info), where), sort, {"id": lambda p: p.product_id,
+                                                           "createdAt": lambda p: p.product_id,
+                                                           "updatedAt": lambda p: p.product_id})
+    return paginate(items, limit, page)
+
+
+@query.field("counters")
+def r_counters(_: Any, info: Any) -> dict:
+    return {}
+
+
+counters_t = ObjectType("Counters")
+
+
+@counters_t.field("products")
+@needs("Product:read")
+def r_count_products(_: Any, info: Any, where: dict | None = None) -> int:
+    return len(_products(_state(info), where))
+
+
+product_t.set_field("harmonizedCommodityCode", lambda p, info: None)
+product_t.set_field("harmonizedCommodityCodeDescription", lambda p, info: None)
+product_t.set_field("isBundle", lambda p, info: False)
+product_t.set_field("isSerializableProduct", lambda p, info: False)
+product_t.set_field("createdAt", lambda p, info: _state(info).created_at)
+product_t.set_field("updatedAt", lambda p, info: _state(info).created_at)
+variant_t.set_field("updatedAt", lambda v, info: _state(info).created_at)
+variant_t.set_field("unitCost", lambda v, info: None)
+
+
+@product_t.field("internalComment")
+@needs("Product.InternalComment:read")
+def r_product_internal_comment(p: Any, info: Any) -> None:
+    return None
+
+
+@product_t.field("variants")
+@needs("Product.ProductVariant:read")
+def r_product_variants_of(p: Any, info: Any) -> list:
+    return list(p.variants)
+
+
+@variant_t.field("internalName")
+@needs("ProductVariant.InternalName:read")
+def r_variant_internal_name(v: Any, info: Any) -> None:
+    return None

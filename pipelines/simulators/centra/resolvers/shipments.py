@@ -11,7 +11,7 @@ from ariadne import InterfaceType, ObjectType
 from pipelines.simulators.centra.state import CentraState, ReturnRec
 
 from .common import _net, _sorted, _state, in_range, money, needs, paginate, query
-from .orders import _line_currency
+from .orders import _line_currency, r_customer, shipping_address
 
 
 @query.field("returns")
@@ -24,7 +24,9 @@ def r_returns(_: Any, info: Any, where: dict | None = None, sort: list | None = 
         order = state.orders[r.order_number]
         if ((w.get("id") and r.id not in w["id"]) or not in_range(r.created_at, w.get("created_at"))
                 or (w.get("status") and r.status not in w["status"])
-                or (w.get("store_id") and order.store_id not in w["store_id"])):
+                or (w.get("store_id") and order.store_id not in w["store_id"])
+                or (w.get("store_type") and state.stores[order.store_id]["type"] != w["store_type"])
+                or (w.get("customer_id") and order.customer_id not in w["customer_id"])):
             continue
         items.append(r)
     return paginate(_sorted(items, sort, {"id": lambda r: r.id}), limit, page)
@@ -111,3 +113,41 @@ return_line_t.set_field("lineValue", lambda rl, info, including_tax=True: money(
 
 payment_t = ObjectType("PaymentHistoryEntry")
 payment_t.set_field("value", lambda p, info: money(_state(info), p.value, p.currency))
+
+
+# ------------------------------------------------------------------ documented shipment fields (issue 12)
+
+
+@shipment_t.field("internalShippingCost")
+def r_internal_shipping_cost(s: Any, info: Any) -> dict:
+    state = _state(info)
+    value, currency = s.internal_shipping_cost or (0.0, state.orders[s.order_number].currency)
+    return money(state, value, currency)
+
+
+@shipment_t.field("adminUser")
+@needs("AdminUser:read")
+def r_admin_user(s: Any, info: Any) -> None:
+    return None  # created through the API, not by an AMS user
+
+
+@shipment_t.field("shipmentPlugin")
+@needs("StorePlugin:read")
+def r_shipment_plugin(s: Any, info: Any) -> None:
+    return None  # no shipment plugin configured
+
+
+@shipment_t.field("shippingAddress")
+@needs("Shipment.shippingAddress:read")
+def r_shipment_shipping_address(s: Any, info: Any) -> dict:
+    state = _state(info)
+    return shipping_address(state, state.orders[s.order_number])
+
+
+shipment_t.set_field("discountsApplied", lambda s, info: [])
+
+
+@return_t.field("customer")
+def r_return_customer(r: ReturnRec, info: Any) -> dict:
+    """The order's customer (AD-auth "### Separation of Customer and Buyer"); needs Purchaser:read like Order.customer."""
+    return r_customer(_state(info).orders[r.order_number], info)

@@ -78,7 +78,8 @@ def m_set_stock(_: Any, info: Any, input: dict) -> dict:  # noqa: A002
     try:
         wid = _warehouse_id(state, input["warehouse"], ["input", "warehouse"])
         items, unit_cost = _resolve_items(state, input, "quantity", positive=False)
-        rec = state.apply_stock_set(input["description"], int(wid), items, unit_cost=unit_cost)  # type: ignore[arg-type]
+        rec = state.apply_stock_set(input["description"], int(wid), items, unit_cost=unit_cost,  # type: ignore[arg-type]
+                                    quantity_type=input["stock_quantity_type"])
         return _payload(stock_changes=[rec] if rec else [])
     except MutationError as exc:
         return _failed(exc, stock_changes=[])

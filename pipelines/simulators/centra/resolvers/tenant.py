@@ -8,7 +8,7 @@ from typing import Any
 
 from ariadne import ObjectType
 
-from .common import _sorted, _state, needs, paginate, query
+from .common import _match, _sorted, _state, needs, paginate, query
 from .stock import _stock_rows, _totals
 
 
@@ -57,6 +57,8 @@ def r_pricelists(_: Any, info: Any, where: dict | None = None, sort: list | None
     items = _filter_ids(_state(info).pricelists.values(), where)
     if where and where.get("store_id"):
         items = [p for p in items if p.store_id in where["store_id"]]
+    if where and where.get("name"):
+        items = [p for p in items if _match(p.name, where["name"])]
     return paginate(_sorted(items, sort, {"id": lambda p: p.id}), limit, page)
 
 
@@ -94,6 +96,8 @@ def r_allocation_rules(_: Any, info: Any) -> list:
 def r_warehouses(_: Any, info: Any, where: dict | None = None, sort: list | None = None, limit: int | None = None,
                  page: int | None = None) -> list:
     items = _filter_ids(_state(info).warehouses.values(), where)
+    if where and where.get("name"):
+        items = [w for w in items if _match(w["name"], where["name"])]
     return paginate(_sorted(items, sort, {"id": lambda w: w["id"]}), limit, page)
 
 
@@ -135,6 +139,7 @@ pricelist_t.set_field("assignedToCountries", lambda p, info: [_state(info).count
 
 warehouse_t = ObjectType("Warehouse")
 warehouse_t.set_field("isHiddenFromStockView", lambda w, info: False)
+warehouse_t.set_field("status", lambda w, info: "ACTIVE")
 warehouse_t.set_field("threshold", lambda w, info: 0)
 warehouse_t.set_field("country", lambda w, info: _state(info).countries.get(
     _state(info).warehouse_country.get(w["id"], "")))
@@ -153,3 +158,14 @@ def r_warehouse_stock(w: dict, info: Any, where: dict | None = None, limit: int 
 @needs("Warehouse.stock:read")
 def r_warehouse_stock_totals(w: dict, info: Any, where: dict | None = None) -> dict:
     return _totals(_stock_rows(_state(info), warehouse_id=w["id"], where=where))
+
+
+# Countries: continent and EU membership are facts about the country; no country has states in the estate.
+_EU = {"AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE", "IT", "LV", "LT", "LU",
+       "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"}
+_NORTH_AMERICA = {"US", "CA", "MX"}
+
+country_t = ObjectType("Country")
+country_t.set_field("isEU", lambda c, info: c["code"] in _EU)
+country_t.set_field("continent", lambda c, info: "North America" if c["code"] in _NORTH_AMERICA else "Europe")
+country_t.set_field("states", lambda c, info: [])

@@ -1,0 +1,346 @@
+"""Order flows through the whole product, under duplicate and unordered delivery, beside the stock sync.
+
+    python bench/order_flows.py              # design: 10 stores, 0.1 flow scenarios/s (360/h) beside 2 POS stock events/s, 5 min
+    python bench/order_flows.py --rate 0.5   # stress: 1,800 scenarios/h, beyond the flows' share of Centra's Growth budget
+    python bench/order_flows.py --quick      # 4 stores, 30 s of scenarios at 0.5/s (under two minutes in all)
+
+The simulated estate runs in this process (Centra at `--tier`, GROWTH by default, every GraphQL answer
+delayed `--rtt-ms`; NewStore; the intake); a real `dagster-daemon` on the repository's dagster.yaml and
+workspace.yaml evaluates every sensor and launches the runs as their own processes, as in production:
+`order_flows_sensor` -> `order_flows_job`, and the always-on stock sync, which shares Centra's rate-limit
+budget with the flows while POS stock events arrive at `--stock-rate`.
+
+NewStore's event stream duplicates 20 % of deliveries, re-publishes 10 % with a changed envelope and
+shuffles them in windows of 4; Centra's webhook plugin sends 20 % of its batches twice. Scenarios (the
+world's side only: customers and stores; the product does the integration):
+- store_return: an online order shipped from Centra is returned in a store (NewStore `return.processed`,
+  one or two lines, sometimes partial); 5 % carry no order reference (expected: an exception).
+  Done when Centra holds a refunded return for it; time = Centra's REFUND entry - the return's publication.
+- pickup_order: a click-and-collect order placed in Centra (allocated from a store). Done when NewStore
+  holds the injected order; time = NewStore's order creation - the Centra order's creation.
+- pickup_handover: the store hands the order over 3 s after it arrives (`items_completed`). Done when the
+  Centra order is SHIPPED with no customer e-mail; time = the last shipment's shippedAt - the handover.
+- ship_from_store: a delivery order placed in Centra, allocated from a store. Done when NewStore holds it
+  for that store (after the live stock check); time = NewStore's order creation - the Centra order's creation.
+- store_shipment: that store ships it with a tracking number 3 s after it arrives. Done when the Centra order
+  is SHIPPED with the tracking and the customer e-mailed; time = shippedAt - the store's shipment.
+- endless_aisle: a store takes a home-delivery order at the till (NewStore `order.opened`). Done when Centra
+  holds the order (Order API); time = Centra's order creation - the till.
+Per flow: `events` (scenarios), `completed`, `exceptions` (exception records of the flow), `lost` (neither
+done nor an exception by the end), `duplicated` (Centra returns beyond one per store return and shipment,
+units shipped beyond the order, NewStore orders beyond one per online order), `p50_s`, `p95_s`. All read from
+the simulators (the oracle), not from the product's own table. The last stdout line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import PosTrader, dagster_daemon, emit, log, make_stack  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from pipelines.domain.flows.ship_from_store import external_id as sfs_external_id  # noqa: E402
+from pipelines.domain.flows.ship_from_store import locations_of  # noqa: E402
+from pipelines.domain.sync.stats import percentile  # noqa: E402
+from pipelines.domain.timeutil import parse_time  # noqa: E402
+from pipelines.simulators.newstore import EmitterConfig  # noqa: E402
+from pipelines.simulators.newstore.endless_aisle import take_endless_aisle_order  # noqa: E402
+
+TIERS = ("GROWTH", "ENHANCED", "HIGH_VOLUME", "ENTERPRISE")
+PICKUP = "Click & Collect"
+
+
+@dataclass
+class Scenarios:
+    """The world's side of each flow, recorded as it happens (what the product must then do)."""
+
+    stack: Any
+    seed: int = 5
+    no_ref_share: float = 0.05
+    returns: dict[str, dict[str, Any]] = field(default_factory=dict)  # NewStore return id -> facts
+    pickups: dict[int, dict[str, Any]] = field(default_factory=dict)  # Centra order number -> facts
+    deliveries: dict[int, dict[str, Any]] = field(default_factory=dict)  # ship-from-store: number -> facts
+    aisle: dict[str, dict[str, Any]] = field(default_factory=dict)  # NewStore order id -> facts
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.lock = threading.Lock()
+
+    def _stocked(self, store: Any, qty: int) -> str | None:
+        centra, ns = self.stack.centra.state, self.stack.newstore.state
+        skus = self.stack.estate.skus()
+        for _ in range(40):
+            sku = self.rng.choice(skus)
+            if centra.stock_of(store.centra_warehouse_id, sku)["fta"] >= qty and ns.atp(store.newstore_node_id, sku) >= qty:
+                return sku
+        return None
+
+    def store_return(self) -> None:
+        centra, ns, estate = self.stack.centra.state, self.stack.newstore.state, self.stack.estate
+        store = self.rng.choice(estate.stores)
+        skus = self.rng.sample(estate.skus(), self.rng.choice((1, 2)))
+        lines = [(s, self.rng.choice((1, 2))) for s in skus]
+        order = centra.place_order(store.centra_market_id, lines, email="shopper@example.com")
+        number = int(order["number"])
+        try:
+            centra.ship_order(number)
+        except Exception:  # noqa: BLE001 - nothing allocatable (sold out): no return to make
+            return
+        back = [(s, self.rng.randint(1, q)) for s, q in lines]  # partial returns included
+        items = [{"sku": s, "quantity": q, "refund_amount": round(estate.price(s, store.centra_pricelist_id) * q, 2),
+                  "item_condition": self.rng.choice(("sellable", "sellable", "damaged"))} for s, q in back]
+        no_ref = self.rng.random() < self.no_ref_share
+        at = datetime.now(UTC)
+        ret = ns.record_return(store.newstore_node_id, items, original_external_order_ref=None if no_ref else str(number))
+        with self.lock:
+            self.returns[str(ret["id"])] = {"order": number, "at": at, "no_ref": no_ref}
+
+    def pickup(self) -> None:
+        centra, estate = self.stack.centra.state, self.stack.estate
+        store = self.rng.choice(estate.stores)
+        sku = self._stocked(store, 1)
+        if sku is None:
+            return
+        order = centra.place_order(store.centra_market_id, [(sku, 1)], email="collector@example.com",
+                                   allocate_from=(store.centra_warehouse_id,), shipping_option=PICKUP)
+        with self.lock:
+            self.pickups[int(order["number"])] = {"at": datetime.now(UTC), "store": store, "handed_at": None}
+
+    def ship_from_store(self) -> None:
+        centra, estate = self.stack.centra.state, self.stack.estate
+        store = self.rng.choice(estate.stores)
+        sku = self._stocked(store, 1)
+        if sku is None:
+            return
+        order = centra.place_order(store.centra_market_id, [(sku, 1)], email="delivery@example.com",
+                                   allocate_from=(store.centra_warehouse_id,), shipping_option="Standard")
+        with self.lock:
+            self.deliveries[int(order["number"])] = {"at": datetime.now(UTC), "store": store, "shipped_at": None}
+
+    def endless_aisle(self) -> None:
+        estate, ns = self.stack.estate, self.stack.newstore.state
+        store = self.rng.choice(estate.stores)
+        sku = self.rng.choice(estate.skus())
+        at = datetime.now(UTC)
+        order = take_endless_aisle_order(
+            ns, store.newstore_node_id, [{"sku": sku, "quantity": 1,
+                                          "unit_price": estate.price(sku, store.centra_pricelist_id)}],
+            service_level="STANDARD", customer_email="aisle@example.com",
+            shipping_address={"first_name": "Ada", "last_name": "Aisle", "address_line_1": "Storgatan 1",
+                              "city": "Stockholm", "zip_code": "11122", "country": store.country})
+        with self.lock:
+            self.aisle[str(order["id"])] = {"at": at}
+
+    def stores_ship_arrived(self, after_s: float = 3.0) -> None:
+        """Stores ship the delivery orders that reached them `after_s` ago, with a tracking number."""
+        ns = self.stack.newstore.state
+        now = datetime.now(UTC)
+        with self.lock:
+            waiting = [(n, d) for n, d in self.deliveries.items() if d["shipped_at"] is None]
+        for number, d in waiting:
+            oid = ns.order_id_of(sfs_external_id(str(number), locations_of([d["store"]])[0]))
+            if oid is None:
+                continue
+            d.setdefault("arrived_at", now)
+            d["store_order"] = oid
+            if (now - d["arrived_at"]).total_seconds() < after_s:
+                continue
+            frs = ns.fulfillment_requests(oid)["fulfillment_requests"]
+            items = [{"item_id": i["item_id"], "state": "shipped"} for fr in frs for i in fr["items"]
+                     if i["status"] == "dispatched"]
+            if frs and items:
+                d["shipped_at"] = datetime.now(UTC)
+                ns.set_items_states(frs[0]["fulfillment_request_id"], {
+                    "line_items": items, "carrier": "PostNord", "tracking_code": f"PN{number}"})
+
+    def hand_over_arrived(self, after_s: float = 3.0) -> None:
+        """Customers collect orders that reached their store `after_s` ago."""
+        ns = self.stack.newstore.state
+        now = datetime.now(UTC)
+        with self.lock:
+            waiting = [(n, p) for n, p in self.pickups.items() if p["handed_at"] is None]
+        for number, p in waiting:
+            oid = ns.order_id_of(str(number))
+            if oid is None:
+                continue
+            p.setdefault("arrived_at", now)
+            if (now - p["arrived_at"]).total_seconds() < after_s:
+                continue
+            frs = ns.fulfillment_requests(oid)["fulfillment_requests"]
+            items = [{"item_id": i["item_id"], "state": "shipped"} for fr in frs for i in fr["items"]
+                     if i["status"] == "dispatched"]
+            if frs and items:
+                p["handed_at"] = datetime.now(UTC)
+                ns.set_items_states(frs[0]["fulfillment_request_id"], {"line_items": items})
+
+    def run(self, seconds: float, rate: float, stop: threading.Event) -> int:
+        end, nxt, made = time.monotonic() + seconds, time.monotonic(), 0
+        while time.monotonic() < end and not stop.is_set():
+            nxt += self.rng.expovariate(rate)
+            while time.monotonic() < nxt:
+                self.hand_over_arrived()
+                self.stores_ship_arrived()
+                time.sleep(min(0.5, max(0.0, nxt - time.monotonic())))
+            self.rng.choice((self.store_return, self.pickup, self.ship_from_store, self.endless_aisle))()
+            made += 1
+        return made
+
+
+def exceptions_by_flow(stack: Any) -> Counter:
+    with stack.engine.connect() as conn:
+        keys = conn.execute(text("SELECT exception_key FROM exceptions WHERE source = 'order_flows'")).scalars().all()
+    return Counter(k.split(":")[1] for k in keys if k.count(":") >= 2)
+
+
+def figures(s: Scenarios) -> dict[str, Any]:
+    centra, ns = s.stack.centra.state, s.stack.newstore.state
+    exc = exceptions_by_flow(s.stack)
+    out: dict[str, Any] = {}
+    lags, done, dup = [], 0, 0
+    for rid, r in s.returns.items():
+        ours = [x for x in centra.returns.values() if x.external_id and str(x.external_id).split("/")[0] == rid]
+        dup += max(0, len(ours) - len({x.shipment_id for x in ours}))
+        refunds = [p for x in ours for p in x.refund_history if p.entry_type == "REFUND"]
+        if ours and len(refunds) >= len(ours):
+            done += 1
+            lags.append((max(p.created_at for p in refunds) - r["at"]).total_seconds())
+    expected_exc = sum(1 for r in s.returns.values() if r["no_ref"])
+    out["store_return"] = _row(len(s.returns), done, exc.get("store_return", 0), dup, lags, expected_exc)
+    lags_i, lags_h, injected, shipped, dup_i, dup_h = [], [], 0, 0, 0, 0
+    for number, p in s.pickups.items():
+        oid = ns.order_id_of(str(number))
+        if oid is not None:
+            injected += 1
+            frs = ns.fulfillment_requests(oid)["fulfillment_requests"]
+            dup_i += max(0, sum(len(fr["items"]) for fr in frs) - 1)
+            created = ns.get_order(oid, "internal").get("created_at") or ns.get_order(oid, "internal").get("placed_at")
+            if created:
+                lags_i.append((parse_time(created) - p["at"]).total_seconds())
+        order = centra.orders[number]
+        ships = [x for x in centra.shipments.values() if x.order_number == number]
+        dup_h += max(0, sum(ln.quantity for x in ships for ln in x.lines) - sum(ln.ordered for ln in order.lines))
+        if p["handed_at"] is not None and order.status == "SHIPPED" and not any(x.emails_sent for x in ships):
+            shipped += 1
+            lags_h.append((max(x.shipped_at for x in ships) - p["handed_at"]).total_seconds())
+    handed = sum(1 for p in s.pickups.values() if p["handed_at"] is not None)
+    out["pickup_order"] = _row(len(s.pickups), injected, exc.get("pickup_order", 0), dup_i, lags_i, 0)
+    out["pickup_handover"] = _row(handed, shipped, exc.get("pickup_handover", 0), dup_h, lags_h, 0)
+    out.update(_sfs_figures(s, exc))
+    lags_a, created, dup_a = [], 0, 0
+    for oid, a in s.aisle.items():
+        made = [o for o in centra.orders.values() if o.external_id == oid]
+        dup_a += max(0, len(made) - 1)
+        if made:
+            created += 1
+            lags_a.append((min(o.created_at for o in made) - a["at"]).total_seconds())
+    out["endless_aisle"] = _row(len(s.aisle), created, exc.get("endless_aisle", 0), dup_a, lags_a, 0)
+    return out
+
+
+def _sfs_figures(s: Scenarios, exc: Counter) -> dict[str, Any]:
+    centra, ns = s.stack.centra.state, s.stack.newstore.state
+    lags_i, lags_s, injected, shipped, dup_i, dup_s = [], [], 0, 0, 0, 0
+    for number, d in s.deliveries.items():
+        oid = ns.order_id_of(sfs_external_id(str(number), locations_of([d["store"]])[0]))
+        if oid is not None:
+            injected += 1
+            got = ns.get_order(oid, "internal")
+            created = got.get("created_at") or got.get("placed_at")
+            if created:
+                lags_i.append((parse_time(created) - d["at"]).total_seconds())
+        order = centra.orders[number]
+        ships = [x for x in centra.shipments.values() if x.order_number == number]
+        dup_s += max(0, sum(ln.quantity for x in ships for ln in x.lines) - sum(ln.ordered for ln in order.lines))
+        tracked = [x for x in ships if x.tracking_number == f"PN{number}" and x.is_shipped]
+        if d["shipped_at"] is not None and order.status == "SHIPPED" and tracked:
+            shipped += 1
+            lags_s.append((max(x.shipped_at for x in tracked) - d["shipped_at"]).total_seconds())
+    store_shipped = sum(1 for d in s.deliveries.values() if d["shipped_at"] is not None)
+    sfs_exc = exc.get("ship_from_store", 0)
+    return {"ship_from_store": _row(len(s.deliveries), injected, sfs_exc, dup_i, lags_i, 0),
+            "store_shipment": _row(store_shipped, shipped, 0, dup_s, lags_s, 0)}
+
+
+def _row(events: int, completed: int, exceptions: int, duplicated: int, lags: list[float],
+         expected_exceptions: int) -> dict[str, Any]:
+    return {"events": events, "completed": completed, "exceptions": exceptions,
+            "expected_exceptions": expected_exceptions, "lost": max(0, events - completed - exceptions),
+            "duplicated": duplicated, "p50_s": round(percentile(lags, 50), 2) if lags else None,
+            "p95_s": round(percentile(lags, 95), 2) if lags else None}
+
+
+def settled(s: Scenarios) -> bool:
+    f = figures(s)
+    # Every order that reached its store was handed over or shipped there (a re-routed one left the stores).
+    return all(v["lost"] == 0 for v in f.values()) and all(p["handed_at"] for p in s.pickups.values()) \
+        and all(d["shipped_at"] or not d.get("arrived_at") for d in s.deliveries.values())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--stores", type=int)
+    ap.add_argument("--rate", type=float, help="flow scenarios per second")
+    ap.add_argument("--stock-rate", type=float, help="POS stock events per second (the stock sync's load)")
+    ap.add_argument("--seconds", type=float)
+    ap.add_argument("--tier", default="growth", choices=[t.lower() for t in TIERS])
+    ap.add_argument("--rtt-ms", type=float, default=300.0)
+    ap.add_argument("--settle", type=float, default=240.0, help="seconds to wait for the last flows")
+    args = ap.parse_args()
+    stores = args.stores or (4 if args.quick else 10)
+    rate = args.rate or (0.5 if args.quick else 0.1)
+    stock_rate = args.stock_rate or (1.0 if args.quick else 2.0)
+    seconds = args.seconds or (30.0 if args.quick else 300.0)
+    home = Path(tempfile.mkdtemp(prefix="bench-flows-"))
+    tier = args.tier.upper()
+    log(f"estate: {stores} stores; {rate}/s scenarios, {stock_rate}/s POS stock events for {seconds:g}s; "
+        f"Centra {tier}, {args.rtt_ms:g} ms; home {home}")
+    stack = make_stack(home / "stack", sizes=300, stores=stores, seed=5,
+                       emitter_config=EmitterConfig(backoff_initial=0.01, duplicate_rate=0.2, redelivery_rate=0.1,
+                                                    redelivery_shift_s=30, shuffle_window=4),
+                       centra_options={"tier": tier, "response_delay_s": args.rtt_ms / 1000})
+    stack.centra.webhooks.duplicate_rate = 0.2  # Centra's webhook plugin sends a fifth of its batches twice
+    result: dict[str, Any] = {"stores": stores, "rate_per_s": rate, "stock_rate_per_s": stock_rate,
+                              "seconds": seconds, "tier": tier, "rtt_ms": args.rtt_ms}
+    with stack:
+        scen = Scenarios(stack)
+        stop = threading.Event()
+        with dagster_daemon(stack, home, {"PIPELINES_SYNC_SAFETY_STOCK": "1"}):
+            log("daemon started; trading")
+            stock = PosTrader(stack, stock_rate)
+            t = threading.Thread(target=stock.run, args=(seconds, stop), daemon=True)
+            t0 = time.monotonic()
+            t.start()
+            made = scen.run(seconds, rate, stop)
+            t.join()
+            log(f"made {made} scenarios and {stock.events} POS stock events in {time.monotonic() - t0:.0f}s")
+            deadline = time.monotonic() + args.settle
+            while time.monotonic() < deadline and not settled(scen):
+                scen.hand_over_arrived()
+                scen.stores_ship_arrived()
+                time.sleep(1.0)
+            result["settle_after_trading_s"] = round(time.monotonic() - t0 - seconds, 1)
+        result["flows"] = figures(scen)
+        result["pos_stock_events"] = stock.events
+        with stack.engine.connect() as conn:
+            result["sync_http_429"] = int(conn.execute(text(
+                "SELECT COALESCE(SUM(rate_limited), 0) FROM stock_sync_runs")).scalar() or 0)
+            result["sync_movements_done"] = int(conn.execute(text(
+                "SELECT COUNT(*) FROM stock_sync_movements WHERE status = 'done'")).scalar() or 0)
+    emit(result)
+
+
+if __name__ == "__main__":
+    main()

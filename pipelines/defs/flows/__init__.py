@@ -1,0 +1,175 @@
+"""Order flows written to the commerce platform: the `order_flow_work` asset (table of the same name), its job,
+and the sensor that runs it when a triggering event landed or work is due.
+
+The work itself is `pipelines.order_flows` (registration from the inbox, the flows against the platform
+interfaces); the decisions are `pipelines.domain.flows`. A run is requested at most every few seconds and
+never while one is in progress, so the flows' writes are serialised.
+"""
+
+
+import time
+from datetime import UTC, datetime
+
+import dagster as dg
+import numpy as np
+
+from pipelines.connectors.centra.flows import CentraCommerce
+from pipelines.connectors.centra.order_api import CentraOrderApi
+from pipelines.connectors.newstore.flows import NewStoreStore
+from pipelines.dagster_lib.common import ECOMMERCE, FINANCE, RETAIL_OPERATIONS
+from pipelines.defs.intake import centra_webhook_inbox, newstore_event_inbox
+from pipelines.defs.resources import (
+    CentraResource,
+    EstateResource,
+    NewStoreResource,
+    OrderFlowSettings,
+    StoreOfRecord,
+)
+from pipelines.domain.flows.click_collect import PickupStore
+from pipelines.domain.flows.ship_from_store import locations_of, parse_fallback
+from pipelines.estate import Estate
+from pipelines.order_flows import centra_events, runner
+from pipelines.order_flows.context import FlowContext, FlowSettings
+from pipelines.order_flows.endless_aisle import endless_aisle_settings
+from pipelines.order_flows.newstore_events import (
+    NEWSTORE_EVENTS,
+    ORDER_EVENTS,
+    NewStoreEvidence,
+    centra_triggers,
+    newstore_triggers,
+)
+from pipelines.store import order_flows as work
+
+FLOW_TAGS = {"pipelines/concurrency": "order-flows"}
+FLOW_SENSOR_INTERVAL_S = 5
+
+
+def pickup_stores(estate: Estate) -> dict[str, PickupStore]:
+    return {str(loc.centra_warehouse_id): PickupStore(location_id=loc.newstore_node_id, store_id=loc.id)
+            for loc in estate.stores}
+
+
+def flow_context(store: StoreOfRecord, centra: CentraResource, newstore: NewStoreResource, estate: EstateResource,
+                 settings: OrderFlowSettings) -> FlowContext:
+    engine = store.engine()
+    e = estate.get()
+    order_api = (CentraOrderApi(settings.centra_order_api_url, settings.centra_order_api_key)
+                 if settings.centra_order_api_url and settings.centra_order_api_key else None)
+    flow_settings = FlowSettings(
+        pickup_shipping_options=tuple(settings.pickup_shipping_options),
+        pickup_service_level=settings.pickup_service_level, uncollected_after_h=settings.uncollected_after_h,
+        max_attempts=settings.max_attempts, retry_base_s=settings.retry_base_s,
+        ship_from_store_service_level=settings.ship_from_store_service_level,
+        fulfilment_locations=locations_of(e.locations),
+        ship_from_store_fallback=parse_fallback(settings.ship_from_store_fallback))
+    return FlowContext(
+        engine=engine, commerce=CentraCommerce(centra.client(), order_api=order_api),
+        stores=NewStoreStore(newstore.client(), country_of={loc.id: loc.country for loc in e.stores}),
+        evidence=NewStoreEvidence(engine),
+        settings=endless_aisle_settings(flow_settings, e, settings.shipping_map),
+        pickup_stores=pickup_stores(e))
+
+
+def run_once(ctx: FlowContext) -> runner.RunReport:
+    triggers = {"newstore": newstore_triggers(ctx.engine, ctx.settings.pickup_service_level),
+                "centra": centra_triggers}
+    return runner.run_flows(ctx, triggers, (*NEWSTORE_EVENTS, *ORDER_EVENTS))
+
+
+@dg.asset(
+    group_name="order_flows",
+    owners=[*RETAIL_OPERATIONS, *ECOMMERCE, *FINANCE],
+    kinds={"centra", "newstore", "sql"},
+    deps=[newstore_event_inbox, centra_webhook_inbox],
+    description="The order flows' work (table order_flow_work): every in-store return of an online order written "
+                "to Centra as a return and refund (checked against NewStore's refund), every click-and-collect "
+                "order handed to its store in NewStore, every pickup handed over in store shipped in Centra "
+                "without a customer notification, every online delivery order allocated to a store checked "
+                "against the store's live availability, handed to it, re-routed (another store, then the DC) when "
+                "the check fails or the store rejects it and shipped in Centra with the store's tracking, and every "
+                "endless-aisle order a store takes for home delivery created in Centra (Order API) with the "
+                "store's market and price list. One row per flow and object, with its status, outcome and "
+                "latency; what a flow cannot do is an exception record for its owner team.",
+)
+def order_flow_work(context: dg.AssetExecutionContext, store: StoreOfRecord, centra: CentraResource,
+                    newstore: NewStoreResource, estate: EstateResource,
+                    order_flow_settings: OrderFlowSettings) -> dg.MaterializeResult:
+    ctx = flow_context(store, centra, newstore, estate, order_flow_settings)
+    report = runner.RunReport()
+    until = time.monotonic() + order_flow_settings.run_window_s
+    while True:
+        report.merge(run_once(ctx))
+        if time.monotonic() >= until:
+            break
+        time.sleep(max(0.05, min(order_flow_settings.poll_s, until - time.monotonic())))
+    for error in report.errors[:20]:
+        context.log.warning("order flows: %s", error)
+    context.log.info("order flows: %d registered, %d processed, %d exceptions, %d retried; %s",
+                     report.registered, report.processed, report.exceptions, report.retried, report.by_outcome)
+    lags = [x for v in report.latencies_s.values() for x in v]
+    return dg.MaterializeResult(metadata={
+        "registered": report.registered, "processed": report.processed, "exceptions": report.exceptions,
+        "retried": report.retried, "by_outcome": dg.MetadataValue.json(report.by_outcome),
+        "latency_p95_s": float(np.percentile(lags, 95)) if lags else 0.0,
+        "by_status": dg.MetadataValue.json(work.status_counts(store.engine())),
+    })
+
+
+order_flows_job = dg.define_asset_job(
+    "order_flows_job", selection=dg.AssetSelection.assets(order_flow_work), tags=FLOW_TAGS,
+    executor_def=dg.in_process_executor,
+    description="Run the order flows: register landed events as work and do the work that is due.")
+
+
+def flow_work_waiting(store: StoreOfRecord, now: datetime | None = None) -> str | None:
+    engine = store.engine()
+    now = now or datetime.now(UTC)
+    reason = runner.unregistered(engine, (*NEWSTORE_EVENTS, *ORDER_EVENTS), now)
+    if reason:
+        return reason
+    return "order flow work is due" if work.any_due(engine, now) else None
+
+
+@dg.sensor(name="order_flows_sensor", job=order_flows_job, minimum_interval_seconds=FLOW_SENSOR_INTERVAL_S,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Every few seconds: requests an order flows run when a triggering event landed (a store "
+                       "return, a refund, a handover, a Centra order change) or flow work is due for a retry "
+                       "(never while one is in progress).")
+def order_flows_sensor(context: dg.SensorEvaluationContext, store: StoreOfRecord) -> dg.SensorResult | dg.SkipReason:
+    if _flows_busy(context):
+        return dg.SkipReason("an order flows run is in progress")
+    reason = flow_work_waiting(store)
+    if reason is None:
+        return dg.SkipReason("no order flow work")
+    context.log.info(reason)
+    return dg.SensorResult(run_requests=[dg.RunRequest()])
+
+
+@dg.sensor(name="centra_events_sensor", job=order_flows_job, minimum_interval_seconds=60,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Once a minute (with PIPELINES_FLOW_CENTRA_EVENTS on): subscribes to Centra's events queue, "
+                       "lands the oldest unconfirmed events in the inbox, confirms exactly what was stored, and "
+                       "requests an order flows run when something new landed and none is in progress.")
+def centra_events_sensor(context: dg.SensorEvaluationContext, store: StoreOfRecord, centra: CentraResource,
+                         order_flow_settings: OrderFlowSettings) -> dg.SensorResult | dg.SkipReason:
+    if not order_flow_settings.centra_events:
+        return dg.SkipReason("Centra's events queue is not used (PIPELINES_FLOW_CENTRA_EVENTS)")
+    with centra.client() as client:
+        if context.cursor != "subscribed":
+            centra_events.subscribe(client)
+        polled = centra_events.poll(store.engine(), client)
+    context.log.info("Centra events: %d fetched, %d new, %d confirmed, %d malformed", polled.fetched, polled.landed,
+                     polled.confirmed, polled.malformed)
+    requests = [dg.RunRequest()] if polled.landed and not _flows_busy(context) else []
+    return dg.SensorResult(run_requests=requests, cursor="subscribed")
+
+
+def _flows_busy(context: dg.SensorEvaluationContext) -> bool:
+    return bool(context.instance.get_run_records(filters=dg.RunsFilter(
+        job_name=order_flows_job.name, statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+                                                 dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]), limit=1))
+
+
+def flow_definitions() -> dg.Definitions:
+    return dg.Definitions(assets=[order_flow_work], jobs=[order_flows_job],
+                          sensors=[order_flows_sensor, centra_events_sensor])

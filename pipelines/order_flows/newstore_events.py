@@ -1,0 +1,98 @@
+"""NewStore's and Centra's events as the order flows see them: what work each one triggers, and the landed
+NewStore evidence of a store return (the return itself, the refund request and the payout).
+
+Triggers (REF §1.2 event names; Centra: the webhook plugin's `order` events and the events queue's `Order`
+events, both naming the order by number):
+- `return.processed` -> the store return flow for that return; `refund_request.issued` (its `return_id`) and
+  `payment_account.amount_refunded` (through its refund request) re-run it so the refund check sees them;
+- `fulfillment_request.items_completed` of the pickup service level -> the handover flow for that store order;
+- any Centra order event -> the pickup flow for that order (it decides whether the order is a pickup), and the
+  ship-from-store flow (it decides whether the order is one);
+- `fulfillment_request.items_failed`, and `items_completed` of other service levels, of an order the
+  ship-from-store flow injected -> that flow for the online order (`pipelines.order_flows.ship_from_store`).
+- `order.created`/`order.opened` of a store order with a delivery service level (not the till's
+  `IN_STORE_HANDOVER`, not the pickup level) -> the endless-aisle flow for that order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import Engine
+
+from pipelines.connectors.newstore.flows import store_refund, store_return, store_sale_order
+from pipelines.domain.flows.endless_aisle import is_endless_aisle
+from pipelines.domain.flows.model import StoreRefund, StoreReturn
+from pipelines.order_flows import names
+from pipelines.order_flows import ship_from_store as sfs_flow
+from pipelines.store import order_flows as work
+
+RETURN, REFUND_REQUEST, PAYOUT = "return.processed", "refund_request.issued", "payment_account.amount_refunded"
+HANDOVER = "fulfillment_request.items_completed"
+NEWSTORE_EVENTS = (RETURN, REFUND_REQUEST, PAYOUT, HANDOVER)
+ORDER_EVENTS = ("order.insert", "order.update", "Order.CREATED", "Order.UPDATED", "Order.COMPLETED")
+ORDER_OPENED = ("order.created", "order.opened")
+NEWSTORE_EVENTS = (*NEWSTORE_EVENTS, *ORDER_OPENED)  # endless aisle: store orders with a delivery service level
+NEWSTORE_EVENTS = (*NEWSTORE_EVENTS, sfs_flow.ITEMS_FAILED)  # ship-from-store: a store rejected items
+
+
+def _payload(envelope: dict[str, Any]) -> dict[str, Any]:
+    inner = envelope.get("payload")
+    return inner if isinstance(inner, dict) else envelope
+
+
+def newstore_triggers(engine: Engine, pickup_service_level: str) -> Callable[..., list[work.Trigger]]:
+    def triggers(inbox_id: int, name: str, when: str | None, envelope: dict[str, Any]) -> list[work.Trigger]:
+        p = _payload(envelope)
+        published = envelope.get("published_at") or when
+        key: str | None = None
+        flow = names.STORE_RETURN
+        if name == RETURN:
+            key = p.get("id")
+        elif name == REFUND_REQUEST:
+            key = p.get("return_id")
+        elif name == PAYOUT and p.get("refund_request_id"):
+            key = next((_payload(e).get("return_id") for e in work.inbox_payloads(engine, [REFUND_REQUEST],
+                                                                                  str(p["refund_request_id"]))
+                        if _payload(e).get("id") == p["refund_request_id"]), None)
+        elif name == HANDOVER and str(p.get("service_level") or "") == pickup_service_level:
+            flow, key = names.PICKUP_HANDOVER, p.get("order_id")
+        elif name in ORDER_OPENED and p.get("id") and is_endless_aisle(store_sale_order(p), pickup_service_level):
+            flow, key = names.ENDLESS_AISLE, p.get("id")  # a store order for home delivery (endless aisle)
+        found = [work.Trigger(flow, str(key), name, inbox_id, published)] if key else []
+        return found + sfs_flow.newstore_triggers(engine, pickup_service_level, inbox_id, name, published, envelope)
+    return triggers
+
+
+def centra_triggers(inbox_id: int, name: str, when: str | None, envelope: dict[str, Any]) -> list[work.Trigger]:
+    ref = envelope.get("objectReference", envelope.get("id"))
+    if name not in ORDER_EVENTS or ref is None:
+        return []
+    return [work.Trigger(names.PICKUP_ORDER, str(ref), name, inbox_id, when),
+            *sfs_flow.centra_triggers(inbox_id, name, when, envelope, ORDER_EVENTS)]
+
+
+class NewStoreEvidence:
+    """The landed NewStore events a store return flow reads (from the inbox, by id)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def _find(self, names_: list[str], ident: str, field: str = "id") -> list[dict[str, Any]]:
+        return [_payload(e) for e in work.inbox_payloads(self.engine, names_, ident)
+                if str(_payload(e).get(field)) == ident]
+
+    def store_return(self, return_id: str) -> StoreReturn | None:
+        found = self._find([RETURN], return_id)
+        return store_return(found[0]) if found else None
+
+    def store_refund(self, return_id: str) -> StoreRefund:
+        requests = self._find([REFUND_REQUEST], return_id, "return_id")
+        payouts = [p for r in requests for p in self._find([PAYOUT], str(r.get("id")), "refund_request_id")]
+        return store_refund(requests, payouts)
+
+    def is_store_sale(self, order_id: str) -> bool:
+        """A NewStore store order (a sale at the till; its external id is the receipt number, not an online
+        order's), as its landed order event says."""
+        return any(str(p.get("channel_type")) == "store" for p in self._find(list(ORDER_OPENED), order_id))
