@@ -92,6 +92,14 @@ def finish_job(engine: Engine, import_id: str, *, state: str, reason: str | None
             state=state, reason=reason, completed_at=completed_at or _now(), skus_rejected=skus_rejected))
 
 
+def accepted_by(engine: Engine, until: str) -> list[str]:
+    """SKUs NewStore's catalog holds by `until` (UTC text): accepted by an import job sent before then."""
+    t = table(engine, "catalog_export_skus")
+    with engine.connect() as conn:
+        return sorted(conn.execute(select(t.c.sku).where(t.c.status == "accepted", t.c.last_sent_at < until))
+                      .scalars().all())
+
+
 def jobs(engine: Engine) -> list[dict[str, Any]]:
     t = table(engine, "catalog_export_jobs")
     with engine.connect() as conn:

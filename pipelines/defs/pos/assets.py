@@ -20,6 +20,7 @@ from pipelines.domain.newstore_events import PICKUP_COMPLETED, is_pickup
 from pipelines.domain.pos_lines import SALE_EVENTS, build_pos_lines
 from pipelines.domain.stock_movements import STOCK_EVENTS, build_movements
 from pipelines.domain.timeutil import utc_text
+from pipelines.store.catalog_export import accepted_by
 from pipelines.store.inbox import record_exceptions
 from pipelines.store.inbox_orders import InboxOrders
 from pipelines.store.partitions import read_partition, read_sql, replace_partitions
@@ -127,9 +128,11 @@ def pos_stock_snapshot(context: dg.AssetExecutionContext, store: StoreOfRecord, 
 @pos_asset(
     group_name="catalog",
     backfill_policy=SINGLE_RUN,
-    deps=[pos_stock_snapshot, pos_sale_lines],
-    description="The POS catalog for the day: every SKU the POS stocks (from the stock snapshot) or sold "
-                "or took back (from the sale lines), with its NewStore product id and how many locations hold it.",
+    deps=[pos_stock_snapshot, pos_sale_lines, "newstore_catalog_export"],
+    description="The POS catalog for the day: every SKU the POS stocks (from the stock snapshot), sold or "
+                "took back (from the sale lines), or holds in its product catalog (accepted by NewStore's import "
+                "of Centra's catalog by the day's end), with its NewStore product id and how many locations "
+                "hold it.",
 )
 def pos_catalog(context: dg.AssetExecutionContext, store: StoreOfRecord) -> Iterator[dg.MaterializeResult]:
     engine = store.engine()
@@ -140,14 +143,15 @@ def pos_catalog(context: dg.AssetExecutionContext, store: StoreOfRecord) -> Iter
         per_sku = stock.groupby("sku").agg(locations=("fulfillment_node_id", "nunique"),
                                            on_hand_total=("on_hand", "sum"))
         extra = sorted(set(sold["sku"]) - set(per_sku.index))
-        if extra:
+        listed = sorted(set(accepted_by(engine, utc_text(window(day)[1]))) - set(per_sku.index) - set(extra))
+        if extra or listed:
             per_sku = pd.concat([per_sku, pd.DataFrame({"locations": 0, "on_hand_total": 0},
-                                                       index=pd.Index(extra, name="sku"))])
+                                                       index=pd.Index([*extra, *listed], name="sku"))])
         df = per_sku.reset_index().rename(columns={"index": "sku"})
         df.insert(1, "product_id", df["sku"])  # NewStore product_id is the SKU in this integration
         df = df.astype({"locations": int, "on_hand_total": int})
         replace_partitions(engine, day, {"pos_catalog": df})
-        return {"pos_catalog": (df, {"sold_but_not_stocked": len(extra)})}
+        return {"pos_catalog": (df, {"sold_but_not_stocked": len(extra), "catalog_only": len(listed)})}
 
     yield from materialize_days(context, one_day)
 
