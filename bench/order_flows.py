@@ -26,10 +26,13 @@ world's side only: customers and stores; the product does the integration):
   is SHIPPED with the tracking and the customer e-mailed; time = shippedAt - the store's shipment.
 - endless_aisle: a store takes a home-delivery order at the till (NewStore `order.opened`). Done when Centra
   holds the order (Order API); time = Centra's order creation - the till.
-Per flow: `events` (scenarios), `completed`, `exceptions` (exception records of the flow), `lost` (neither
-done nor an exception by the end), `duplicated` (Centra returns beyond one per store return and shipment,
-units shipped beyond the order, NewStore orders beyond one per online order), `p50_s`, `p95_s`. All read from
-the simulators (the oracle), not from the product's own table. The last stdout line is one JSON object.
+Per flow: `events` (scenarios), `completed` (a ship-from-store order re-routed by the live check counts when
+Centra's allocation left the store: `rerouted`), `exceptions` (work the flow could not do and holds as an
+exception; exceptions about work done anyway, such as a re-route, do not count), `lost` (neither done nor held
+by the end), `duplicated` (Centra returns beyond one per store return and shipment, units shipped beyond the
+order, NewStore orders beyond one per online order), `p50_s`, `p95_s`. Completion, duplicates and times are read
+from the simulators (the oracle); only the held exceptions come from the product's `order_flow_work`. The last
+stdout line is one JSON object.
 """
 
 from __future__ import annotations
@@ -199,9 +202,11 @@ class Scenarios:
 
 
 def exceptions_by_flow(stack: Any) -> Counter:
+    """Work items each flow could not do (held as an exception). Exceptions raised about work that was done
+    anyway (a re-route, a price off the price list) do not count: they must not hide a lost order."""
     with stack.engine.connect() as conn:
-        keys = conn.execute(text("SELECT exception_key FROM exceptions WHERE source = 'order_flows'")).scalars().all()
-    return Counter(k.split(":")[1] for k in keys if k.count(":") >= 2)
+        flows = conn.execute(text("SELECT flow FROM order_flow_work WHERE status = 'exception'")).scalars().all()
+    return Counter(flows)
 
 
 def figures(s: Scenarios) -> dict[str, Any]:
@@ -251,16 +256,19 @@ def figures(s: Scenarios) -> dict[str, Any]:
 
 def _sfs_figures(s: Scenarios, exc: Counter) -> dict[str, Any]:
     centra, ns = s.stack.centra.state, s.stack.newstore.state
-    lags_i, lags_s, injected, shipped, dup_i, dup_s = [], [], 0, 0, 0, 0
+    lags_i, lags_s, injected, rerouted, shipped, dup_i, dup_s = [], [], 0, 0, 0, 0, 0
     for number, d in s.deliveries.items():
         oid = ns.order_id_of(sfs_external_id(str(number), locations_of([d["store"]])[0]))
-        if oid is not None:
+        order = centra.orders[number]
+        moved = {a.warehouse_id for ln in order.lines for a in ln.allocations if a.quantity > 0}
+        if oid is None and moved and d["store"].centra_warehouse_id not in moved:
+            rerouted += 1  # the live check failed: Centra's allocation moved on (another store or the DC)
+        elif oid is not None:
             injected += 1
             got = ns.get_order(oid, "internal")
             created = got.get("created_at") or got.get("placed_at")
             if created:
                 lags_i.append((parse_time(created) - d["at"]).total_seconds())
-        order = centra.orders[number]
         ships = [x for x in centra.shipments.values() if x.order_number == number]
         dup_s += max(0, sum(ln.quantity for x in ships for ln in x.lines) - sum(ln.ordered for ln in order.lines))
         tracked = [x for x in ships if x.tracking_number == f"PN{number}" and x.is_shipped]
@@ -269,7 +277,9 @@ def _sfs_figures(s: Scenarios, exc: Counter) -> dict[str, Any]:
             lags_s.append((max(x.shipped_at for x in tracked) - d["shipped_at"]).total_seconds())
     store_shipped = sum(1 for d in s.deliveries.values() if d["shipped_at"] is not None)
     sfs_exc = exc.get("ship_from_store", 0)
-    return {"ship_from_store": _row(len(s.deliveries), injected, sfs_exc, dup_i, lags_i, 0),
+    row = _row(len(s.deliveries), injected + rerouted, sfs_exc, dup_i, lags_i, 0)
+    row["rerouted"] = rerouted
+    return {"ship_from_store": row,
             "store_shipment": _row(store_shipped, shipped, 0, dup_s, lags_s, 0)}
 
 

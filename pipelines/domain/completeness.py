@@ -40,7 +40,6 @@ class Evidence:
     kind: str  # ORDER | RETURN
     transaction_id: str
     order_id: str | None  # a return's order (needed to fetch it); an order's own id
-    seen: str  # the sibling event's name
     node: str | None  # where it happened, when the sibling says
     amount: float | None  # the money the sibling names (an order's grand total, a refund's amount)
     currency: str | None
@@ -54,14 +53,14 @@ def evidence_of(name: str, payload: dict[str, Any]) -> Evidence | None:
                 return None  # a refund without a return (an appeasement): nothing to recover
             return Evidence(RETURN, check_id(payload["return_id"], "return_id"),
                             check_id(payload["order_id"], "order_id") if payload.get("order_id") else None,
-                            name, None, _amount(payload.get("amount")), _text(payload.get("currency")))
+                            None, _amount(payload.get("amount")), _text(payload.get("currency")))
         if name in ORDER_SIBLINGS:
             ident = payload.get("order_id") if name.startswith("fulfillment_request.") else payload.get("id")
             if not ident:
                 return None
             order_id = check_id(ident, "order id")
             node = payload.get("fulfillment_location_id") or payload.get("channel")
-            return Evidence(ORDER, order_id, order_id, name, _text(node), _amount(payload.get("grand_total")),
+            return Evidence(ORDER, order_id, order_id, _text(node), _amount(payload.get("grand_total")),
                             _text(payload.get("currency")))
     except ValueError:
         return None

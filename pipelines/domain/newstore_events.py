@@ -241,6 +241,12 @@ def business_key(name: str, payload: dict[str, Any]) -> str:
     return ":".join(parts)
 
 
+def payload_of(envelope: dict[str, Any]) -> dict[str, Any]:
+    """The event's payload from a landed envelope `{tenant, name, published_at, payload}` (a bare payload as is)."""
+    inner = envelope.get("payload")
+    return inner if isinstance(inner, dict) else envelope
+
+
 def order_key_prefix(name: str, order_id: str) -> str:
     """The start of `business_key` for an order event of `order_id` (for look-ups by order)."""
     return f"{name}:{order_id}"

@@ -8,8 +8,8 @@ between the platform's success and our commit: `CommercePlatform.order_by_extern
 none creates it (`create_order`). A refusal is `commerce_order_rejected` (integration; the exceptions sensor
 alerts on it); 5xx, 429 and timeouts are retried by the runner, which looks again before creating. Charged prices
 off the store's price list are `price_off_pricelist` (ecommerce), reported each time the flow runs for the order
-(one exception record per order). `with_endless_aisle` completes a `FlowContext` with what this flow needs: the
-commerce platform's order-creation client, the shipping map and the stores' markets and price lists.
+(one exception record per order). `endless_aisle_settings` adds the shipping map and the stores' markets and price
+lists to the flow settings (`pipelines/defs/flows.flow_context`).
 """
 
 from __future__ import annotations
@@ -27,9 +27,7 @@ from pipelines.domain.flows.ports import CommerceRejected
 from pipelines.estate import Estate
 from pipelines.order_flows.context import FlowContext, FlowResult, FlowSettings
 from pipelines.order_flows.names import ENDLESS_AISLE
-from pipelines.store import order_flows as work
-
-ORDER_EVENTS = ("order.opened", "order.created")  # the order as the store took it; `opened` preferred
+from pipelines.store.inbox_orders import InboxOrders
 
 
 def store_terms(estate: Estate) -> dict[str, ea.StoreTerms]:
@@ -47,24 +45,9 @@ def endless_aisle_settings(settings: FlowSettings, estate: Estate, shipping_map:
     return replace(settings, **extra)
 
 
-def with_endless_aisle(ctx: FlowContext, estate: Estate, order_api: Any | None,
-                       shipping_map: str | None = None) -> FlowContext:
-    """The context with the commerce platform's order-creation client and this flow's settings (what
-    `pipelines/defs/flows.flow_context` passes once wired)."""
-    if order_api is not None and hasattr(ctx.commerce, "order_api"):
-        ctx.commerce.order_api = order_api  # type: ignore[attr-defined]
-    ctx.settings = endless_aisle_settings(ctx.settings, estate, shipping_map)
-    return ctx
-
-
 def store_sale(engine: Engine, order_id: str) -> StoreSaleOrder | None:
     """The store order as its landed `order.opened` (else `order.created`) event carries it."""
-    found: dict[str, dict[str, Any]] = {}
-    for envelope in work.inbox_payloads(engine, ORDER_EVENTS, order_id):
-        payload = envelope.get("payload") if isinstance(envelope.get("payload"), dict) else envelope
-        if str(payload.get("id")) == order_id:
-            found.setdefault(str(envelope.get("name") or ""), payload)
-    payload = found.get("order.opened") or found.get("order.created") or next(iter(found.values()), None)
+    payload = InboxOrders(engine).order(order_id)
     return store_sale_order(payload) if payload else None
 
 
@@ -103,5 +86,4 @@ def endless_aisle(ctx: FlowContext, order_id: str) -> FlowResult:
                       wrote=True, problems=ea.price_problems(order, created, level))
 
 
-__all__ = ["ENDLESS_AISLE", "endless_aisle", "endless_aisle_settings", "store_sale", "store_terms",
-           "with_endless_aisle"]
+__all__ = ["ENDLESS_AISLE", "endless_aisle", "endless_aisle_settings", "store_sale", "store_terms"]

@@ -24,27 +24,23 @@ from sqlalchemy import Engine
 from pipelines.connectors.newstore.flows import store_refund, store_return, store_sale_order
 from pipelines.domain.flows.endless_aisle import is_endless_aisle
 from pipelines.domain.flows.model import StoreRefund, StoreReturn
+from pipelines.domain.newstore_events import payload_of
 from pipelines.order_flows import names
 from pipelines.order_flows import ship_from_store as sfs_flow
 from pipelines.store import order_flows as work
+from pipelines.store.inbox_orders import InboxOrders
 
 RETURN, REFUND_REQUEST, PAYOUT = "return.processed", "refund_request.issued", "payment_account.amount_refunded"
 HANDOVER = "fulfillment_request.items_completed"
-NEWSTORE_EVENTS = (RETURN, REFUND_REQUEST, PAYOUT, HANDOVER)
 ORDER_EVENTS = ("order.insert", "order.update", "Order.CREATED", "Order.UPDATED", "Order.COMPLETED")
-ORDER_OPENED = ("order.created", "order.opened")
-NEWSTORE_EVENTS = (*NEWSTORE_EVENTS, *ORDER_OPENED)  # endless aisle: store orders with a delivery service level
-NEWSTORE_EVENTS = (*NEWSTORE_EVENTS, sfs_flow.ITEMS_FAILED)  # ship-from-store: a store rejected items
-
-
-def _payload(envelope: dict[str, Any]) -> dict[str, Any]:
-    inner = envelope.get("payload")
-    return inner if isinstance(inner, dict) else envelope
+ORDER_OPENED = ("order.created", "order.opened")  # endless aisle: store orders with a delivery service level
+NEWSTORE_EVENTS = (RETURN, REFUND_REQUEST, PAYOUT, HANDOVER, *ORDER_OPENED,
+                   sfs_flow.ITEMS_FAILED)  # ship-from-store: a store rejected items
 
 
 def newstore_triggers(engine: Engine, pickup_service_level: str) -> Callable[..., list[work.Trigger]]:
     def triggers(inbox_id: int, name: str, when: str | None, envelope: dict[str, Any]) -> list[work.Trigger]:
-        p = _payload(envelope)
+        p = payload_of(envelope)
         published = envelope.get("published_at") or when
         key: str | None = None
         flow = names.STORE_RETURN
@@ -53,9 +49,9 @@ def newstore_triggers(engine: Engine, pickup_service_level: str) -> Callable[...
         elif name == REFUND_REQUEST:
             key = p.get("return_id")
         elif name == PAYOUT and p.get("refund_request_id"):
-            key = next((_payload(e).get("return_id") for e in work.inbox_payloads(engine, [REFUND_REQUEST],
+            key = next((payload_of(e).get("return_id") for e in work.inbox_payloads(engine, [REFUND_REQUEST],
                                                                                   str(p["refund_request_id"]))
-                        if _payload(e).get("id") == p["refund_request_id"]), None)
+                        if payload_of(e).get("id") == p["refund_request_id"]), None)
         elif name == HANDOVER and str(p.get("service_level") or "") == pickup_service_level:
             flow, key = names.PICKUP_HANDOVER, p.get("order_id")
         elif name in ORDER_OPENED and p.get("id") and is_endless_aisle(store_sale_order(p), pickup_service_level):
@@ -69,22 +65,24 @@ def centra_triggers(inbox_id: int, name: str, when: str | None, envelope: dict[s
     ref = envelope.get("objectReference", envelope.get("id"))
     if name not in ORDER_EVENTS or ref is None:
         return []
-    return [work.Trigger(names.PICKUP_ORDER, str(ref), name, inbox_id, when),
-            *sfs_flow.centra_triggers(inbox_id, name, when, envelope, ORDER_EVENTS)]
+    # Each flow decides from the order whether it is its business (a pickup, a delivery allocated to a store).
+    return [work.Trigger(flow, str(ref), name, inbox_id, when) for flow in (names.PICKUP_ORDER, names.SHIP_FROM_STORE)]
 
 
 class NewStoreEvidence:
-    """The landed NewStore events a store return flow reads (from the inbox, by id)."""
+    """The landed NewStore events a store return flow reads: the return and orders by id (index range scans,
+    `InboxOrders`), the refund requests of a return and their payouts by content (they are not keyed by it)."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self.inbox = InboxOrders(engine)
 
-    def _find(self, names_: list[str], ident: str, field: str = "id") -> list[dict[str, Any]]:
-        return [_payload(e) for e in work.inbox_payloads(self.engine, names_, ident)
-                if str(_payload(e).get(field)) == ident]
+    def _find(self, names_: list[str], ident: str, field: str) -> list[dict[str, Any]]:
+        return [payload_of(e) for e in work.inbox_payloads(self.engine, names_, ident)
+                if str(payload_of(e).get(field)) == ident]
 
     def store_return(self, return_id: str) -> StoreReturn | None:
-        found = self._find([RETURN], return_id)
+        found = self.inbox.payloads(RETURN, return_id)
         return store_return(found[0]) if found else None
 
     def store_refund(self, return_id: str) -> StoreRefund:
@@ -95,4 +93,5 @@ class NewStoreEvidence:
     def is_store_sale(self, order_id: str) -> bool:
         """A NewStore store order (a sale at the till; its external id is the receipt number, not an online
         order's), as its landed order event says."""
-        return any(str(p.get("channel_type")) == "store" for p in self._find(list(ORDER_OPENED), order_id))
+        order = self.inbox.order(order_id)
+        return order is not None and str(order.get("channel_type")) == "store"

@@ -80,7 +80,7 @@ def register(engine: Engine, trigger_fns: Mapping[str, TriggerFn], names: Iterab
             triggers.extend(fn(inbox_id, name, when, envelope))
     changed = work.enqueue(engine, triggers, now)
     if landed:
-        top = work.max_inbox_id(engine, before=settled)
+        top = work.max_inbox_id(engine, cursor, settled)
         new = min(top, landed[-1][0]) if len(landed) == _FETCH else top
         with engine.begin() as conn:
             if new > cursor:
@@ -97,7 +97,7 @@ def unregistered(engine: Engine, names: Iterable[str], now: datetime) -> str | N
     if work.inbox_since(engine, max(cursor, seen), names, 1):
         return "events that trigger order flows landed"
     settled = utc_text(now - timedelta(seconds=SETTLE_S))
-    if cursor < seen and work.max_inbox_id(engine, before=settled) > cursor:
+    if cursor < seen and work.max_inbox_id(engine, cursor, settled) > cursor:
         return "events read once are old enough to settle"
     return None
 
@@ -138,6 +138,7 @@ def _run_items(ctx: FlowContext, report: RunReport) -> None:
                 delay = ctx.settings.retry_base_s * (2 ** item.attempts)
                 work.retry(ctx.engine, item, repr(exc), ctx.now() + timedelta(seconds=delay), ctx.now())
                 report.retried += 1
+                report.errors.append(f"{item.flow} {item.work_key} (retried): {exc!r}")
                 continue
             result = flows.rejected(item.flow, item.work_key, exc)
         report.processed += 1
@@ -154,20 +155,14 @@ def _run_items(ctx: FlowContext, report: RunReport) -> None:
 
 
 def flag_uncollected(ctx: FlowContext) -> int:
-    """Pickups injected into a store longer ago than the collection window and not handed over."""
+    """Pickups injected into a store longer ago than the collection window and not handed over (each once)."""
     before = ctx.now() - timedelta(hours=ctx.settings.uncollected_after_h)
-    handed = {r["work_key"] for r in work.rows(ctx.engine, flows.PICKUP_HANDOVER) if r["status"] == work.DONE}
-    problems = []
-    for row in work.rows(ctx.engine, flows.PICKUP_ORDER):
-        outcome = flows.outcome_of(row)
-        if row["status"] != work.DONE or outcome.get("action") != "injected" or not row.get("done_at"):
-            continue
-        if parse_time(row["done_at"]) > before or outcome.get("store_order") in handed:
-            continue
-        problems.append((row["work_key"], flows.uncollected(row["work_key"], outcome, ctx.settings.uncollected_after_h)))
-    for key, problem in problems:
-        _record(ctx, flows.PICKUP_ORDER, key, [problem])
-    return len(problems)
+    waiting = work.uncollected(ctx.engine, flows.PICKUP_ORDER, flows.PICKUP_HANDOVER, before)
+    for row in waiting:
+        problem = flows.uncollected(row["work_key"], flows.outcome_of(row), ctx.settings.uncollected_after_h)
+        key = _record(ctx, flows.PICKUP_ORDER, row["work_key"], [problem])
+        work.flag(ctx.engine, flows.PICKUP_ORDER, row["work_key"], str(key))
+    return len(waiting)
 
 
 def run_flows(ctx: FlowContext, trigger_fns: Mapping[str, TriggerFn], names: Iterable[str]) -> RunReport:

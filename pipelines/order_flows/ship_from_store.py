@@ -24,46 +24,34 @@ from pipelines.domain.flows.click_collect import is_pickup
 from pipelines.domain.flows.exceptions import STORE_ORDER_REJECTED, Problem
 from pipelines.domain.flows.model import CommerceAllocation, CommerceOrder
 from pipelines.domain.flows.ports import AllocatingCommerce, FulfillingStores
+from pipelines.domain.newstore_events import IN_STORE_HANDOVER, payload_of
 from pipelines.domain.timeutil import utc_text
 from pipelines.order_flows.context import FlowContext, FlowResult
+from pipelines.order_flows.flows import _done, _skip
 from pipelines.order_flows.names import SHIP_FROM_STORE
 from pipelines.store import order_flows as work
 from pipelines.store.flow_reroutes import last_location, record_reroute, reroutes
+from pipelines.store.inbox_orders import InboxOrders
 
 ITEMS_FAILED = "fulfillment_request.items_failed"
 ITEMS_COMPLETED = "fulfillment_request.items_completed"
 NEWSTORE_EVENTS = (ITEMS_FAILED, ITEMS_COMPLETED)
-TILL = "IN_STORE_HANDOVER"  # a till sale's service level: never a delivery
-_OPENED = ("order.created", "order.opened")
 NS_KEY = "ns:"
-
-
-def _payload(envelope: dict[str, Any]) -> dict[str, Any]:
-    inner = envelope.get("payload")
-    return inner if isinstance(inner, dict) else envelope
 
 
 # -- triggers ------------------------------------------------------------------------------------------------
 
-def centra_triggers(inbox_id: int, name: str, when: str | None, envelope: dict[str, Any],
-                    order_events: tuple[str, ...]) -> list[work.Trigger]:
-    ref = envelope.get("objectReference", envelope.get("id"))
-    if name not in order_events or ref is None:
-        return []
-    return [work.Trigger(SHIP_FROM_STORE, str(ref), name, inbox_id, when)]
-
-
 def newstore_triggers(engine: Any, pickup_service_level: str, inbox_id: int, name: str, when: str | None,
                       envelope: dict[str, Any]) -> list[work.Trigger]:
-    p = _payload(envelope)
+    p = payload_of(envelope)
     level = str(p.get("service_level") or "")
     if name not in NEWSTORE_EVENTS or not p.get("order_id"):
         return []
-    if name == ITEMS_COMPLETED and level in (pickup_service_level, TILL):
+    if name == ITEMS_COMPLETED and level in (pickup_service_level, IN_STORE_HANDOVER):
         return []
     order_id = str(p["order_id"])
-    ext = next((_payload(e).get("external_id") for e in work.inbox_payloads(engine, list(_OPENED), order_id)
-                if str(_payload(e).get("id")) == order_id), None)
+    opened = InboxOrders(engine).order(order_id)
+    ext = opened.get("external_id") if opened else None
     if ext is not None:
         ref = sfs.order_ref_of(str(ext))
         return [work.Trigger(SHIP_FROM_STORE, ref, name, inbox_id, when)] if ref else []
@@ -71,14 +59,6 @@ def newstore_triggers(engine: Any, pickup_service_level: str, inbox_id: int, nam
 
 
 # -- the flow ------------------------------------------------------------------------------------------------
-
-def _done(action: str, wrote: bool = False, **outcome: Any) -> FlowResult:
-    return FlowResult("done", {"action": action, **outcome}, wrote=wrote)
-
-
-def _skip(action: str, **outcome: Any) -> FlowResult:
-    return FlowResult("skipped", {"action": action, **outcome})
-
 
 def _blocked(problem: Problem, wrote: bool, **outcome: Any) -> FlowResult:
     return FlowResult("exception", {"action": "blocked", "problem": problem.kind.name, **outcome}, wrote=wrote,
@@ -139,9 +119,10 @@ def ship_from_store(ctx: FlowContext, key: str) -> FlowResult:
     quick = ctx.commerce.order(key)  # shared with the pickup flow in this pass: skip the full read when not ours
     if quick is not None and is_pickup(quick, ctx.settings.pickup_shipping_options):
         return _skip("pickup", shipping_option=quick.shipping_option)
+    recorded = reroutes(ctx.engine, SHIP_FROM_STORE, key)
     stores = {loc.warehouse_id for loc in ctx.settings.fulfilment_locations if loc.kind == "store"}
     if quick is not None and quick.status == "open" and not stores & set(quick.allocated_warehouses) \
-            and not reroutes(ctx.engine, SHIP_FROM_STORE, key):
+            and not recorded:
         return _skip("not_ship_from_store", allocated_at=None)
     run = _Run(ctx, key)
     order, allocations = run.read()
@@ -149,8 +130,7 @@ def ship_from_store(ctx: FlowContext, key: str) -> FlowResult:
         return _skip("pickup", shipping_option=order.shipping_option)
     if not run.locations:
         return _skip("no_locations_configured")
-    log = [sfs.Reroute(str(r["from"]), str(r["to"]), str(r.get("reason"))) for r in reroutes(ctx.engine,
-                                                                                             SHIP_FROM_STORE, key)
+    log = [sfs.Reroute(str(r["from"]), str(r["to"]), str(r.get("reason"))) for r in recorded
            if r.get("from") in run.by_id and r.get("to") in run.by_id]
     allocated_at = sfs.location_of(allocations, run.by_warehouse)
     shipped_by_us = any((sh.message or "").startswith(sfs.MARKER_PREFIX) for sh in order.shipments)

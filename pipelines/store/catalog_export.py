@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from pipelines.domain.timeutil import utc_text
 from pipelines.store.db import table
@@ -36,16 +36,18 @@ def sku_states(engine: Engine) -> dict[str, dict[str, Any]]:
         return {r.sku: dict(r._mapping) for r in conn.execute(select(t))}
 
 
-def _upsert(engine: Engine, rows: Iterable[dict[str, Any]], update: tuple[str, ...]) -> int:
+def _upsert(engine: Engine, rows: Iterable[dict[str, Any]], update: tuple[str, ...],
+            keep_first: tuple[str, ...] = ()) -> int:
+    """Insert or update rows of the same columns in one statement; `keep_first` columns keep a value once set."""
+    rows = list(rows)
+    if not rows:
+        return 0
     stmt, t = _insert(engine, "catalog_export_skus")
-    n = 0
+    set_ = {k: getattr(stmt.excluded, k) for k in update}
+    set_.update({k: func.coalesce(t.c[k], getattr(stmt.excluded, k)) for k in keep_first})
     with engine.begin() as conn:
-        for row in rows:
-            ins = stmt.values(**row)
-            conn.execute(ins.on_conflict_do_update(index_elements=["sku"],
-                                                   set_={k: getattr(ins.excluded, k) for k in update}))
-            n += 1
-    return n
+        conn.execute(stmt.on_conflict_do_update(index_elements=["sku"], set_=set_), rows)
+    return len(rows)
 
 
 def record_held(engine: Engine, held: Mapping[str, str]) -> int:
@@ -70,9 +72,10 @@ def record_outcome(engine: Engine, import_id: str, fingerprints: Mapping[str, st
     NewStore's reason. Either way the fingerprint is recorded: unchanged, the SKU is not sent again."""
     now = _now()
     _upsert(engine, ({"sku": sku, "fingerprint": fp, "status": REJECTED if sku in rejected else ACCEPTED,
-                      "reason": rejected.get(sku), "import_id": import_id, "updated_at": now}
+                      "reason": rejected.get(sku), "import_id": import_id, "updated_at": now,
+                      "accepted_at": None if sku in rejected else now}
                      for sku, fp in fingerprints.items()),
-            ("fingerprint", "status", "reason", "import_id", "updated_at"))
+            ("fingerprint", "status", "reason", "import_id", "updated_at"), keep_first=("accepted_at",))
 
 
 def log_job(engine: Engine, *, import_id: str, run_id: str | None, mode: str, products_sent: int,
@@ -93,11 +96,11 @@ def finish_job(engine: Engine, import_id: str, *, state: str, reason: str | None
 
 
 def accepted_by(engine: Engine, until: str) -> list[str]:
-    """SKUs NewStore's catalog holds by `until` (UTC text): accepted by an import job sent before then."""
+    """SKUs NewStore's catalog holds by `until` (UTC text): first accepted before then (a later hold or refusal
+    of a changed version does not take back what NewStore took)."""
     t = table(engine, "catalog_export_skus")
     with engine.connect() as conn:
-        return sorted(conn.execute(select(t.c.sku).where(t.c.status == "accepted", t.c.last_sent_at < until))
-                      .scalars().all())
+        return sorted(conn.execute(select(t.c.sku).where(t.c.accepted_at < until)).scalars().all())
 
 
 def jobs(engine: Engine) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, or_, select
 
-from pipelines.domain.newstore_events import order_key_prefix
+from pipelines.domain.newstore_events import order_key_prefix, payload_of
 from pipelines.domain.stock_movements import CANCEL_EVENT, ORDER_EVENTS
 from pipelines.store.db import table
 
@@ -24,7 +24,8 @@ class InboxOrders:
         self._orders: dict[str, dict[str, Any]] = {}
         self._cancelled: dict[str, set[str]] | None = None
 
-    def _payloads(self, name: str, order_id: str) -> list[dict[str, Any]]:
+    def payloads(self, name: str, order_id: str) -> list[dict[str, Any]]:
+        """Payloads of the landed `name` events of the transaction `order_id` (id-keyed events: orders, returns)."""
         inbox = table(self.engine, "inbox_events")
         key = order_key_prefix(name, order_id)
         with self.engine.connect() as conn:
@@ -36,7 +37,7 @@ class InboxOrders:
         out = []
         for raw in rows:
             doc = json.loads(raw)
-            payload = doc.get("payload", doc) if isinstance(doc, dict) else None
+            payload = payload_of(doc) if isinstance(doc, dict) else None
             if isinstance(payload, dict) and str(payload.get("id")) == order_id:
                 out.append(payload)
         return out
@@ -46,7 +47,7 @@ class InboxOrders:
             return None
         if order_id not in self._orders:
             for name in ORDER_EVENTS:
-                found = self._payloads(name, order_id)
+                found = self.payloads(name, order_id)
                 if found:
                     self._orders[order_id] = found[-1]
                     break

@@ -101,15 +101,6 @@ def retry(engine: Engine, item: WorkItem, error: str, due_at: datetime, now: dat
             attempts=item.attempts + 1, last_error=error[:2000], due_at=utc_text(due_at), updated_at=utc_text(now)))
 
 
-def rows(engine: Engine, flow: str | None = None) -> list[dict[str, Any]]:
-    tbl = table(engine, TABLE)
-    query = select(tbl)
-    if flow:
-        query = query.where(tbl.c.flow == flow)
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query.order_by(tbl.c.flow, tbl.c.work_key))]
-
-
 def status_counts(engine: Engine) -> dict[str, dict[str, int]]:
     tbl = table(engine, TABLE)
     with engine.connect() as conn:
@@ -120,18 +111,27 @@ def status_counts(engine: Engine) -> dict[str, dict[str, int]]:
     return out
 
 
-def waiting_since(engine: Engine, flow: str, outcome_like: str, before: datetime,
-                  without_flow: str) -> list[dict[str, Any]]:
-    """Rows of `flow` done with an outcome containing `outcome_like` before `before`, and no done row of
-    `without_flow` with the same key (e.g. injected pickups nobody collected)."""
+def uncollected(engine: Engine, pickup_flow: str, handover_flow: str, before: datetime) -> list[dict[str, Any]]:
+    """Pickup rows done as `injected` before `before`, not flagged yet, whose store order (`outcome.store_order`)
+    has no done handover row."""
     tbl = table(engine, TABLE)
-    other = tbl.alias("other")
-    collected = select(other.c.work_key).where(other.c.flow == without_flow, other.c.status == DONE)
     with engine.connect() as conn:
-        found = conn.execute(select(tbl).where(
-            tbl.c.flow == flow, tbl.c.status == DONE, tbl.c.outcome.like(f"%{outcome_like}%"),
-            tbl.c.done_at <= utc_text(before), tbl.c.work_key.not_in(collected))).all()
-    return [dict(r._mapping) for r in found]
+        found = [dict(r._mapping) for r in conn.execute(select(tbl).where(
+            tbl.c.flow == pickup_flow, tbl.c.status == DONE, tbl.c.exception_key.is_(None),
+            tbl.c.outcome.like('%"action": "injected"%'), tbl.c.done_at <= utc_text(before)))]
+        stores = {json.loads(r["outcome"]).get("store_order") for r in found}
+        handed = set(conn.execute(select(tbl.c.work_key).where(
+            tbl.c.flow == handover_flow, tbl.c.status == DONE,
+            tbl.c.work_key.in_([s for s in stores if s]))).scalars()) if stores else set()
+    return [r for r in found if json.loads(r["outcome"]).get("store_order") not in handed]
+
+
+def flag(engine: Engine, flow: str, work_key: str, exception_key: str) -> None:
+    """Note the exception raised about a done row (so it is raised once; a re-run of the flow clears it)."""
+    tbl = table(engine, TABLE)
+    with engine.begin() as conn:
+        conn.execute(update(tbl).where(tbl.c.flow == flow, tbl.c.work_key == work_key)
+                     .values(exception_key=exception_key))
 
 
 def inbox_payloads(engine: Engine, names: Iterable[str], contains: str) -> list[dict[str, Any]]:
@@ -156,11 +156,11 @@ def inbox_since(engine: Engine, cursor: int, names: Iterable[str], limit: int) -
     return [(int(i), str(s), str(n), t, json.loads(p)) for i, s, n, t, p in found]
 
 
-def max_inbox_id(engine: Engine, before: str | None = None) -> int:
+def max_inbox_id(engine: Engine, after: int, before: str) -> int:
+    """The highest inbox id above `after` received by `before` (`after` when none): a range of the primary key,
+    not a scan of the whole inbox."""
     inbox = table(engine, "inbox_events")
-    query = select(func.max(inbox.c.id))
-    if before:
-        query = query.where(inbox.c.received_at <= before)
+    query = select(func.max(inbox.c.id)).where(inbox.c.id > after, inbox.c.received_at <= before)
     with engine.connect() as conn:
-        return int(conn.execute(query).scalar() or 0)
+        return int(conn.execute(query).scalar() or after)
 

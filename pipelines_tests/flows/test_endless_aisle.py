@@ -4,8 +4,8 @@ Centra's REST Order API (simulated), on SQLite and PostgreSQL. The oracle is the
 (orders, lines, prices, market, price list, shipping option, customer) and the estate's prices, not the flow.
 
 The runs go through `pipelines.defs.flows.run_once` (the runner the `order_flow_work` asset runs) with the context
-`flow_context` builds, completed by `with_endless_aisle` (the Order API client, the shipping map, the stores'
-markets and price lists): the wiring `flow_context` gets once the Order API resource fields are configured."""
+`flow_context` builds from the `order_flow_settings` resource (the Order API's URL and key, the shipping map), as
+production does."""
 
 from __future__ import annotations
 
@@ -17,11 +17,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from pipelines.connectors.centra.order_api import CentraOrderApi
 from pipelines.defs.flows import flow_context, order_flows_sensor, run_once
 from pipelines.defs.resources import OrderFlowSettings
 from pipelines.devstack import Stack
-from pipelines.order_flows.endless_aisle import endless_aisle, with_endless_aisle
+from pipelines.order_flows.endless_aisle import endless_aisle
 from pipelines.simulators.newstore.endless_aisle import take_endless_aisle_order
 from pipelines.simulators.trading import TradingConfig
 from pipelines_tests.traded import Traded
@@ -42,9 +41,9 @@ def _created(api) -> int:  # noqa: ANN001
 
 def _context(stack: Stack, traded: Traded):
     r = traded.resources
-    ctx = flow_context(r["store"], r["centra"], r["newstore"], r["estate"], r["order_flow_settings"])
-    api = CentraOrderApi(f"{stack.centra_server.url}/order-api", KEY, max_attempts=1)
-    return with_endless_aisle(ctx, stack.estate, api, SHIPPING_MAP)
+    settings = OrderFlowSettings(run_window_s=0, retry_base_s=0.0, shipping_map=SHIPPING_MAP, centra_order_api_key=KEY,
+                                 centra_order_api_url=f"{stack.centra_server.url}/order-api")
+    return flow_context(r["store"], r["centra"], r["newstore"], r["estate"], settings)
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

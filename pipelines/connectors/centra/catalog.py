@@ -16,10 +16,6 @@ class CentraCatalog:
     prices: tuple[CentraVariantPrice, ...]
     pricelists: tuple[CentraPricelist, ...]
 
-    def prices_of(self, variant_id: int) -> dict[int, CentraVariantPrice]:
-        """The variant's price per price list id."""
-        return {p.pricelist_id: p for p in self.prices if p.variant_id == variant_id}
-
 
 def read_catalog(client: CentraClient) -> CentraCatalog:
     """Sizes, variant prices and price lists, as Centra has them now."""

@@ -18,14 +18,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.connectors.centra.client import CentraClient
+from pipelines.connectors.centra.client import PAGE_LIMIT, CentraClient
 from pipelines.connectors.centra.decode import utc_iso
 from pipelines.connectors.errors import ConnectorError
 
 log = logging.getLogger("pipelines.connectors.centra.events")
 
 #: Centra's maximum `limit` for list queries; also the size of one `confirmEvents` batch here.
-MAX_EVENTS = 200
+MAX_EVENTS = PAGE_LIMIT
 
 _EVENT_FIELDS = "id objectType changeType objectReference createdAt"
 Q_EVENTS = f"""

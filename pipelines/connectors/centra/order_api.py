@@ -60,32 +60,11 @@ class CentraOrderApi(PooledClient):
                 answer = self._post("/order", body)
         if answer.get("status") != "ok":
             raise OrderRejected(answer.get("code"), str(answer.get("msg") or ""), body=str(answer)[:2000])
-        if "orders" in answer:
-            return [int(n) for n in answer["orders"]]
-        return [int(answer["order"])]  # createOnly
-
-    def orders(self, *, order: int | None = None, limit: int = 20, offset: int = 0) -> list[dict[str, Any]]:
-        """`GET <base>/orders` (Order API reference, "Get orders")."""
-        params: dict[str, Any] = {"limit": limit, "offset": offset}
-        if order is not None:
-            params["order"] = order
-        for attempt in retrying(max_attempts=self.max_attempts, logger=log):
-            with attempt:
-                answer = self._get("/orders", params)
-        if answer.get("status") != "ok":
-            raise ConnectorError(f"Centra Order API: {answer.get('msg')}", body=str(answer)[:2000])
-        return list(answer.get("orders") or [])
+        return [int(n) for n in answer.get("orders") or []]
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
             response = self._http.post(f"{self.base_url}{path}", json=body)
-        except httpx.TransportError as exc:
-            raise transient_from_transport(exc) from exc
-        return self._answer(response)
-
-    def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        try:
-            response = self._http.get(f"{self.base_url}{path}", params=params)
         except httpx.TransportError as exc:
             raise transient_from_transport(exc) from exc
         return self._answer(response)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -88,7 +88,6 @@ class _Day:
     last_late_id: int = 0
     last_received: datetime | None = None
     reconciled: datetime | None = None
-    ids: list[int] = field(default_factory=list)
 
 
 def plan(engine: Engine, instance: dg.DagsterInstance, tz: str, after_id: int, now: datetime,

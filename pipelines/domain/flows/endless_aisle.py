@@ -29,8 +29,8 @@ from pipelines.domain.flows.exceptions import (
 )
 from pipelines.domain.flows.model import CommerceOrder, StoreSaleItem, StoreSaleOrder
 from pipelines.domain.flows.ports import CreateOrderRequest, OrderAddress, OrderLineRequest
+from pipelines.domain.newstore_events import IN_STORE_HANDOVER
 
-TILL_HANDOVER = "IN_STORE_HANDOVER"
 PRICE_TOLERANCE = 0.005  # money is kept to the cent
 #: The default shipping map (service level -> the commerce platform's shipping option). NewStore leaves service
 #: level names to the tenant and Centra its shipping options to the merchant: set PIPELINES_FLOW_SHIPPING_MAP.
@@ -61,7 +61,7 @@ def parse_shipping_map(text: str | None) -> dict[str, str]:
 
 
 def delivery_items(order: StoreSaleOrder, pickup_service_level: str) -> tuple[StoreSaleItem, ...]:
-    excluded = {TILL_HANDOVER.casefold(), pickup_service_level.casefold()}
+    excluded = {IN_STORE_HANDOVER.casefold(), pickup_service_level.casefold()}
     return tuple(i for i in order.items
                  if i.service_level and i.service_level.casefold() not in excluded and i.status != "cancelled")
 

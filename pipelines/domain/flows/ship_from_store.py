@@ -11,7 +11,7 @@ that store's fulfilment node with a shipping service level (`injection_request`;
 `external_id`, so that a re-route can inject the same order elsewhere). If the check fails, or the store rejects
 items, the order is re-routed to the next location of the configured fallback order of the store it was first
 assigned to (`fallback_order`: an explicit list per store, else the other stores of the same country in the
-estate's order, then the DC), skipping locations already tried and those without stock (`next_location`). The
+estate's order, then the DC), skipping locations already tried and those without stock. The
 commerce allocation moves with it (`allocation_move`); each re-route is recorded (`ship_from_store_rerouted`,
 retail operations) before it is carried out, so the recorded re-routes are the flow's memory: the last one names
 the location the order must end up at. No location with stock: `ship_from_store_unfulfillable` (ecommerce).
@@ -153,14 +153,6 @@ def shortfall(need: Mapping[str, int], available: Mapping[str, int]) -> dict[str
     """SKU -> {needed, available} for every SKU the location cannot cover (empty: it can)."""
     return {sku: {"needed": n, "available": int(available.get(sku, 0))}
             for sku, n in sorted(need.items()) if int(available.get(sku, 0)) < n}
-
-
-def next_location(origin: FulfilmentLocation, current: FulfilmentLocation, tried: Collection[str],
-                  candidates: Iterable[FulfilmentLocation]) -> FulfilmentLocation | None:
-    """The first candidate (of `fallback_order(origin)`) not tried yet and not the current one."""
-    return next((c for c in candidates
-                 if c.location_id not in tried and c.location_id not in (origin.location_id, current.location_id)),
-                None)
 
 
 def reroute_problem(order_ref: str, src: FulfilmentLocation, dst: FulfilmentLocation, reason: str,

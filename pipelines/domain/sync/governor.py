@@ -11,7 +11,8 @@ integrations use their part. A 429 blocks everything until its Retry-After.
 
 Critical mutations (those that threaten an oversell, `mark_critical`) go at once; the others wait
 `delay_s` to be batched, additions four times that (`split_due`, `head_start`). When the budget does not cover every mutation of a pass, it is
-spent earliest-deadline-first: a critical line is due at its event time, any other `delay_s` later,
+spent earliest-deadline-first: a critical mutation is due at its oldest critical line, or once the lines riding
+along waited `RIDE_ALONG_SHARE` of `delay_s` (`due_at`), any other `delay_s` later (additions four times that),
 so a stream of oversell risks cannot starve the rest. Removals before counts before additions only
 break ties.
 """

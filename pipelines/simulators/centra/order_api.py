@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .ratelimit import retry_after_value
 from .records import ForcedFailure, PaymentRec, _utc
 from .state import CentraState
 
@@ -126,7 +127,8 @@ class OrderApi:
         return JSONResponse(answer, status_code=status)
 
     def _forced(self, status: int, retry_after: int | None) -> Response:
-        headers = {"Retry-After": str(retry_after or 0)} if status == 429 else {}
+        headers = ({"Retry-After": retry_after_value(float(retry_after or 0), self.state.retry_after_style)}
+                   if status == 429 else {})
         return JSONResponse({"status": "no", "msg": f"Simulated failure (HTTP {status})"}, status_code=status,
                             headers=headers)
 
