@@ -1,6 +1,11 @@
 """Shared plumbing of the stock sync benchmarks: a simulated estate trading live, a real Dagster
 daemon driving the sync, and the figures (latency, lost, double-applied, mismatches, rate use).
 
+`--platform commercetools` (`make_stack(..., commerce="commercetools")`): the estate's commerce platform is the
+commercetools simulator. Its figures come from the simulator too: `CommercetoolsProbe` records every inventory entry
+update the simulator applied that carries a stock-sync marker (the batch it says it carries, and when), which stands
+in for Centra's stock-change ledger; stock is each store supply channel's `quantityOnStock`.
+
 Everything runs on loopback; every process started here is stopped here (by its own pid).
 """
 
@@ -16,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +38,9 @@ from pipelines.domain.sync.stats import percentile  # noqa: E402
 from pipelines.domain.timeutil import parse_time, utc_text  # noqa: E402
 from pipelines.simulators.estate_gen import write_estate  # noqa: E402
 from pipelines.sync.batches import DESCRIPTION_PREFIX  # noqa: E402
+from pipelines.sync.commercetools_io import MARKER_FIELD  # noqa: E402
+
+PLATFORMS = ("centra", "commercetools")
 
 SAFETY_STOCK = 1
 #: The Centra mutation fields the stock sync sends (pipelines/connectors/centra/queries.py).
@@ -71,15 +80,91 @@ def scarce_estate_writer(scarce_share: float, seed: int):  # noqa: ANN201
 
 def make_stack(home: Path, *, sizes: int, stores: int, seed: int = 7, scarce_share: float = 0.0,
                **kwargs: Any) -> devstack.Stack:
+    """`devstack.Stack` (`commerce="commercetools"` among the keywords for that platform, with its probe
+    installed before anything writes)."""
     if home.exists():
         shutil.rmtree(home)
     original = devstack.write_estate
     if scarce_share > 0:
         devstack.write_estate = scarce_estate_writer(scarce_share, seed)
     try:
-        return devstack.Stack(home, sizes=sizes, stores=stores, seed=seed, **kwargs)
+        stack = devstack.Stack(home, sizes=sizes, stores=stores, seed=seed, **kwargs)
     finally:
         devstack.write_estate = original
+    if stack.commercetools is not None:
+        CommercetoolsProbe.install(stack)
+    return stack
+
+
+# ------------------------------------------------------------------ commercetools as the oracle
+
+
+class CommercetoolsProbe:
+    """Every stock-sync write the commercetools simulator applied: a wrapper around its state's inventory entry
+    create/update (the simulator's HTTP routes call them under its lock). An update counts once it is applied,
+    whatever the HTTP answer was (an injected 5xx after execution included), so a batch applied twice shows up
+    as two writes with its description in the marker. Other writers (the concurrent-writer knob, orders) do not
+    go through these methods."""
+
+    def __init__(self) -> None:
+        self.writes: list[tuple[str, datetime]] = []  # (batch description, lastModifiedAt) per applied write
+        self.answers: Counter[tuple[str, str, int]] = Counter()  # (method, resource, status) of every API answer
+
+    @classmethod
+    def install(cls, stack: devstack.Stack) -> CommercetoolsProbe:
+        probe = cls()
+        state = stack.commercetools.state  # type: ignore[union-attr]
+        update, create, record_request = state.update_inventory, state.create_inventory, state.record_request
+
+        def record(method: str, resource: str, path: str, status: int) -> None:
+            probe.answers[(method, resource, status)] += 1
+            record_request(method, resource, path, status)
+
+        def update_inventory(ident: str, body: Any) -> dict[str, Any]:
+            doc = update(ident, body)
+            actions = {a.get("action") for a in (body or {}).get("actions", []) if isinstance(a, dict)}
+            if actions & {"setCustomField", "setCustomType"}:
+                probe._record(doc)
+            return doc
+
+        def create_inventory(draft: dict[str, Any]) -> dict[str, Any]:
+            doc = create(draft)
+            probe._record(doc)
+            return doc
+
+        state.update_inventory = update_inventory
+        state.create_inventory = create_inventory
+        state.record_request = record
+        stack.commercetools_probe = probe  # type: ignore[attr-defined]
+        return probe
+
+    def _record(self, doc: dict[str, Any]) -> None:
+        marker = ((doc.get("custom") or {}).get("fields") or {}).get(MARKER_FIELD)
+        if not marker:
+            return
+        version, sep, description = marker.partition(":")  # `<version>:<description>` (commercetools_io)
+        if not (sep and version.isdigit()):
+            description = marker
+        if description.startswith(DESCRIPTION_PREFIX):
+            self.writes.append((description, parse_time(doc["lastModifiedAt"])))
+
+
+def _ct_on_stock(stack: devstack.Stack) -> dict[tuple[str, str], int]:
+    """(supply channel id, sku) -> quantityOnStock of every entry, in one read of the simulator's state (its
+    per-entry world API scans every entry)."""
+    state = stack.commercetools.state  # type: ignore[union-attr]
+    with state.lock:
+        state._settle()
+        return {(d["supplyChannel"]["id"], d["sku"]): int(d["quantityOnStock"])
+                for d in state.docs["inventory"].values() if d.get("supplyChannel")}
+
+
+def store_stock(stack: devstack.Stack, store: Any, sku: str) -> int:
+    """The store's stock in the commerce platform (Centra physical; commercetools the store channel's
+    quantityOnStock)."""
+    if stack.commercetools is not None:
+        return stack.commercetools.state.stock(store.id, sku)[0]
+    return stack.centra.state.stock_of(store.centra_warehouse_id, sku)["physical"]
 
 
 # ------------------------------------------------------------------ live POS trading
@@ -113,20 +198,33 @@ class PosTrader:
         self.rng = random.Random(self.seed)
         self.estate = self.stack.estate
         self.rules: dict[int, list[tuple[int, ...]]] = {}
-        for rule in self.estate.centra.allocation_rules:
-            for w in rule.warehouse_ids:
-                self.rules.setdefault(w, []).append(tuple(rule.warehouse_ids))
+        ct = self.estate.commercetools if self.stack.commercetools is not None else None
+        if ct is None:
+            for rule in self.estate.centra.allocation_rules:
+                for w in rule.warehouse_ids:
+                    self.rules.setdefault(w, []).append(tuple(rule.warehouse_ids))
+        else:  # a commercetools Store sells from its supply channels
+            locations = self.estate.by_location_id
+            for store in ct.stores:
+                group = tuple(locations[ct.location_of_channel[k]].centra_warehouse_id
+                              for k in store.supply_channel_keys if k in ct.location_of_channel)
+                for w in group:
+                    self.rules.setdefault(w, []).append(group)
         self.by_wid = self.estate.by_warehouse
         self._lock = threading.Lock()
 
     def online_after(self, wid: int, sku: str) -> int:
-        centra, ns = self.stack.centra.state, self.stack.newstore.state
+        ns = self.stack.newstore.state
+        ct = self.stack.commercetools.state if self.stack.commercetools is not None else None
         totals = []
         for rule in self.rules.get(wid, [(wid,)]):
             total = 0
             for w in rule:
                 loc = self.by_wid[w]
-                st = centra.stock_of(w, sku)
+                if ct is not None:  # DC: its entry's availableQuantity; a store: the POS on hand
+                    total += ct.stock(loc.id, sku)[1] if loc.kind == "dc" else ns.on_hand(loc.newstore_node_id, sku)
+                    continue
+                st = self.stack.centra.state.stock_of(w, sku)
                 total += st["fta"] if loc.kind == "dc" else ns.on_hand(loc.newstore_node_id, sku) - st["allocated"]
             totals.append(total)
         return min(totals)
@@ -233,14 +331,20 @@ def settled_movements(engine: Any) -> dict[tuple[str, str, str], tuple[str, str 
 
 def centra_batches(stack: devstack.Stack) -> tuple[dict[str, datetime], int, int]:
     """Our batches in Centra's ledger: description -> created_at, descriptions applied twice,
-    and the most mutations within any 10 s window."""
+    and the most mutations within any 10 s window. On commercetools: the probe's applied writes."""
     seen: dict[str, set[int]] = {}
     first: dict[str, datetime] = {}
-    for c in stack.centra.state.stock_changes():
-        if not c["description"].startswith(DESCRIPTION_PREFIX):
-            continue
-        seen.setdefault(c["description"], set()).add(c["stock_change_id"])
-        first[c["description"]] = min(first.get(c["description"], c["created_at"]), c["created_at"])
+    if stack.commercetools is not None:
+        probe: CommercetoolsProbe = stack.commercetools_probe  # type: ignore[attr-defined]
+        for n, (description, at) in enumerate(list(probe.writes)):
+            seen.setdefault(description, set()).add(n)
+            first[description] = min(first.get(description, at), at)
+    else:
+        for c in stack.centra.state.stock_changes():
+            if not c["description"].startswith(DESCRIPTION_PREFIX):
+                continue
+            seen.setdefault(c["description"], set()).add(c["stock_change_id"])
+            first[c["description"]] = min(first.get(c["description"], c["created_at"]), c["created_at"])
     twice = sum(1 for ids in seen.values() if len(ids) > 1)
     times = sorted(first.values())
     peak, lo = 0, 0
@@ -283,13 +387,16 @@ def latency_figures(stack: devstack.Stack, generated: list[Generated]) -> dict[s
 
 
 def mismatched(stack: devstack.Stack) -> list[tuple[str, str, int, int]]:
-    """Store (warehouse, SKU) pairs whose Centra physical stock differs from the ground truth."""
+    """Store (warehouse, SKU) pairs whose stock in the commerce platform (Centra physical, commercetools the store
+    channel's quantityOnStock) differs from the ground truth."""
     out = []
+    on_stock = _ct_on_stock(stack) if stack.commercetools is not None else None
     for store in stack.estate.stores:
-        node, wid = store.newstore_node_id, store.centra_warehouse_id
+        node = store.newstore_node_id
+        channel = stack.commercetools.state.channel_id(store.id) if on_stock is not None else None
         for sku in stack.estate.skus():
             want = max(0, stack.truth.expected_stock(node, sku, stack.estate.initial_stock[node][sku]))
-            have = stack.centra.state.stock_of(wid, sku)["physical"]
+            have = on_stock.get((channel, sku), 0) if on_stock is not None else store_stock(stack, store, sku)
             if want != have:
                 out.append((node, sku, want, have))
     return out
@@ -351,13 +458,23 @@ def instance_storage(stack: devstack.Stack, trader: PosTrader, kind: str, runs: 
 
     import dagster as dg
 
-    from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord, SyncSettings
+    from pipelines.defs.resources import (
+        CentraResource,
+        CommercetoolsResource,
+        EstateResource,
+        StoreOfRecord,
+        SyncSettings,
+    )
     from pipelines.defs.sync.jobs import stock_sync_job, stock_sync_retention_job
 
     env = stack.env()
     resources = {"store": StoreOfRecord(database_url=stack.database_url),
                  "estate": EstateResource(path=str(stack.estate_file)),
                  "centra": CentraResource(base_url=env["CENTRA_API_URL"], token=env["CENTRA_API_TOKEN"]),
+                 "commercetools": CommercetoolsResource(**({
+                     "api_url": env["COMMERCETOOLS_API_URL"], "auth_url": env["COMMERCETOOLS_AUTH_URL"],
+                     "client_id": env["COMMERCETOOLS_CLIENT_ID"], "client_secret": env["COMMERCETOOLS_CLIENT_SECRET"]}
+                     if "COMMERCETOOLS_API_URL" in env else {})),
                  "sync_settings": SyncSettings()}
     with contextlib.ExitStack() as stack_ctx:
         home = Path(stack_ctx.enter_context(tempfile.TemporaryDirectory()))

@@ -67,6 +67,7 @@ from pipelines.defs.reconciliation.assets import finance_daily_report, reconcili
 from pipelines.defs.reconciliation.restatement import RAW_EVENT_ASSETS, build_restatement_sensor  # noqa: E402
 from pipelines.defs.resources import (  # noqa: E402
     CentraResource,
+    CommercetoolsResource,
     EstateResource,
     FinanceReportFiles,
     NewStoreResource,
@@ -278,6 +279,7 @@ def main() -> None:  # noqa: PLR0915 - one benchmark, read top to bottom
                                      client_id=env["NEWSTORE_CLIENT_ID"], client_secret=env["NEWSTORE_CLIENT_SECRET"]),
         "recovery_settings": RecoverySettings(),  # the production default grace
         "centra": CentraResource(base_url=env["CENTRA_API_URL"], token=env["CENTRA_API_TOKEN"]),
+        "commercetools": CommercetoolsResource(),
         "reconciliation_settings": ReconciliationSettings(),
         "finance_reports": FinanceReportFiles(reports_dir=str(home / "reports")),
     }

@@ -26,6 +26,20 @@ world's side only: customers and stores; the product does the integration):
   is SHIPPED with the tracking and the customer e-mailed; time = shippedAt - the store's shipment.
 - endless_aisle: a store takes a home-delivery order at the till (NewStore `order.opened`). Done when Centra
   holds the order (Order API); time = Centra's order creation - the till.
+`--platform commercetools`: the estate's commerce platform is the commercetools simulator (every answer delayed
+`--rtt-ms`; `--tier` does not apply) and the flows read and write it (triggers: its Messages, pulled by
+commercetools_messages_sensor). The same scenarios through its world API: online orders are checkouts in the
+market's commercetools Store (`ReserveOnOrder`; store_return from the DC's supply channel, ship_from_store from the
+store's), shipped with a tracked Delivery; a click-and-collect order is imported (`POST /orders/import`, the
+simulator's checkout has no shipping-method choice) with shipping method "Click & Collect" and its line on the
+store's supply channel. Done, from the simulator: store_return = the order's returnInfo for that store return
+(`returnTrackingId`) has every item Refunded, time = its Refund transaction's timestamp; pickup_handover /
+store_shipment = a Delivery on the order (shipment state Shipped; for store_shipment with the store's tracking id),
+time = the Delivery's createdAt; endless_aisle = an order whose orderNumber is the till's order id, time = its
+createdAt; a ship-from-store order is re-routed when its effective supply channel (the newest `syncInfo` channel)
+left the store. Duplicates: returnInfo entries / Refund transactions beyond one per store return, Deliveries
+beyond one per handover or shipment, orders beyond one per till order.
+
 Per flow: `events` (scenarios), `completed` (a ship-from-store order re-routed by the live check counts when
 Centra's allocation left the store: `rerouted`), `exceptions` (work the flow could not do and holds as an
 exception; exceptions about work done anyway, such as a re-route, do not count), `lost` (neither done nor held
@@ -51,13 +65,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import PosTrader, dagster_daemon, emit, log, make_stack  # noqa: E402
+from _common import PLATFORMS, PosTrader, dagster_daemon, emit, log, make_stack  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from pipelines.domain.flows.ship_from_store import external_id as sfs_external_id  # noqa: E402
 from pipelines.domain.flows.ship_from_store import locations_of  # noqa: E402
 from pipelines.domain.sync.stats import percentile  # noqa: E402
 from pipelines.domain.timeutil import parse_time  # noqa: E402
+from pipelines.simulators.commercetools import CtError  # noqa: E402
 from pipelines.simulators.newstore import EmitterConfig  # noqa: E402
 from pipelines.simulators.newstore.endless_aisle import take_endless_aisle_order  # noqa: E402
 
@@ -80,17 +95,55 @@ class Scenarios:
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
         self.lock = threading.Lock()
+        self.ct = self.stack.commercetools.state if self.stack.commercetools is not None else None
+
+    def _free(self, store: Any, sku: str) -> int:
+        if self.ct is not None:
+            return self.ct.stock(store.id, sku)[1]
+        return self.stack.centra.state.stock_of(store.centra_warehouse_id, sku)["fta"]
 
     def _stocked(self, store: Any, qty: int) -> str | None:
-        centra, ns = self.stack.centra.state, self.stack.newstore.state
+        ns = self.stack.newstore.state
         skus = self.stack.estate.skus()
         for _ in range(40):
             sku = self.rng.choice(skus)
-            if centra.stock_of(store.centra_warehouse_id, sku)["fta"] >= qty and ns.atp(store.newstore_node_id, sku) >= qty:
+            if self._free(store, sku) >= qty and ns.atp(store.newstore_node_id, sku) >= qty:
                 return sku
         return None
 
+    # -- commercetools: the web shop's side through the simulator's world API ---------------------------
+
+    def _ct_checkout(self, store: Any, lines: list[tuple[str, int]], email: str,
+                     supply: str | None = None) -> dict[str, Any] | None:
+        key = self.stack.estate.commercetools.store_of_market[store.centra_market_id].key
+        try:
+            return self.ct.place_order(key, lines, email, supply_channel_key=supply)
+        except CtError:  # OutOfStock at the supply channel: no order to make
+            return None
+
+    def _ct_pickup_order(self, store: Any, sku: str) -> dict[str, Any]:
+        """A click-and-collect order, imported (the simulator's checkout has no shipping-method choice)."""
+        price = self.stack.estate.price(sku, store.centra_pricelist_id)
+        cents = round(price * 100)
+        amount = {"currencyCode": store.currency, "centAmount": cents}
+        key = self.stack.estate.commercetools.store_of_market[store.centra_market_id].key
+        order = self.ct.import_order({
+            "orderNumber": f"CC{int(time.time() * 1000)}{self.rng.randint(100, 999)}", "totalPrice": amount,
+            "customerEmail": "collector@example.com", "country": store.country, "store": {"typeId": "store", "key": key},
+            "orderState": "Open", "paymentState": "Paid", "inventoryMode": "None",
+            "shippingAddress": {"country": store.country, "email": "collector@example.com"},
+            "shippingInfo": {"shippingMethodName": PICKUP, "price": {**amount, "centAmount": 0},
+                             "shippingRate": {"price": {**amount, "centAmount": 0}}},
+            "lineItems": [{"name": {"en": sku}, "variant": {"sku": sku}, "quantity": 1, "price": {"value": amount},
+                           "supplyChannel": {"typeId": "channel", "key": store.id}}]})
+        payment = self.ct.create_payment({"amountPlanned": amount, "transactions": [
+            {"type": "Charge", "amount": amount, "state": "Success"}]})
+        return self.ct.update_order(order["id"], {"version": order["version"], "actions": [
+            {"action": "addPayment", "payment": {"typeId": "payment", "id": payment["id"]}}]})
+
     def store_return(self) -> None:
+        if self.ct is not None:
+            return self._ct_store_return()
         centra, ns, estate = self.stack.centra.state, self.stack.newstore.state, self.stack.estate
         store = self.rng.choice(estate.stores)
         skus = self.rng.sample(estate.skus(), self.rng.choice((1, 2)))
@@ -110,16 +163,39 @@ class Scenarios:
         with self.lock:
             self.returns[str(ret["id"])] = {"order": number, "at": at, "no_ref": no_ref}
 
+    def _ct_store_return(self) -> None:
+        ns, estate = self.stack.newstore.state, self.stack.estate
+        store = self.rng.choice(estate.stores)
+        skus = self.rng.sample(estate.skus(), self.rng.choice((1, 2)))
+        lines = [(s, self.rng.choice((1, 2))) for s in skus]
+        order = self._ct_checkout(store, lines, "shopper@example.com")
+        if order is None:
+            return
+        self.ct.ship_order(order["id"])
+        number = str(order["orderNumber"])
+        back = [(s, self.rng.randint(1, q)) for s, q in lines]  # partial returns included
+        items = [{"sku": s, "quantity": q, "refund_amount": round(estate.price(s, store.centra_pricelist_id) * q, 2),
+                  "item_condition": self.rng.choice(("sellable", "sellable", "damaged"))} for s, q in back]
+        no_ref = self.rng.random() < self.no_ref_share
+        at = datetime.now(UTC)
+        ret = ns.record_return(store.newstore_node_id, items, original_external_order_ref=None if no_ref else number)
+        with self.lock:
+            self.returns[str(ret["id"])] = {"order": number, "at": at, "no_ref": no_ref}
+
     def pickup(self) -> None:
         centra, estate = self.stack.centra.state, self.stack.estate
         store = self.rng.choice(estate.stores)
         sku = self._stocked(store, 1)
         if sku is None:
             return
-        order = centra.place_order(store.centra_market_id, [(sku, 1)], email="collector@example.com",
-                                   allocate_from=(store.centra_warehouse_id,), shipping_option=PICKUP)
+        if self.ct is not None:
+            number: int | str = str(self._ct_pickup_order(store, sku)["orderNumber"])
+        else:
+            order = centra.place_order(store.centra_market_id, [(sku, 1)], email="collector@example.com",
+                                       allocate_from=(store.centra_warehouse_id,), shipping_option=PICKUP)
+            number = int(order["number"])
         with self.lock:
-            self.pickups[int(order["number"])] = {"at": datetime.now(UTC), "store": store, "handed_at": None}
+            self.pickups[number] = {"at": datetime.now(UTC), "store": store, "handed_at": None}
 
     def ship_from_store(self) -> None:
         centra, estate = self.stack.centra.state, self.stack.estate
@@ -127,10 +203,17 @@ class Scenarios:
         sku = self._stocked(store, 1)
         if sku is None:
             return
-        order = centra.place_order(store.centra_market_id, [(sku, 1)], email="delivery@example.com",
-                                   allocate_from=(store.centra_warehouse_id,), shipping_option="Standard")
+        if self.ct is not None:
+            placed = self._ct_checkout(store, [(sku, 1)], "delivery@example.com", supply=store.id)
+            if placed is None:
+                return
+            number: int | str = str(placed["orderNumber"])
+        else:
+            order = centra.place_order(store.centra_market_id, [(sku, 1)], email="delivery@example.com",
+                                       allocate_from=(store.centra_warehouse_id,), shipping_option="Standard")
+            number = int(order["number"])
         with self.lock:
-            self.deliveries[int(order["number"])] = {"at": datetime.now(UTC), "store": store, "shipped_at": None}
+            self.deliveries[number] = {"at": datetime.now(UTC), "store": store, "shipped_at": None}
 
     def endless_aisle(self) -> None:
         estate, ns = self.stack.estate, self.stack.newstore.state
@@ -210,6 +293,8 @@ def exceptions_by_flow(stack: Any) -> Counter:
 
 
 def figures(s: Scenarios) -> dict[str, Any]:
+    if s.ct is not None:
+        return ct_figures(s)
     centra, ns = s.stack.centra.state, s.stack.newstore.state
     exc = exceptions_by_flow(s.stack)
     out: dict[str, Any] = {}
@@ -225,14 +310,7 @@ def figures(s: Scenarios) -> dict[str, Any]:
     out["store_return"] = _row(len(s.returns), done, exc.get("store_return", 0), dup, lags, expected_exc)
     lags_i, lags_h, injected, shipped, dup_i, dup_h = [], [], 0, 0, 0, 0
     for number, p in s.pickups.items():
-        oid = ns.order_id_of(str(number))
-        if oid is not None:
-            injected += 1
-            frs = ns.fulfillment_requests(oid)["fulfillment_requests"]
-            dup_i += max(0, sum(len(fr["items"]) for fr in frs) - 1)
-            created = ns.get_order(oid, "internal").get("created_at") or ns.get_order(oid, "internal").get("placed_at")
-            if created:
-                lags_i.append((parse_time(created) - p["at"]).total_seconds())
+        injected, dup_i = _count_pickup_injection(ns, str(number), p["at"], lags_i, injected, dup_i)
         order = centra.orders[number]
         ships = [x for x in centra.shipments.values() if x.order_number == number]
         dup_h += max(0, sum(ln.quantity for x in ships for ln in x.lines) - sum(ln.ordered for ln in order.lines))
@@ -252,6 +330,20 @@ def figures(s: Scenarios) -> dict[str, Any]:
             lags_a.append((min(o.created_at for o in made) - a["at"]).total_seconds())
     out["endless_aisle"] = _row(len(s.aisle), created, exc.get("endless_aisle", 0), dup_a, lags_a, 0)
     return out
+
+
+def _count_pickup_injection(ns: Any, external_id: str, at: datetime, lags: list[float], injected: int,
+                            dup: int) -> tuple[int, int]:
+    """A pickup handed to NewStore under `external_id`: counted, its units injected more than once, its lag."""
+    oid = ns.order_id_of(external_id)
+    if oid is None:
+        return injected, dup
+    frs = ns.fulfillment_requests(oid)["fulfillment_requests"]
+    got = ns.get_order(oid, "internal")
+    created = got.get("created_at") or got.get("placed_at")
+    if created:
+        lags.append((parse_time(created) - at).total_seconds())
+    return injected + 1, dup + max(0, sum(len(fr["items"]) for fr in frs) - 1)
 
 
 def _sfs_figures(s: Scenarios, exc: Counter) -> dict[str, Any]:
@@ -283,6 +375,81 @@ def _sfs_figures(s: Scenarios, exc: Counter) -> dict[str, Any]:
             "store_shipment": _row(store_shipped, shipped, 0, dup_s, lags_s, 0)}
 
 
+def ct_figures(s: Scenarios) -> dict[str, Any]:
+    """`figures` read from the commercetools simulator (see the module docstring)."""
+    ct, ns = s.ct, s.stack.newstore.state
+    exc = exceptions_by_flow(s.stack)
+    orders = {str(o.get("orderNumber")): o for o in ct.all("orders") if o.get("orderNumber")}
+    payments = {p["id"]: p for p in ct.all("payments")}
+    out: dict[str, Any] = {}
+    lags, done, dup = [], 0, 0
+    for rid, r in s.returns.items():
+        order = orders.get(r["order"]) or {}
+        infos = [i for i in order.get("returnInfo", []) if i.get("returnTrackingId") == rid]
+        refunds = [t for ref in (order.get("paymentInfo") or {}).get("payments", [])
+                   for t in payments.get(ref["id"], {}).get("transactions", [])
+                   if t["type"] == "Refund" and t.get("interactionId") == rid and t["state"] == "Success"]
+        dup += max(0, len(infos) - 1) + max(0, len(refunds) - 1)
+        if infos and refunds and all(i["paymentState"] == "Refunded" for info in infos for i in info["items"]):
+            done += 1
+            lags.append((min(parse_time(t["timestamp"]) for t in refunds) - r["at"]).total_seconds())
+    expected_exc = sum(1 for r in s.returns.values() if r["no_ref"])
+    out["store_return"] = _row(len(s.returns), done, exc.get("store_return", 0), dup, lags, expected_exc)
+
+    def deliveries(order: dict[str, Any]) -> list[dict[str, Any]]:
+        return list((order.get("shippingInfo") or {}).get("deliveries", []))
+
+    lags_i, lags_h, injected, shipped, dup_i, dup_h = [], [], 0, 0, 0, 0
+    for number, p in s.pickups.items():
+        injected, dup_i = _count_pickup_injection(ns, str(number), p["at"], lags_i, injected, dup_i)
+        order = orders[str(number)]
+        ships = deliveries(order)
+        dup_h += max(0, len(ships) - 1)
+        if p["handed_at"] is not None and ships and order.get("shipmentState") in ("Shipped", "Delivered"):
+            shipped += 1
+            lags_h.append((max(parse_time(d["createdAt"]) for d in ships) - p["handed_at"]).total_seconds())
+    handed = sum(1 for p in s.pickups.values() if p["handed_at"] is not None)
+    out["pickup_order"] = _row(len(s.pickups), injected, exc.get("pickup_order", 0), dup_i, lags_i, 0)
+    out["pickup_handover"] = _row(handed, shipped, exc.get("pickup_handover", 0), dup_h, lags_h, 0)
+
+    channel_key = {c["id"]: c.get("key") for c in ct.all("channels")}
+    lags_i, lags_s, injected, rerouted, shipped, dup_i, dup_s = [], [], 0, 0, 0, 0, 0
+    for number, d in s.deliveries.items():
+        oid = ns.order_id_of(sfs_external_id(str(number), locations_of([d["store"]])[0]))
+        order = orders[str(number)]
+        moved = [channel_key.get(i["channel"]["id"]) for i in order.get("syncInfo", []) if not i.get("externalId")]
+        if oid is None and moved and moved[-1] != d["store"].id:
+            rerouted += 1  # the live check failed: the order left the store
+        elif oid is not None:
+            injected += 1
+            got = ns.get_order(oid, "internal")
+            created = got.get("created_at") or got.get("placed_at")
+            if created:
+                lags_i.append((parse_time(created) - d["at"]).total_seconds())
+        ships = deliveries(order)
+        dup_s += max(0, len(ships) - 1)
+        tracked = [x for x in ships for parcel in x.get("parcels", [])
+                   if (parcel.get("trackingData") or {}).get("trackingId") == f"PN{number}"]
+        if d["shipped_at"] is not None and order.get("shipmentState") in ("Shipped", "Delivered") and tracked:
+            shipped += 1
+            lags_s.append((max(parse_time(x["createdAt"]) for x in tracked) - d["shipped_at"]).total_seconds())
+    store_shipped = sum(1 for d in s.deliveries.values() if d["shipped_at"] is not None)
+    row = _row(len(s.deliveries), injected + rerouted, exc.get("ship_from_store", 0), dup_i, lags_i, 0)
+    row["rerouted"] = rerouted
+    out["ship_from_store"] = row
+    out["store_shipment"] = _row(store_shipped, shipped, 0, dup_s, lags_s, 0)
+
+    lags_a, created, dup_a = [], 0, 0
+    for oid, a in s.aisle.items():
+        made = [o for o in orders.values() if str(o.get("orderNumber")) == oid]
+        dup_a += max(0, len(made) - 1)
+        if made:
+            created += 1
+            lags_a.append((min(parse_time(o["createdAt"]) for o in made) - a["at"]).total_seconds())
+    out["endless_aisle"] = _row(len(s.aisle), created, exc.get("endless_aisle", 0), dup_a, lags_a, 0)
+    return out
+
+
 def _row(events: int, completed: int, exceptions: int, duplicated: int, lags: list[float],
          expected_exceptions: int) -> dict[str, Any]:
     return {"events": events, "completed": completed, "exceptions": exceptions,
@@ -308,22 +475,27 @@ def main() -> None:
     ap.add_argument("--tier", default="growth", choices=[t.lower() for t in TIERS])
     ap.add_argument("--rtt-ms", type=float, default=300.0)
     ap.add_argument("--settle", type=float, default=240.0, help="seconds to wait for the last flows")
+    ap.add_argument("--platform", choices=PLATFORMS, default="centra", help="the estate's commerce platform")
     args = ap.parse_args()
     stores = args.stores or (4 if args.quick else 10)
     rate = args.rate or (0.5 if args.quick else 0.1)
     stock_rate = args.stock_rate or (1.0 if args.quick else 2.0)
     seconds = args.seconds or (30.0 if args.quick else 300.0)
     home = Path(tempfile.mkdtemp(prefix="bench-flows-"))
-    tier = args.tier.upper()
+    ct = args.platform == "commercetools"
+    tier = "n/a" if ct else args.tier.upper()
     log(f"estate: {stores} stores; {rate}/s scenarios, {stock_rate}/s POS stock events for {seconds:g}s; "
-        f"Centra {tier}, {args.rtt_ms:g} ms; home {home}")
+        f"{args.platform} {tier}, {args.rtt_ms:g} ms; home {home}")
+    delay = {"response_delay_s": args.rtt_ms / 1000}
+    platform_options: dict[str, Any] = ({"commerce": "commercetools", "commercetools_options": delay} if ct else
+                                        {"centra_options": {"tier": tier, **delay}})
     stack = make_stack(home / "stack", sizes=300, stores=stores, seed=5,
                        emitter_config=EmitterConfig(backoff_initial=0.01, duplicate_rate=0.2, redelivery_rate=0.1,
-                                                    redelivery_shift_s=30, shuffle_window=4),
-                       centra_options={"tier": tier, "response_delay_s": args.rtt_ms / 1000})
+                                                    redelivery_shift_s=30, shuffle_window=4), **platform_options)
     stack.centra.webhooks.duplicate_rate = 0.2  # Centra's webhook plugin sends a fifth of its batches twice
     result: dict[str, Any] = {"stores": stores, "rate_per_s": rate, "stock_rate_per_s": stock_rate,
-                              "seconds": seconds, "tier": tier, "rtt_ms": args.rtt_ms}
+                              "seconds": seconds, "tier": tier, "rtt_ms": args.rtt_ms,
+                              **({"platform": "commercetools"} if ct else {})}
     with stack:
         scen = Scenarios(stack)
         stop = threading.Event()

@@ -4,6 +4,7 @@
     python bench/stock_sync_latency.py --quick    # 10 stores, 5 events/s for 40 s (a few minutes in all)
     python bench/stock_sync_latency.py --hourly-drained   # the steady state of a long peak (hourly quota used up)
     python bench/stock_sync_latency.py --tier enterprise --rtt-ms 600 --window 300
+    python bench/stock_sync_latency.py --platform commercetools --stores 50 --rate 1   # the design load on commercetools
 
 Centra is simulated at `--tier` (growth, the default; enhanced, high_volume, enterprise: its rate
 limits) with every GraphQL response delayed by `--rtt-ms` (default 300 ms; real round trips to
@@ -29,6 +30,14 @@ MUTATION_COUNT quota x window_s / 3600). From the daemon's instance: `sync_runs`
 `sensor_ticks` in the window, and both scaled to an hour (`sync_runs_per_hour`, `sensor_ticks_per_hour`);
 a run started before the window and still alive in it is not counted.
 
+`--platform commercetools`: the estate's commerce platform is the commercetools simulator (every answer delayed
+`--rtt-ms`; `--tier`, `--hourly-drained` do not apply: commercetools publishes no request quota). The same JSON:
+a movement's time in commercetools is the `lastModifiedAt` of the inventory entry update that carried its batch
+(`_common.CommercetoolsProbe`, from the simulator); `centra_mutations` and `centra_stock_changes` are then the
+sync's applied inventory entry writes, `mutation_quota_per_hour` the request budget the sync keeps to
+(COMMERCETOOLS_REQUESTS_PER_S x 3600) and `quota_share` the writes' share of it; `http_409` counts the simulator's
+409 answers to inventory updates (`http_429`: the sync's own rate-limited count, as on Centra).
+
 Also measured: the bytes one sync run adds to the Dagster instance (daemon-launched runs on SQLite,
 and in-process runs on SQLite and PostgreSQL, with what the retention job leaves). The last stdout
 line is one JSON object.
@@ -47,6 +56,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    PLATFORMS,
     SYNC_MUTATIONS,
     PosTrader,
     dagster_daemon,
@@ -96,7 +106,11 @@ def rate_limited(stack) -> int:  # noqa: ANN001
 
 def centra_mutation_use(stack) -> tuple[int, int]:  # noqa: ANN001
     """(MUTATION_COUNT tokens Centra's limiter charged for the sync's mutation fields so far, the sync's
-    entries in Centra's stock ledger so far), both read from the simulator."""
+    entries in Centra's stock ledger so far), both read from the simulator. commercetools: the sync's applied
+    inventory entry writes (twice)."""
+    if stack.commercetools is not None:
+        writes = len(stack.commercetools_probe.writes)
+        return writes, writes
     charged = stack.centra.app.state.graphql.mutations_charged
     ledger = len({c["stock_change_id"] for c in stack.centra.state.stock_changes()  # one row per line
                   if c["description"].startswith(DESCRIPTION_PREFIX)})
@@ -104,7 +118,13 @@ def centra_mutation_use(stack) -> tuple[int, int]:  # noqa: ANN001
 
 
 def hourly_mutation_quota(stack) -> int:  # noqa: ANN001
-    """The ONE_HOUR MUTATION_COUNT quota Centra's limiter runs with now (tier x multiplier, overrides)."""
+    """The ONE_HOUR MUTATION_COUNT quota Centra's limiter runs with now (tier x multiplier, overrides).
+    commercetools: the request budget the sync keeps to, per hour."""
+    if stack.commercetools is not None:
+        from pipelines.defs.resources import CommercetoolsResource
+        from pipelines.settings import commercetools
+
+        return int(CommercetoolsResource(**commercetools()).requests_per_s * 3600)
     return next(int(r["quota"]) for r in stack.centra.state.rate_limiter.snapshot()
                 if r["type"] == MUTATION_COUNT and r["interval_seconds"] == "ONE_HOUR")
 
@@ -139,6 +159,7 @@ def main() -> None:
     ap.add_argument("--window", type=float, default=900.0,
                     help="PIPELINES_SYNC_RUN_WINDOW_S: seconds a sync run lives before its successor takes over")
     ap.add_argument("--storage-runs", type=int, default=20, help="runs for the in-process storage measurement")
+    ap.add_argument("--platform", choices=PLATFORMS, default="centra", help="the estate's commerce platform")
     ap.add_argument("--hourly-drained", action="store_true",
                     help="start trading with Centra's hourly mutation quota used up (the steady state after "
                          "~20 min of peak): only the hourly refill is left")
@@ -151,17 +172,26 @@ def main() -> None:
 
     home = Path(tempfile.mkdtemp(prefix="bench-sync-"))
     log(f"estate: {stores} stores x {sizes} sizes; {rate}/s for {seconds}s; home {home}")
-    tier = args.tier.upper()
-    log(f"Centra: tier {tier}, round trip {args.rtt_ms:g} ms; sync run window {args.window:g} s")
-    # The tier is the simulator's configured one (a constructor option, not a later switch), so it is
-    # also what Stack.history restores after its temporary ENTERPRISE limits.
+    ct = args.platform == "commercetools"
+    if ct and args.hourly_drained:
+        raise SystemExit("--hourly-drained is Centra's hourly mutation quota; commercetools has none")
+    tier = "n/a" if ct else args.tier.upper()
+    if ct:
+        log(f"commercetools: round trip {args.rtt_ms:g} ms; sync run window {args.window:g} s")
+        platform_options: dict = {"commerce": "commercetools",
+                                  "commercetools_options": {"response_delay_s": args.rtt_ms / 1000}}
+    else:
+        log(f"Centra: tier {tier}, round trip {args.rtt_ms:g} ms; sync run window {args.window:g} s")
+        # The tier is the simulator's configured one (a constructor option, not a later switch), so it is
+        # also what Stack.history restores after its temporary ENTERPRISE limits.
+        platform_options = {"centra_options": {"tier": tier, "response_delay_s": args.rtt_ms / 1000}}
     stack = make_stack(home / "stack", sizes=sizes, stores=stores, scarce_share=args.scarce,
-                       emitter_config=EmitterConfig(backoff_initial=0.01),
-                       centra_options={"tier": tier, "response_delay_s": args.rtt_ms / 1000})
-    if stack.centra.state.rate_limiter.tier != tier:
+                       emitter_config=EmitterConfig(backoff_initial=0.01), **platform_options)
+    if not ct and stack.centra.state.rate_limiter.tier != tier:
         raise SystemExit(f"the Centra simulator runs at {stack.centra.state.rate_limiter.tier}, not {tier}")
     result: dict = {"stores": stores, "rate_per_s": rate, "seconds": seconds, "sizes": sizes, "tier": tier,
-                    "rtt_ms": args.rtt_ms, "run_window_s": args.window}
+                    "rtt_ms": args.rtt_ms, "run_window_s": args.window,
+                    **({"platform": "commercetools"} if ct else {})}
     with stack:
         trader = PosTrader(stack, rate)
         env = {"PIPELINES_SYNC_RUN_WINDOW_S": str(args.window), "PIPELINES_SYNC_SAFETY_STOCK": "1"}
@@ -197,6 +227,8 @@ def main() -> None:
         result["settle_after_trading_s"] = round(waited, 1)
         result["mismatched_skus"] = len(mismatched(stack))
         result["http_429"] = rate_limited(stack)
+        if ct:
+            result["http_409"] = stack.commercetools_probe.answers[("POST", "inventory", 409)]
         per_hour = 3600 / window_s
         quota = hourly_mutation_quota(stack)
         result["window_s"] = round(window_s, 1)

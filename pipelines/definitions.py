@@ -8,6 +8,7 @@ import dagster as dg
 import pipelines.dagster_warnings  # noqa: F401  (first: the allow-list of beta/preview features in use)
 from pipelines.dagster_lib.partitions import BUSINESS_TIMEZONE, yesterday
 from pipelines.defs import catalog as catalog_defs
+from pipelines.defs import customers as customer_defs
 from pipelines.defs import resources as res
 from pipelines.defs.automation import default_automation_condition_sensor
 from pipelines.defs.commerce.assets import (
@@ -32,7 +33,16 @@ from pipelines.defs.pos.stream_health import StreamHealthSettings, stream_health
 from pipelines.defs.raw_checks import raw_checks
 from pipelines.defs.reconciliation import reconciliation_definitions
 from pipelines.defs.sync import sync_definitions
-from pipelines.settings import order_flows, reconciliation, recovery, settings, stream_health, sync
+from pipelines.settings import (
+    commercetools,
+    commercetools_credentials_set,
+    order_flows,
+    reconciliation,
+    recovery,
+    settings,
+    stream_health,
+    sync,
+)
 
 daily_assets = [pos_sale_lines, pos_stock_movements, pos_pickups, pos_catalog, centra_orders, centra_returns, centra_stock_changes]
 snapshot_assets = [pos_stock_snapshot, centra_stock_snapshot, centra_catalog]
@@ -89,6 +99,9 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "store": res.StoreOfRecord(database_url=s.database_url),
         "estate": res.EstateResource(path=str(s.estate_file)),
         "centra": res.CentraResource(base_url=s.centra_api_url, token=dg.EnvVar("CENTRA_API_TOKEN")),
+        "commercetools": res.CommercetoolsResource(**commercetools(), **(
+            {"client_id": dg.EnvVar("COMMERCETOOLS_CLIENT_ID"), "client_secret": dg.EnvVar("COMMERCETOOLS_CLIENT_SECRET")}
+            if commercetools_credentials_set() else {})),
         "newstore": res.NewStoreResource(base_url=s.newstore_api_url, tenant=s.newstore_tenant,
                                          client_id=dg.EnvVar("NEWSTORE_CLIENT_ID"),
                                          client_secret=dg.EnvVar("NEWSTORE_CLIENT_SECRET"),
@@ -112,6 +125,7 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
         recovery_definitions(),
         flow_definitions(),
         dg.Definitions(assets=catalog_defs.assets, jobs=catalog_defs.jobs, schedules=catalog_defs.schedules),
+        dg.Definitions(assets=customer_defs.assets, jobs=customer_defs.jobs, schedules=customer_defs.schedules),
         stream_health_definitions(),
         reconciliation_definitions(),
         dg.Definitions(assets=[exceptions], sensors=[open_exceptions_sensor, default_automation_condition_sensor]),

@@ -5,6 +5,9 @@ stream and webhooks to it), the trading generator (a few days of history, then l
 Dagster (`dagster dev`: webserver + daemon) on the embedded defaults, then prints the UI address.
 Everything lives under PIPELINES_HOME/devstack (default ./data/devstack) and starts fresh each time:
 the simulated platforms keep their world in memory.
+
+`--commerce commercetools` runs the estate on commercetools: its simulator starts too (on
+--commercetools-port), the world trades online through it and the stock sync writes to it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,35 +34,51 @@ import httpx
 
 from pipelines import dagster_warnings, logging_setup
 from pipelines.connectors.centra import CentraClient
+from pipelines.connectors.commercetools import CommercetoolsClient
 from pipelines.connectors.newstore import NewStoreClient
 from pipelines.domain.timeutil import business_date, day_window_utc
 from pipelines.estate import load_estate
 from pipelines.intake.app import IntakeConfig, create_intake_app
 from pipelines.simulators.centra import CentraSimulator
+from pipelines.simulators.commercetools import CommercetoolsSimulator
 from pipelines.simulators.estate_gen import write_estate
 from pipelines.simulators.ground_truth import GroundTruth
 from pipelines.simulators.newstore import EmitterConfig, NewStoreSimulator
 from pipelines.simulators.serving import BackgroundServer
-from pipelines.simulators.trading import TradingConfig, TradingGenerator
+from pipelines.simulators.trading import CentraTrading, CommercetoolsTrading, TradingConfig, TradingGenerator
 from pipelines.store import make_engine, migrate
 from pipelines.sync import StockSync, SyncConfig
+from pipelines.sync.centra_io import CentraStockTarget
+from pipelines.sync.commercetools_io import CommercetoolsStockTarget
 from pipelines.sync.queue import work_state
+from pipelines.sync.target import StockTarget
 
 REPO = Path(__file__).resolve().parents[1]
+COMMERCE_PLATFORMS = ("centra", "commercetools")
 log = logging.getLogger("pipelines.devstack")
 
 
 class Stack:
-    """The simulated estate and intake, running in this process (used by the CLI, tests and benchmarks)."""
+    """The simulated estate and intake, running in this process (used by the CLI, tests and benchmarks).
+
+    `commerce` is the estate's commerce platform ("centra" or "commercetools"): the estate file is generated with
+    it, the world trades online through that platform's simulator, and the stock sync writes to it. The Centra
+    simulator starts either way (the intake and older tests expect it); with commercetools nothing writes to it.
+    """
 
     def __init__(self, home: Path, *, sizes: int = 2000, stores: int = 12, seed: int = 7,
                  centra_port: int | None = None, newstore_port: int | None = None, intake_port: int | None = None,
                  trading: TradingConfig | None = None, database_url: str | None = None,
                  emitter_config: EmitterConfig | None = None, centra_options: dict | None = None,
-                 newstore_options: dict | None = None):
+                 newstore_options: dict | None = None, commerce: str = "centra",
+                 commercetools_port: int | None = None, commercetools_options: dict | None = None):
+        if commerce not in COMMERCE_PLATFORMS:
+            raise ValueError(f"unknown commerce platform {commerce!r}; one of {', '.join(COMMERCE_PLATFORMS)}")
         self.home = home
+        self.commerce = commerce
         home.mkdir(parents=True, exist_ok=True)
-        self.estate_file = write_estate(home / "estate.json", sizes=sizes, stores=stores, seed=seed)
+        self.estate_file = write_estate(home / "estate.json", sizes=sizes, stores=stores, seed=seed,
+                                        **({"commerce": commerce} if commerce != "centra" else {}))
         self.estate = load_estate(self.estate_file)
         self.database_url = database_url or f"sqlite:///{home / 'pipelines.sqlite'}"
         self.engine = make_engine(self.database_url)
@@ -71,6 +91,9 @@ class Stack:
             "NEWSTORE_EVENTSTREAM_API_KEY": secrets.token_urlsafe(24),
             "CENTRA_ORDER_API_KEY": secrets.token_urlsafe(24),
         }
+        if commerce == "commercetools":
+            self.secrets |= {"COMMERCETOOLS_CLIENT_ID": "pipelines",
+                             "COMMERCETOOLS_CLIENT_SECRET": secrets.token_urlsafe(24)}
         self.tenant = "nordlys-sandbox"
         self.intake = BackgroundServer(create_intake_app(self.engine, IntakeConfig(
             newstore_api_key=self.secrets["NEWSTORE_EVENTSTREAM_API_KEY"],
@@ -87,9 +110,20 @@ class Stack:
             emitter_config=emitter_config, **(newstore_options or {}))
         self.centra_server = BackgroundServer(self.centra.app, port=centra_port)
         self.newstore_server = BackgroundServer(self.newstore.app, port=newstore_port)
+        self.commercetools: CommercetoolsSimulator | None = None
+        self.commercetools_server: BackgroundServer | None = None
+        if commerce == "commercetools":
+            project = self.estate.commercetools.project_key  # type: ignore[union-attr]  # always generated
+            self.commercetools = CommercetoolsSimulator(
+                self.estate, seed=seed, clients={self.secrets["COMMERCETOOLS_CLIENT_ID"]: (
+                    self.secrets["COMMERCETOOLS_CLIENT_SECRET"], (f"manage_project:{project}",))},
+                **(commercetools_options or {}))
+            self.commercetools_server = BackgroundServer(self.commercetools.app, port=commercetools_port)
         self.truth = GroundTruth(home / "ground_truth.sqlite", self.estate.business_timezone)
+        commerce_world = (CommercetoolsTrading(self.commercetools.state, self.estate)
+                          if self.commercetools is not None else CentraTrading(self.centra.state))
         self.trader = TradingGenerator(self.estate, self.centra.state, self.newstore.state, self.truth,
-                                       trading or TradingConfig())
+                                       trading or TradingConfig(), commerce=commerce_world)
         self._stop = threading.Event()
         self._live: threading.Thread | None = None
 
@@ -97,6 +131,8 @@ class Stack:
         self.intake.start()
         self.centra_server.start()
         self.newstore_server.start()
+        if self.commercetools_server is not None:
+            self.commercetools_server.start()
         self.newstore.start()
         if self.centra.webhooks is not None:
             self.centra.webhooks.start()
@@ -113,6 +149,15 @@ class Stack:
     def centra_client(self) -> CentraClient:
         return CentraClient(self.centra_server.url, self.secrets["CENTRA_API_TOKEN"])
 
+    def commercetools_client(self, **kwargs: object) -> CommercetoolsClient:
+        """A client of the commercetools simulator (the API host is also the auth host); `commerce="commercetools"`
+        only."""
+        if self.commercetools_server is None or self.commercetools is None:
+            raise RuntimeError("this stack runs Centra as its commerce platform (Stack(commerce='commercetools'))")
+        url = self.commercetools_server.url
+        return CommercetoolsClient(url, url, self.commercetools.project_key, self.secrets["COMMERCETOOLS_CLIENT_ID"],
+                                   self.secrets["COMMERCETOOLS_CLIENT_SECRET"], **kwargs)  # type: ignore[arg-type]
+
     def env(self) -> dict[str, str]:
         """Environment for Dagster processes: where the platforms are, and their (simulated) credentials."""
         return {
@@ -125,6 +170,8 @@ class Stack:
             "NEWSTORE_TENANT": self.tenant,
             "PIPELINES_FLOW_CENTRA_ORDER_API_URL": f"{self.centra_server.url}/order-api",
             "PIPELINES_FLOW_CENTRA_EVENTS": "1",
+            **({"COMMERCETOOLS_API_URL": self.commercetools_server.url,
+                "COMMERCETOOLS_AUTH_URL": self.commercetools_server.url} if self.commercetools_server else {}),
             **self.secrets,
         }
 
@@ -153,6 +200,9 @@ class Stack:
         POS movement, on the same business day, and the Dagster sync started later continues from the
         inbox cursor with nothing left to apply. `progress(message, fraction)` is called per simulated
         hour. Returns the trading counters plus the sync's (`synced_movements`, `sync_mutations`).
+
+        With commercetools as the estate's platform the sync writes to its simulator instead (whose clock is set
+        the same way), at `HISTORY_CT_REQUESTS_PER_S`.
         """
         end = datetime.now(UTC)
         start = end - timedelta(days=days)
@@ -167,6 +217,10 @@ class Stack:
         # 32-bit quotas `rateLimits` reports); afterwards the configured tier is restored, with full
         # buckets, as the Dagster sync will find them.
         state.set_rate_limits(tier="ENTERPRISE", multiplier=4, overrides={})
+        # commercetools publishes no request limit (the sync keeps to a configured budget): history sends at
+        # HISTORY_CT_REQUESTS_PER_S, the Dagster sync later at COMMERCETOOLS_REQUESTS_PER_S.
+        ct_state = self.commercetools.state if self.commercetools is not None else None
+        ct_clock = ct_state.clock if ct_state is not None else None
         # The same settings as the Dagster sync, without the waits meant for a live inbox: every event of
         # a step has been delivered (committed) before the sync reads it.
         config = replace(SyncConfig.from_env(), settle_s=0.0, poll_s=0.0)
@@ -174,15 +228,17 @@ class Stack:
         tz = self.estate.business_timezone
         hour, t = None, start
         try:
-            with CentraClient(self.centra_server.url, self.secrets["CENTRA_API_TOKEN"], max_attempts=1) as client:
-                sync = StockSync(self.engine, self.estate, client, config)
+            with self._history_target() as target:
+                sync = StockSync(self.engine, self.estate, target, config)
                 while t < end:
                     # Steps on a grid (00:00, 00:15, ... UTC), cut at business-day boundaries.
                     grid = t + self.HISTORY_STEP - (t - datetime(2000, 1, 1, tzinfo=UTC)) % self.HISTORY_STEP
                     step_end = min(grid, day_window_utc(business_date(t, tz), tz)[1], end)
-                    # Whatever Centra stamps itself in this step (the trader sets each job's own time,
-                    # the sync's stock changes take this one) falls on the step's business day.
+                    # Whatever the commerce platform stamps itself in this step (the trader sets each job's own
+                    # time, the sync's stock changes take this one) falls on the step's business day.
                     state.clock = lambda at=step_end - timedelta(milliseconds=1): at
+                    if ct_state is not None:
+                        ct_state.clock = lambda at=step_end - timedelta(milliseconds=1): at
                     self.trader.simulate(t, step_end)
                     if not self.newstore.flush(300):
                         log.warning("history: events of the step to %s still undelivered after 300 s", step_end)
@@ -195,10 +251,25 @@ class Stack:
         finally:
             state.clock = real_clock
             state.set_rate_limits(**configured)
+            if ct_state is not None:
+                ct_state.clock = ct_clock  # type: ignore[assignment]
         self.flush()  # Centra's webhooks (nothing in the sync waits for them)
         if progress is not None:
             progress(f"history: {days:g} day(s) traded, {totals['synced_movements']} stock movements synced", 1.0)
         return {**self.trader.stats, **totals}
+
+    #: The request budget of the history's commercetools sync (the simulator has no limit; see `history`).
+    HISTORY_CT_REQUESTS_PER_S = 500.0
+
+    @contextmanager
+    def _history_target(self) -> Iterator[StockTarget]:
+        """The stock sync's target while history runs: the estate's commerce platform, one attempt per request."""
+        if self.commercetools is not None:
+            with self.commercetools_client(max_attempts=1) as client:
+                yield CommercetoolsStockTarget(client, self.estate, requests_per_s=self.HISTORY_CT_REQUESTS_PER_S)
+            return
+        with CentraClient(self.centra_server.url, self.secrets["CENTRA_API_TOKEN"], max_attempts=1) as client:
+            yield CentraStockTarget(client, self.estate)
 
     def _sync_history_step(self, sync: StockSync, totals: dict[str, int], max_runs: int = 50) -> None:
         """Run the stock sync (one pass per run) until nothing is waiting; records each run as `history`."""
@@ -224,8 +295,9 @@ class Stack:
         self.newstore.stop()
         if self.centra.webhooks is not None:
             self.centra.webhooks.stop()
-        for srv in (self.newstore_server, self.centra_server, self.intake):
-            srv.stop()
+        for srv in (self.newstore_server, self.centra_server, self.commercetools_server, self.intake):
+            if srv is not None:
+                srv.stop()
         self.truth.close()
         self.engine.dispose()
 
@@ -262,6 +334,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--centra-port", type=int, default=8081, help="Centra simulator port")
     ap.add_argument("--newstore-port", type=int, default=8082, help="NewStore simulator port")
     ap.add_argument("--intake-port", type=int, default=8090, help="intake service port")
+    ap.add_argument("--commerce", choices=COMMERCE_PLATFORMS, default="centra",
+                    help="the estate's commerce platform: the world trades online through it and the stock sync "
+                         "writes to it (commercetools: its simulator on --commercetools-port)")
+    ap.add_argument("--commercetools-port", type=int, default=8083, help="commercetools simulator port")
     ap.add_argument("--no-dagster", action="store_true", help="run only the simulated estate and the intake")
     ap.add_argument("--dagster-console-level", default="warning", choices=["debug", "info", "warning", "error"],
                     help="lowest level of Dagster's own output (webserver, daemon, runs) shown on the console")
@@ -300,8 +376,12 @@ def main(argv: list[str] | None = None) -> None:
     steps = 3 if args.no_dagster else 4
     _say(f"start [1/{steps}] simulated platforms and intake (full log: {log_file})")
     stack = Stack(home, sizes=args.sizes, stores=args.stores, seed=args.seed, centra_port=args.centra_port,
-                  newstore_port=args.newstore_port, intake_port=args.intake_port).start()
+                  newstore_port=args.newstore_port, intake_port=args.intake_port, commerce=args.commerce,
+                  commercetools_port=args.commercetools_port).start()
     _say(f"  Centra simulator   {stack.centra_server.url}/graphql")
+    if stack.commercetools_server is not None:
+        _say(f"  commercetools sim. {stack.commercetools_server.url}/{stack.estate.commercetools.project_key}"  # type: ignore[union-attr]
+             " (the commerce platform)")
     _say(f"  NewStore simulator {stack.newstore_server.url}")
     _say(f"  Intake service     {stack.intake.url}")
     _say(f"start [2/{steps}] simulating {args.history_days} day(s) of trading across "

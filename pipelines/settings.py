@@ -178,6 +178,19 @@ def sync() -> dict[str, Any]:
     ) | ({"batch_delay_s": batch_delay or None} if batch_delay is not None else {})
 
 
+def commercetools() -> dict[str, Any]:
+    """`CommercetoolsResource` fields the environment sets (the estate's `commerce_platform` decides whether they are
+    used). The client id and secret are secrets: `pipelines/definitions.py` reads them through `EnvVar`."""
+    return _set(api_url=_env("COMMERCETOOLS_API_URL"), auth_url=_env("COMMERCETOOLS_AUTH_URL"),
+                project_key=_env("COMMERCETOOLS_PROJECT_KEY"), scopes=_env("COMMERCETOOLS_SCOPES"),
+                requests_per_s=_float("COMMERCETOOLS_REQUESTS_PER_S", 0.1))
+
+
+def commercetools_credentials_set() -> bool:
+    """Whether the commercetools client credentials are in the environment (only then are they wired)."""
+    return _env("COMMERCETOOLS_CLIENT_ID") is not None and _env("COMMERCETOOLS_CLIENT_SECRET", strip=False) is not None
+
+
 def recovery() -> dict[str, Any]:
     """`RecoverySettings` fields the environment sets (lost store transactions: how long a transaction's own
     event may still come before it is fetched from NewStore, and how often a fetch is tried)."""

@@ -8,6 +8,7 @@ import dagster as dg
 from pipelines.defs.pos.stream_health import StreamHealthSettings
 from pipelines.defs.resources import (
     CentraResource,
+    CommercetoolsResource,
     EstateResource,
     FinanceReportFiles,
     NewStoreResource,
@@ -33,6 +34,10 @@ class Traded:
             "store": StoreOfRecord(database_url=stack.database_url),
             "estate": EstateResource(path=str(stack.estate_file)),
             "centra": CentraResource(base_url=env["CENTRA_API_URL"], token=env["CENTRA_API_TOKEN"]),
+            "commercetools": CommercetoolsResource(**({
+                "api_url": env["COMMERCETOOLS_API_URL"], "auth_url": env["COMMERCETOOLS_AUTH_URL"],
+                "client_id": env["COMMERCETOOLS_CLIENT_ID"], "client_secret": env["COMMERCETOOLS_CLIENT_SECRET"]}
+                if "COMMERCETOOLS_API_URL" in env else {})),
             "newstore": NewStoreResource(base_url=env["NEWSTORE_API_URL"], tenant=stack.tenant,
                                          client_id=env["NEWSTORE_CLIENT_ID"],
                                          client_secret=env["NEWSTORE_CLIENT_SECRET"]),

@@ -25,13 +25,14 @@ exceptions = dg.AssetSpec(
     "exceptions",
     group_name="reconciliation",
     deps=["pos_sale_lines", "pos_stock_movements", "reconciliation_findings", "newstore_catalog_export",
-          "order_flow_work"],
+          "order_flow_work", "customer_links"],
     owners=[*RETAIL_OPERATIONS, *ECOMMERCE, *FINANCE, *INTEGRATION],
     kinds={"sql"},
     description="Typed exception records (table exceptions): unknown SKUs and unmapped stores from the POS "
                 "datasets, every reconciliation finding, undecodable events and rejected stock changes from "
                 "the stock sync, what an order flow could not do (`order_flow_work`) and the SKUs NewStore's "
-                "catalog import refused (`newstore_catalog_export`), each with severity, owner team, playbook and status (a re-detection bumps "
+                "catalog import refused (`newstore_catalog_export`), customers the single customer view could not "
+                "keep in step (`customer_links`), each with severity, owner team, playbook and status (a re-detection bumps "
                 "its occurrences). Written by those assets and jobs, closed by people; observed every 5 "
                 "minutes by `open_exceptions_sensor` (open records by type and team).",
 )

@@ -21,6 +21,7 @@ from pydantic import Field
 from sqlalchemy import Engine
 
 from pipelines.connectors.centra import CentraClient
+from pipelines.connectors.commercetools import CommercetoolsClient
 from pipelines.connectors.newstore import NewStoreClient
 from pipelines.domain.reconciliation import Tolerance
 from pipelines.estate import Estate, load_estate
@@ -66,6 +67,39 @@ class CentraResource(dg.ConfigurableResource):
 
     def client(self) -> CentraClient:
         return CentraClient(self.base_url, self.token, timeout=self.timeout_s)
+
+
+class CommercetoolsResource(dg.ConfigurableResource):
+    """commercetools Composable Commerce HTTP API (or the simulator), OAuth client credentials. Used when the
+    estate's `commerce_platform` is "commercetools"; unused (and may stay unconfigured) otherwise."""
+
+    api_url: str = Field(default="http://127.0.0.1:8083", description=(
+        "API host, e.g. https://api.europe-west1.gcp.commercetools.com (COMMERCETOOLS_API_URL)."))
+    auth_url: str | None = Field(default=None, description=(
+        "Auth host, e.g. https://auth.europe-west1.gcp.commercetools.com; default: the API host "
+        "(COMMERCETOOLS_AUTH_URL)."))
+    project_key: str | None = Field(default=None, description=(
+        "Project key; default: the estate's `commercetools.project_key` (COMMERCETOOLS_PROJECT_KEY)."))
+    client_id: str | None = Field(default=None, description="API client id: dg.EnvVar(\"COMMERCETOOLS_CLIENT_ID\").")
+    client_secret: str | None = Field(default=None, description=(
+        "API client secret: dg.EnvVar(\"COMMERCETOOLS_CLIENT_SECRET\")."))
+    scopes: str = Field(default="", description=(
+        "Space-separated scopes to ask for (COMMERCETOOLS_SCOPES); empty: the API client's own."))
+    requests_per_s: float = Field(default=20.0, description=(
+        "The request budget the stock sync keeps to (COMMERCETOOLS_REQUESTS_PER_S): commercetools publishes no "
+        "global limit and asks integrations to ramp up gradually."))
+    timeout_s: float = 30.0
+
+    def client(self, estate: Estate, *, max_attempts: int = 4) -> CommercetoolsClient:
+        if not self.client_id or not self.client_secret:
+            raise ValueError("commercetools is the commerce platform but COMMERCETOOLS_CLIENT_ID / "
+                             "COMMERCETOOLS_CLIENT_SECRET are not set")
+        project = self.project_key or (estate.commercetools.project_key if estate.commercetools else None)
+        if not project:
+            raise ValueError("no commercetools project key (COMMERCETOOLS_PROJECT_KEY or the estate's)")
+        return CommercetoolsClient(self.api_url, self.auth_url or self.api_url, project, self.client_id,
+                                   self.client_secret, tuple(self.scopes.split()), timeout=self.timeout_s,
+                                   max_attempts=max_attempts)
 
 
 class NewStoreResource(dg.ConfigurableResource):

@@ -21,7 +21,7 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Protocol
@@ -30,12 +30,14 @@ from pipelines.domain.exceptions import ExceptionRecord, ExceptionType
 
 CATALOG_SKU_REJECTED = ExceptionType(
     "catalog_sku_rejected", "ERROR", "ecommerce",
-    "A Centra SKU did not reach NewStore's catalog, so stores cannot sell or count it under its Centra data "
-    "(and the orphan-SKU findings will list it). The message says why: held back before sending (no EAN, "
-    "or no price in a price list a store sells from) or refused by NewStore's import (the error code and "
-    "message of the entity). Fix the size in Centra (EAN, price in the store market's price list, title); "
-    "the next catalog export sends the SKU again because its content changed. If NewStore refused data "
-    "that is right in Centra (e.g. a currency not configured in NewStore), fix NewStore's configuration "
+    "A commerce-platform SKU (a Centra size, a commercetools variant) did not reach NewStore's catalog, so stores "
+    "cannot sell or count it under its commerce data (and the orphan-SKU findings will list it). The message says "
+    "why: held back before sending (not in the product master, the estate's catalog; no EAN; or no price in a "
+    "price list a store sells from) or refused by NewStore's import (the error code and message of the entity). "
+    "Fix the SKU in the commerce platform (EAN, price in the store market's price list, title) or add it to the "
+    "product master first; the next catalog export sends the SKU again because its content changed. If NewStore "
+    "refused data that is right in the commerce platform (e.g. a currency not configured in NewStore), fix "
+    "NewStore's configuration "
     "and run the export with full=true. Close the exception once NewStore shows the SKU.",
 )
 
@@ -135,9 +137,11 @@ def product_item(size: SizeLike) -> dict[str, Any]:
 
 def plan_export(sizes: Iterable[SizeLike], variant_prices: Mapping[int, Mapping[int, float]],
                 store_pricelists: Sequence[StorePricelist], previous: Mapping[str, str], *, full: bool = False,
-                require_ean: bool = True) -> ExportPlan:
-    """What to send. ``variant_prices``: variant id -> price list id -> price (tax included, as Centra
-    keeps it); ``previous``: SKU -> fingerprint recorded at its last send (or hold)."""
+                require_ean: bool = True, master_skus: Container[str] | None = None) -> ExportPlan:
+    """What to send. ``variant_prices``: variant id -> price list id -> price (tax included, as the commerce
+    platform keeps it); ``previous``: SKU -> fingerprint recorded at its last send (or hold); ``master_skus``: the
+    product master's SKUs (the estate's catalog): a SKU the commerce platform has but the master does not is held
+    back (`not_in_master`), so the POS never sells what the rest of the estate cannot map."""
     plan = ExportPlan(full=full)
     for size in sorted(sizes, key=lambda s: s.sku):
         if not size.is_active or size.product_status.upper() != "ACTIVE":
@@ -154,12 +158,15 @@ def plan_export(sizes: Iterable[SizeLike], variant_prices: Mapping[int, Mapping[
                 missing.append(pl)
         fp = fingerprint(product, prices)
         reasons, notes = [], []
+        if master_skus is not None and size.sku not in master_skus:
+            reasons.append("not_in_master")
+            notes.append("not in the product master (the estate's catalog)")
         if require_ean and not size.ean:
             reasons.append("missing_ean")
-            notes.append("no EAN in Centra")
+            notes.append("no EAN in the commerce platform")
         if missing:
             reasons.append("missing_price")
-            notes.append("no price in Centra price list(s) " + ", ".join(
+            notes.append("no price in the commerce platform's price list(s) " + ", ".join(
                 f"{pl.pricelist_id} ({pl.currency}; stores {', '.join(pl.store_ids) or '-'})" for pl in missing))
         if reasons:
             plan.held.append(HeldSku(size.sku, tuple(reasons), f"SKU {size.sku} held back: " + "; ".join(notes), fp))

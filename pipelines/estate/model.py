@@ -82,6 +82,53 @@ Store = Location
 
 
 @dataclass(frozen=True)
+class CommercetoolsChannel:
+    """A commercetools Channel: a stock location's supply channel (`location_id` set) or the web shop's price
+    channel (roles `ProductDistribution`)."""
+
+    key: str
+    name: str
+    roles: tuple[str, ...]
+    location_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CommercetoolsStore:
+    """A commercetools Store: one per Centra-style market (country group), selling from supply channels."""
+
+    key: str
+    name: str
+    market_id: int
+    countries: tuple[str, ...]
+    languages: tuple[str, ...]
+    distribution_channel_keys: tuple[str, ...]
+    supply_channel_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CommercetoolsConfig:
+    """How the estate looks in commercetools: the project, its channels and stores. Prices come from the estate's
+    price lists (one per currency, per country it covers, on the web channel)."""
+
+    project_key: str
+    channels: tuple[CommercetoolsChannel, ...]
+    stores: tuple[CommercetoolsStore, ...]
+    price_channel_key: str = "web"
+
+    @cached_property
+    def channel_of_location(self) -> dict[str, str]:
+        return {c.location_id: c.key for c in self.channels if c.location_id}
+
+    @cached_property
+    def location_of_channel(self) -> dict[str, str]:
+        return {c.key: c.location_id for c in self.channels if c.location_id}
+
+    @cached_property
+    def store_of_market(self) -> dict[int, CommercetoolsStore]:
+        return {s.market_id: s for s in self.stores}
+
+
+@dataclass(frozen=True)
 class Size:
     size_id: int  # Centra ProductSize id
     size: str
@@ -129,6 +176,8 @@ class Estate:
     catalog: tuple[Product, ...]
     initial_stock: dict[str, dict[str, int]] = field(default_factory=dict)  # node id -> sku -> qty
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    commerce_platform: str = "centra"  # "centra" | "commercetools": which commerce platform the retailer runs
+    commercetools: CommercetoolsConfig | None = None
 
     @property
     def stores(self) -> tuple[Location, ...]:
@@ -234,6 +283,23 @@ def estate_from_dict(data: dict[str, Any]) -> Estate:
         catalog=catalog,
         initial_stock=data.get("initial_stock", {}),
         raw=data,
+        commerce_platform=data.get("commerce_platform", "centra"),
+        commercetools=_commercetools(data.get("commercetools")),
+    )
+
+
+COMMERCE_PLATFORMS = ("centra", "commercetools")
+
+
+def _commercetools(data: dict[str, Any] | None) -> CommercetoolsConfig | None:
+    if not data:
+        return None
+    return CommercetoolsConfig(
+        project_key=data["project_key"],
+        channels=_tuple(data["channels"], CommercetoolsChannel, roles=tuple),
+        stores=_tuple(data["stores"], CommercetoolsStore, countries=tuple, languages=tuple,
+                      distribution_channel_keys=tuple, supply_channel_keys=tuple),
+        price_channel_key=data.get("price_channel_key", "web"),
     )
 
 

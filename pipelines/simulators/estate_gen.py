@@ -45,7 +45,7 @@ def _ean13(body12: str) -> str:
 
 def generate_estate(*, sizes: int = 2000, stores: int = 12, seed: int = 7,
                     timezone: str = "Europe/Stockholm", stock_per_store: tuple[int, int] = (0, 6),
-                    stock_dc: tuple[int, int] = (20, 200)) -> dict[str, Any]:
+                    stock_dc: tuple[int, int] = (20, 200), commerce: str = "centra") -> dict[str, Any]:
     rng = random.Random(seed)
     stores = max(1, stores)
     cities = [_CITIES[i % len(_CITIES)] for i in range(stores)]
@@ -123,6 +123,8 @@ def generate_estate(*, sizes: int = 2000, stores: int = 12, seed: int = 7,
 
     return {
         "name": "Nordlys Lifestyle (simulated)",
+        "commerce_platform": commerce,
+        "commercetools": _commercetools(locations, markets),
         "seed": seed,
         "base_currency": "EUR",
         "business_timezone": timezone,
@@ -140,6 +142,20 @@ def generate_estate(*, sizes: int = 2000, stores: int = 12, seed: int = 7,
         "catalog": catalog,
         "initial_stock": initial_stock,
     }
+
+
+def _commercetools(locations: list[dict[str, Any]], markets: list[dict[str, Any]]) -> dict[str, Any]:
+    """The same estate as a commercetools project: a supply channel per location (keyed by the location id), a web
+    price channel, and a store per market selling from the DC (as Centra's allocation rules do)."""
+    channels = [{"key": loc["id"], "name": loc["name"], "location_id": loc["id"],
+                 "roles": ["InventorySupply"] + (["ProductDistribution"] if loc["kind"] == "store" else [])}
+                for loc in locations]
+    channels.append({"key": "web", "name": "Web shop prices", "location_id": None, "roles": ["ProductDistribution"]})
+    dc = next(loc["id"] for loc in locations if loc["kind"] == "dc")
+    stores = [{"key": f"web-{m['countries'][0].lower()}", "name": f"Web {m['countries'][0]}", "market_id": m["id"],
+               "countries": m["countries"], "languages": ["en"], "distribution_channel_keys": ["web"],
+               "supply_channel_keys": [dc]} for m in markets]
+    return {"project_key": "nordlys-sim", "price_channel_key": "web", "channels": channels, "stores": stores}
 
 
 def _round_price(value: float, currency: str) -> float:
@@ -162,9 +178,10 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, default=2000)
     ap.add_argument("--stores", type=int, default=12)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--commerce", choices=("centra", "commercetools"), default="centra")
     ap.add_argument("-o", "--output", type=Path, default=Path("data/estate.json"))
     args = ap.parse_args()
-    write_estate(args.output, sizes=args.sizes, stores=args.stores, seed=args.seed)
+    write_estate(args.output, sizes=args.sizes, stores=args.stores, seed=args.seed, commerce=args.commerce)
     print(args.output)
 
 

@@ -1,7 +1,8 @@
 """The trading generator: makes the simulated estate trade, and records the ground truth.
 
 It drives the simulators' world APIs in-process (the world, not the integration): store sales and
-returns happen in NewStore, online orders, shipments and returns in Centra. `simulate(start, end)`
+returns happen in NewStore, online orders, shipments and returns in the estate's commerce platform (Centra, or
+commercetools: one small adapter per platform, `CentraTrading` / `CommercetoolsTrading`). `simulate(start, end)`
 produces a period's trading with past event times (history, tests); `run_live` keeps trading in
 real time. Fault knobs inject the failures retailers suffer; each injected fault is recorded.
 """
@@ -21,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pipelines.estate import Estate, Location
+from pipelines.simulators.commercetools.common import CtError
 from pipelines.simulators.ground_truth import GroundTruth
 
 log = logging.getLogger(__name__)
@@ -70,11 +72,140 @@ class _Job:
     data: dict[str, Any] = field(compare=False, default_factory=dict)
 
 
+class CentraTrading:
+    """The web shop on Centra (the Centra simulator's world API). Order numbers are Centra's (int)."""
+
+    platform = "centra"  # the ground truth's platform name
+    click_and_collect = True
+
+    def __init__(self, centra: Any) -> None:
+        self.state = centra  # simulators.centra state (world API)
+
+    def place_order(self, market: Any, lines: list[tuple[str, int]], email: str, at: datetime,
+                    allocate_from: tuple[int, ...] | None, **kwargs: Any) -> int | None:
+        order = self.state.place_order(market.id, lines, email=email, created_at=at, allocate_from=allocate_from,
+                                       **kwargs)
+        return int(order["number"])
+
+    def ship(self, number: int, at: datetime) -> None:
+        self.state.ship_order(number, at=at)
+
+    def return_online(self, number: int, lines: list, at: datetime, restock_location: Location) -> None:
+        self.state.create_return(number, lines, at=at, restock_warehouse_id=restock_location.centra_warehouse_id,
+                                 refund=True)
+
+    def mirror_store_return(self, number: int, lines: list, at: datetime) -> None:
+        self.state.create_return(number, lines, at=at, restock=False, refund=True)
+
+    def free_to_sell(self, location: Location, sku: str) -> int:
+        return self.state.stock_of(location.centra_warehouse_id, sku)["fta"]
+
+
+class CommercetoolsTrading:
+    """The web shop on commercetools (the commercetools simulator's world API and its state's update methods, as
+    the shop front and the warehouse would write them). One commercetools Store per market (`web-<country>`),
+    online orders from the DC's supply channel (`ReserveOnOrder`: a checkout the DC cannot serve fails with
+    OutOfStock and is not placed). Order numbers are commercetools `orderNumber`s (str).
+
+    Returns: `addReturnInfo` (shipment state Returned), a `Refund` transaction (Success) on the order's payment and
+    return payment state Refunded; a return to the DC is also put back on stock (`addQuantity` on the DC's entry,
+    return shipment state BackInStock). An in-store return mirrored into commercetools is not restocked there: the
+    unit is back on the store's shelf and the stock sync carries it to the store's supply channel.
+    Click-and-collect is not played on commercetools (`click_and_collect = False`): the estate's commercetools
+    stores sell from the DC only, and a store-channel order would deduct the entry the stock sync owns."""
+
+    platform = "commercetools"
+    click_and_collect = False
+
+    def __init__(self, state: Any, estate: Estate) -> None:
+        if estate.commercetools is None:
+            raise ValueError("the estate has no commercetools section")
+        self.state = state  # simulators.commercetools state (world API)
+        self.estate = estate
+        self.config = estate.commercetools
+
+    def place_order(self, market: Any, lines: list[tuple[str, int]], email: str, at: datetime,
+                    allocate_from: tuple[int, ...] | None, **kwargs: Any) -> str | None:
+        store = self.config.store_of_market[market.id]
+        dc = self.estate.distribution_centre
+        try:
+            order = self.state.place_order(store.key, lines, email, created_at=at,
+                                           supply_channel_key=self.config.channel_of_location[dc.id])
+        except CtError as exc:
+            if exc.code == "OutOfStock":
+                return None
+            raise
+        return str(order["orderNumber"])
+
+    def _order(self, number: str) -> dict[str, Any]:
+        return self.state.get("orders", f"order-number={number}")
+
+    def ship(self, number: str, at: datetime) -> None:
+        self.state.ship_order(self._order(number)["id"], at=at)
+
+    def _return(self, number: str, lines: list, at: datetime, back_in_stock: bool) -> None:
+        with self.state.lock:
+            order = self._order(number)
+            by_sku = {li["variant"]["sku"]: li for li in order["lineItems"]}
+            items = [{"lineItemId": by_sku[sku]["id"], "quantity": qty, "shipmentState": "Returned"}
+                     for sku, qty in lines]
+            order = self.state.update_order(order["id"], {"version": order["version"], "actions": [
+                {"action": "addReturnInfo", "items": items, "returnDate": _iso(at)}]}, at=at)
+            returned = order["returnInfo"][-1]["items"]
+            actions = [{"action": "setReturnPaymentState", "returnItemId": r["id"], "paymentState": "Refunded"}
+                       for r in returned]
+            if back_in_stock:
+                actions += [{"action": "setReturnShipmentState", "returnItemId": r["id"],
+                             "shipmentState": "BackInStock"} for r in returned]
+            self.state.update_order(order["id"], {"version": order["version"], "actions": actions}, at=at)
+            cents = sum(by_sku[sku]["price"]["value"]["centAmount"] * qty for sku, qty in lines)
+            currency = order["totalPrice"]["currencyCode"]
+            for pay_ref in (order.get("paymentInfo") or {}).get("payments", [])[:1]:
+                payment = self.state.get("payments", pay_ref["id"])
+                self.state.update_payment(payment["id"], {"version": payment["version"], "actions": [
+                    {"action": "addTransaction", "transaction": {
+                        "type": "Refund", "amount": {"currencyCode": currency, "centAmount": cents},
+                        "state": "Success", "timestamp": _iso(at)}}]}, at=at)
+            if back_in_stock:
+                for sku, qty in lines:
+                    self._restock(sku, (by_sku[sku].get("supplyChannel") or {}).get("id"), qty)
+
+    def _restock(self, sku: str, channel_id: str | None, qty: int) -> None:
+        """`addQuantity` on the entry, resent with the new version on a 409 (the simulator's other-writer knob)."""
+        for _ in range(20):
+            entry = self.state._entry_for(sku, channel_id)
+            if entry is None:
+                return
+            try:
+                self.state.update_inventory(entry["id"], {"version": entry["version"], "actions": [
+                    {"action": "addQuantity", "quantity": qty}]})
+                return
+            except CtError as exc:
+                if exc.status != 409:
+                    raise
+        raise RuntimeError(f"restock of {sku} kept conflicting")
+
+    def return_online(self, number: str, lines: list, at: datetime, restock_location: Location) -> None:
+        self._return(number, lines, at, back_in_stock=True)
+
+    def mirror_store_return(self, number: str, lines: list, at: datetime) -> None:
+        self._return(number, lines, at, back_in_stock=False)
+
+    def free_to_sell(self, location: Location, sku: str) -> int:
+        return self.state.stock(self.config.channel_of_location[location.id], sku)[1]
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 class TradingGenerator:
     def __init__(self, estate: Estate, centra: Any, newstore: Any, truth: GroundTruth,
-                 config: TradingConfig | None = None):
+                 config: TradingConfig | None = None, commerce: CentraTrading | CommercetoolsTrading | None = None):
         self.estate = estate
         self.centra = centra  # simulators.centra state (world API)
+        # The platform the world trades online through (Centra unless given).
+        self.commerce = commerce or CentraTrading(centra)
         self.newstore = newstore  # simulators.newstore state (world API)
         self.truth = truth
         self.config = config or TradingConfig()
@@ -139,7 +270,7 @@ class TradingGenerator:
                 job = heapq.heappop(self._pending)
                 try:
                     if world_clock:
-                        with _world_clock(self.centra, job.at), _world_clock(self.newstore, job.at):
+                        with _world_clock(self.commerce.state, job.at), _world_clock(self.newstore, job.at):
                             getattr(self, f"_do_{job.kind}")(job.at, **job.data)
                     else:
                         getattr(self, f"_do_{job.kind}")(job.at, **job.data)
@@ -270,24 +401,25 @@ class TradingGenerator:
             self.truth.count(at, node, sku, qty, f"count:{node}:{at.isoformat()}")
         self._bump("counts")
 
-    # ---- online trading (Centra) --------------------------------------------------------------
+    # ---- online trading (the commerce platform) ------------------------------------------------
     def _do_online_order(self, at: datetime) -> None:
         market = self.rng.choice(self.estate.centra.markets)
         lines = [(sku, 1) for sku in self.rng.sample(self._skus, self.rng.choice((1, 1, 2)))]
         # Without the stand-in integration, online orders ship from the DC: the product's ship-from-store flow
         # would hand store-allocated ones to a store, which this world does not play (its tests do).
         dc = None if self.config.world_integrates else (self.estate.distribution_centre.centra_warehouse_id,)
-        order = self.centra.place_order(market.id, lines, email=f"shopper{next(self._seq)}@example.com",
-                                        created_at=at, allocate_from=dc)
-        number = int(order["number"])
-        self.truth.transaction(at, "online_order", "centra", None, str(number), 0.0,
+        number = self.commerce.place_order(market, lines, f"shopper{next(self._seq)}@example.com", at, dc)
+        if number is None:  # the platform refused the checkout (commercetools: OutOfStock at the DC)
+            self._bump("online_orders_out_of_stock")
+            return
+        self.truth.transaction(at, "online_order", self.commerce.platform, None, str(number), 0.0,
                                self.estate.pricelists[market.pricelist_id].currency, market_id=market.id)
         self._bump("online_orders")
         self._push(at + timedelta(hours=self.rng.uniform(*self.config.ship_after_hours)), "ship",
                    number=number, market_id=market.id, lines=lines)
 
-    def _do_ship(self, at: datetime, number: int, market_id: int, lines: list) -> None:
-        self.centra.ship_order(number, at=at)
+    def _do_ship(self, at: datetime, number: int | str, market_id: int, lines: list) -> None:
+        self.commerce.ship(number, at)
         self._bump("shipments")
         r = self.rng.random()
         if r < self.config.online_return_share:
@@ -296,9 +428,8 @@ class TradingGenerator:
             self._push(at + timedelta(days=self.rng.uniform(1, 5)), "online_return_in_store", number=number,
                        market_id=market_id, lines=lines)
 
-    def _do_online_return(self, at: datetime, number: int, lines: list) -> None:
-        dc = self.estate.distribution_centre
-        self.centra.create_return(number, lines[:1], at=at, restock_warehouse_id=dc.centra_warehouse_id, refund=True)
+    def _do_online_return(self, at: datetime, number: int | str, lines: list) -> None:
+        self.commerce.return_online(number, lines[:1], at, self.estate.distribution_centre)
         self._bump("online_returns")
 
     def _next_opening(self, store: Location, at: datetime) -> datetime:
@@ -308,7 +439,7 @@ class TradingGenerator:
                               microsecond=0)
         return (opens if opens > local else opens + timedelta(days=1)).astimezone(UTC)
 
-    def _do_online_return_in_store(self, at: datetime, number: int, market_id: int, lines: list,
+    def _do_online_return_in_store(self, at: datetime, number: int | str, market_id: int, lines: list,
                                    store: Location | None = None) -> None:
         market = self.estate.markets[market_id]
         stores = [s for s in self.estate.stores if s.country in market.countries] or list(self.estate.stores)
@@ -363,19 +494,23 @@ class TradingGenerator:
             # The estate's current integration mirrors the return into Centra (flow 3) without a
             # Centra restock: the unit is back on the store's shelf, which the POS records and the
             # stock sync carries to the store's warehouse, so restocking here would count it twice.
-            self.centra.create_return(number, [(sku, qty)], at=at, restock=False, refund=True)
+            self.commerce.mirror_store_return(number, [(sku, qty)], at)
         self._bump("online_returns_in_store")
 
     # ---- click-and-collect (Centra order, picked up in a NewStore store) ------------------------
     def _do_click_collect(self, at: datetime, store: Location) -> None:
+        if not self.commerce.click_and_collect:
+            return
         node, wid = store.newstore_node_id, store.centra_warehouse_id
-        skus = [s for s in self._pick_stocked(node, 3) if self.centra.stock_of(wid, s)["fta"] > 0][:1]
+        skus = [s for s in self._pick_stocked(node, 3) if self.commerce.free_to_sell(store, s) > 0][:1]
         if not skus or store.centra_market_id is None:
             return
         sku = skus[0]
-        order = self.centra.place_order(store.centra_market_id, [(sku, 1)], email=f"collect{next(self._seq)}@example.com",
-                                        created_at=at, allocate_from=(wid,), shipping_option=self.config.pickup_option)
-        number = int(order["number"])
+        number = self.commerce.place_order(self.estate.markets[store.centra_market_id], [(sku, 1)],
+                                           f"collect{next(self._seq)}@example.com", at, (wid,),
+                                           shipping_option=self.config.pickup_option)
+        if number is None:
+            return
         price = self.estate.price(sku, store.centra_pricelist_id)
         if not self.config.world_integrates:  # the product's pickup flow hands it to the store
             self.truth.transaction(at, "click_collect_order", "centra", node, str(number), price, store.currency)
@@ -432,7 +567,7 @@ class TradingGenerator:
             self.truth.fault(at, "click_collect_open", node_id=store.newstore_node_id, sku=sku, ref=str(number),
                              value=price, currency=store.currency)
         else:
-            self.centra.ship_order(number, at=at)
+            self.commerce.ship(number, at)
 
 
 @contextmanager

@@ -1,14 +1,22 @@
-"""The Centra side of the sync: send a batch, find a batch in the ledger, read stock for priorities."""
+"""The Centra side of the sync: send a batch, find a batch in the ledger, read stock for priorities.
+
+`CentraStockTarget` is Centra's `StockTarget` (`pipelines.sync.target`).
+"""
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from pipelines.connectors.centra import CentraClient, StockChangeResult
+from pipelines.connectors.centra import CentraClient, CentraGraphQLError, CentraUserError, StockChangeResult
+from pipelines.connectors.errors import RateLimited
+from pipelines.domain.sync.governor import Governor, RateLimitRow
 from pipelines.domain.sync.model import ADD, REMOVE, SET
+from pipelines.estate import Estate
 from pipelines.sync.batches import Batch
+from pipelines.sync.target import Key, SendResult, StockRejected, StockTarget
 
 Q_SYNC_STOCK = """
 query SyncStock($warehouses: [Int!], $where: StockFilter, $limit: Int!, $page: Int!) {
@@ -98,3 +106,92 @@ def stock_view(client: CentraClient, keys: Iterable[tuple[int, str]], size_ids: 
         if not more:
             return out
         page += 1
+
+
+Q_PHYSICAL = """
+query ResyncStock($warehouses: [Int!], $limit: Int!, $page: Int!) {
+  warehouses(where: {id: $warehouses}) { id stock(limit: $limit, page: $page) { productSize { SKU } physicalQuantity } }
+}"""
+
+
+def centra_physical(client: CentraClient, warehouse_ids: list[int], governor: Governor,
+                    sleep: Callable[[float], None] = time.sleep) -> tuple[dict[tuple[int, str], int], int]:
+    """Physical stock of the given warehouses, one warehouse and page per request, paced by `governor`."""
+    out: dict[tuple[int, str], int] = {}
+    requests = 0
+    for wid in warehouse_ids:
+        page = 1
+        while True:
+            wait = governor.seconds_until_request()
+            if wait > 0:
+                sleep(wait)
+            try:
+                data = client.execute(Q_PHYSICAL, {"warehouses": [wid], "limit": STOCK_PAGE, "page": page})
+            except RateLimited as exc:
+                governor.on_rate_limited(exc.retry_after)
+                continue
+            finally:
+                governor.spend(requests=1)
+                requests += 1
+            rows = [r for w in data["warehouses"] if w["id"] == wid for r in w.get("stock") or []]
+            for r in rows:
+                out[(wid, r["productSize"]["SKU"])] = int(r["physicalQuantity"])
+            if len(rows) < STOCK_PAGE:
+                break
+            page += 1
+    return out, requests
+
+
+class CentraStockTarget(StockTarget):
+    """Centra's stock through the Integration API: changeStock/setStock per warehouse, the stock-change ledger
+    found by the batch's description."""
+
+    platform = "Centra"
+
+    def __init__(self, client: CentraClient, estate: Estate) -> None:
+        self.client = client
+        self.estate = estate
+        self.size_ids = {sku: ref.size.size_id for sku, ref in estate.by_sku.items()}
+
+    def rate_limits(self) -> list[RateLimitRow]:
+        return list(self.client.rate_limits())
+
+    def send(self, batch: Batch) -> SendResult:
+        try:
+            result = send(self.client, batch)
+        except CentraUserError as exc:
+            raise self._rejected(batch, str(exc), exc.user_errors, spent=True) from exc
+        except CentraGraphQLError as exc:
+            if exc.status != 400:
+                raise
+            # Centra refused the request before executing it (HTTP 400: a variable it cannot coerce, such as an
+            # Int overflow), so nothing was applied and it cost a request, not a mutation.
+            raise self._rejected(batch, str(exc), exc.errors, spent=False) from exc
+        return SendResult(result.stock_change_ids, result.mutations)
+
+    def _rejected(self, batch: Batch, message: str, errors: list[dict[str, Any]], *, spent: bool) -> StockRejected:
+        culprits = failing_skus(errors, batch)
+        unknown = {s for s in culprits if "not found" in message.lower() or s not in self.size_ids}
+        return StockRejected(message, errors, culprits, unknown=unknown, mutation_spent=spent)
+
+    def find_applied(self, batch: Batch) -> tuple[tuple[int | str, ...], str] | None:
+        return find_applied(self.client, batch)
+
+    def stock_view(self, keys: Iterable[Key], on_request: Callable[[], None]) -> dict[Key, tuple[int, int]]:
+        return stock_view(self.client, keys, self.size_ids, on_request)
+
+    def physical(self, warehouse_ids: list[int], governor: Governor,
+                 sleep: Callable[[float], None] = time.sleep) -> tuple[dict[Key, int], int]:
+        return centra_physical(self.client, warehouse_ids, governor, sleep)
+
+    def selling_groups(self) -> dict[int, list[tuple[int, ...]]]:
+        out: dict[int, list[tuple[int, ...]]] = {}
+        for rule in self.estate.centra.allocation_rules:
+            for w in rule.warehouse_ids:
+                out.setdefault(w, []).append(tuple(rule.warehouse_ids))
+        return out
+
+
+def target_of(client: CentraClient | StockTarget, estate: Estate) -> StockTarget:
+    """A `StockTarget` as is; a bare Centra client wrapped (tests and tools that hold a `CentraClient`)."""
+    return client if isinstance(client, StockTarget) else CentraStockTarget(client, estate)

@@ -3,8 +3,8 @@
 Netting (pure, `pipelines.domain.sync.netting`) needs the key's watermark, the failed movements a
 newer count re-bases and the deltas applied after that count; counts go out as deltas to Centra's
 physical stock read just now (`counts_as="delta"`). When the budget does not cover every mutation of a
-pass, `_rank` flags the lines that threaten an oversell from Centra's free-to-allocate over the
-market's allocation rule (`pipelines.domain.sync.governor`), read through a short-lived cache.
+pass, `_rank` flags the lines that threaten an oversell from the platform's free-to-sell stock over the
+warehouses a market sells from (`StockTarget.selling_groups`) (`pipelines.domain.sync.governor`), read through a short-lived cache.
 
 `Planning` is a part of `StockSync` (`pipelines.sync.service`), which holds the state it uses.
 """
@@ -16,27 +16,24 @@ from dataclasses import replace
 
 from sqlalchemy import Engine
 
-from pipelines.connectors.centra import CentraClient
 from pipelines.connectors.errors import RateLimited
 from pipelines.domain.sync.governor import Governor, mark_critical, online_keys
 from pipelines.domain.sync.model import KeyPlan, Mutation, QueuedMovement
 from pipelines.domain.sync.netting import net_key, newer_count
-from pipelines.estate import Estate
-from pipelines.sync.centra_io import stock_view
 from pipelines.sync.config import SyncConfig
 from pipelines.sync.queue import applied_after, load_failed, load_watermarks
 from pipelines.sync.sending import TRANSIENT, log
+from pipelines.sync.target import StockTarget
 
 
 class Planning:
     """Net the pending keys, counts as deltas, rank mutations by oversell risk."""
 
     engine: Engine
-    client: CentraClient
+    target: StockTarget
     config: SyncConfig
     governor: Governor
     clock: Callable[[], float]
-    size_ids: dict[str, int]
     online: dict[int, list[tuple[int, ...]]]
     _event_times: dict[int, str]
     _stock_cache: dict[tuple[int, str], tuple[int, int, float]]
@@ -97,18 +94,10 @@ class Planning:
         """Centra's (physical, free to allocate) of `keys`, every request charged to the budget;
         None when it cannot be read now (a 429 blocks the governor until its Retry-After)."""
         try:
-            return stock_view(self.client, keys, self.size_ids, lambda: self.governor.spend(requests=1))
+            return self.target.stock_view(keys, lambda: self.governor.spend(requests=1))
         except RateLimited as exc:
             self.governor.on_rate_limited(exc.retry_after)
         except TRANSIENT as exc:
             log.warning("stock read failed (%s); %s", exc, if_unread)
         return None
 
-
-def online_warehouses(estate: Estate) -> dict[int, list[tuple[int, ...]]]:
-    """Warehouse -> the warehouse lists of the allocation rules (markets) it sells online through."""
-    out: dict[int, list[tuple[int, ...]]] = {}
-    for rule in estate.centra.allocation_rules:
-        for w in rule.warehouse_ids:
-            out.setdefault(w, []).append(tuple(rule.warehouse_ids))
-    return out

@@ -1,4 +1,4 @@
-"""Full resync: POS on-hand vs Centra physical stock per store warehouse, corrected as counts.
+"""Full resync: POS on-hand vs the commerce platform's on-hand stock per store warehouse, corrected as counts.
 
 A correction is queued as a synthetic count (`movement_type` count, event `stock_resync`) at the
 moment the POS stock was read, so the regular sync sends it within the rate budget and the
@@ -10,7 +10,6 @@ seconds, are left alone (the POS read is not atomic across pages); the next resy
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,22 +18,18 @@ from typing import Any
 from sqlalchemy import Engine, or_, select
 
 from pipelines.connectors.centra import CentraClient
-from pipelines.connectors.errors import RateLimited
 from pipelines.connectors.newstore import NewStoreClient
 from pipelines.domain.sync.governor import Governor
 from pipelines.domain.timeutil import utc_text
 from pipelines.estate import Estate
 from pipelines.store.db import table
+from pipelines.sync.centra_io import target_of
 from pipelines.sync.config import SyncConfig
 from pipelines.sync.lock import sync_lock
 from pipelines.sync.queue import IN_FLIGHT, PENDING, _insert, _synced, ingest, now_text
+from pipelines.sync.target import StockTarget
 
 RESYNC_EVENT = "stock_resync"
-Q_PHYSICAL = """
-query ResyncStock($warehouses: [Int!], $limit: Int!, $page: Int!) {
-  warehouses(where: {id: $warehouses}) { id stock(limit: $limit, page: $page) { productSize { SKU } physicalQuantity } }
-}"""
-PAGE = 200
 
 
 @dataclass
@@ -49,34 +44,6 @@ class ResyncReport:
     samples: list[dict[str, Any]] = field(default_factory=list)
 
 
-def centra_physical(client: CentraClient, warehouse_ids: list[int], governor: Governor,
-                    sleep: Callable[[float], None] = time.sleep) -> tuple[dict[tuple[int, str], int], int]:
-    """Physical stock of the given warehouses, one warehouse and page per request, paced by `governor`."""
-    out: dict[tuple[int, str], int] = {}
-    requests = 0
-    for wid in warehouse_ids:
-        page = 1
-        while True:
-            wait = governor.seconds_until_request()
-            if wait > 0:
-                sleep(wait)
-            try:
-                data = client.execute(Q_PHYSICAL, {"warehouses": [wid], "limit": PAGE, "page": page})
-            except RateLimited as exc:
-                governor.on_rate_limited(exc.retry_after)
-                continue
-            finally:
-                governor.spend(requests=1)
-                requests += 1
-            rows = [r for w in data["warehouses"] if w["id"] == wid for r in w.get("stock") or []]
-            for r in rows:
-                out[(wid, r["productSize"]["SKU"])] = int(r["physicalQuantity"])
-            if len(rows) < PAGE:
-                break
-            page += 1
-    return out, requests
-
-
 def _active_keys(engine: Engine, since: str) -> set[tuple[int, str]]:
     moves = table(engine, "stock_sync_movements")
     with engine.connect() as conn:
@@ -85,22 +52,22 @@ def _active_keys(engine: Engine, since: str) -> set[tuple[int, str]]:
     return {(r.warehouse_id, r.sku) for r in rows}
 
 
-def queue_corrections(engine: Engine, estate: Estate, centra: CentraClient, newstore: NewStoreClient,
+def queue_corrections(engine: Engine, estate: Estate, centra: StockTarget | CentraClient, newstore: NewStoreClient,
                       config: SyncConfig | None = None, *, quiet_s: float = 300.0, governor: Governor | None = None,
                       now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> ResyncReport:
-    """Compare and queue corrections (under the sync lock, so no batch moves Centra meanwhile)."""
+    """Compare and queue corrections (under the sync lock, so no batch moves the platform's stock meanwhile)."""
+    target = target_of(centra, estate)
     config = config or SyncConfig()
     governor = governor or Governor(config.rate_share)
     locations = [loc for loc in estate.locations if _synced(loc, config)]
     by_node = {loc.newstore_node_id: loc for loc in locations}
     report = ResyncReport()
     with sync_lock(engine):
-        governor.observe(centra.rate_limits())
+        governor.observe(target.rate_limits())
         read_at = now()
         report.read_at = utc_text(read_at)
         pos = [p for p in newstore.stocked_products(list(by_node)) if p.sku in estate.by_sku]
-        physical, report.centra_requests = centra_physical(centra, [loc.centra_warehouse_id for loc in locations],
-                                                           governor)
+        physical, report.centra_requests = target.physical([loc.centra_warehouse_id for loc in locations], governor)
         ingest(engine, estate, config)  # what has landed counts as in flight, decoded or not
         active = _active_keys(engine, utc_text(read_at - timedelta(seconds=quiet_s)))
         values = []

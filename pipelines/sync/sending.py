@@ -1,11 +1,12 @@
 """The send side of a sync pass: each batch under the exactly-once protocol of `batches`.
 
 `_send_ranked` sends a pass's mutations in their ranked order, up to `max_in_flight` at once but never
-two for one warehouse (so the order per warehouse and SKU is kept), each within the governor's
-tokens: a send's mutation is reserved before it goes, so concurrent sends cannot overspend. `_send`
-prepares a batch (its movements `in_flight`), sends the mutation and commits what Centra confirmed; an answer that may or may not have been applied (a 5xx, a timeout, a lost connection)
-leaves the batch `prepared`, and `_recover` looks it up in Centra's stock-change ledger before any
-resend. Permanent rejections fail only the lines Centra names (`_reject`); the rest go back to
+two for one warehouse (for one key, where each write carries one line), so the order per warehouse and SKU is
+kept, each within the governor's tokens: a send's mutation is reserved before it goes, so concurrent sends cannot overspend. `_send`
+prepares a batch (its movements `in_flight`), sends it through the platform's `StockTarget` and commits what the
+platform confirmed; an answer that may or may not have been applied (a 5xx, a timeout, a lost connection)
+leaves the batch `prepared`, and `_recover` looks it up on the platform (`StockTarget.find_applied`) before
+any resend. Permanent rejections fail only the lines the platform names (`_reject`); the rest go back to
 pending. Keys that net to nothing settle without a mutation (`_settle_trivial`).
 
 `Sending` is a part of `StockSync` (`pipelines.sync.service`), which holds the state it uses.
@@ -16,13 +17,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Any
 
 import httpx
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from pipelines.connectors.centra import CentraClient, CentraGraphQLError, CentraUserError
 from pipelines.connectors.errors import ConnectorError, RateLimited
 from pipelines.domain.exceptions import ExceptionRecord
 from pipelines.domain.sync.exceptions import STOCK_SYNC_REJECTED, STOCK_SYNC_UNKNOWN_SIZE
@@ -32,10 +31,10 @@ from pipelines.domain.timeutil import normalise_time
 from pipelines.estate import Estate
 from pipelines.store.inbox import record_exceptions
 from pipelines.sync import batches as b
-from pipelines.sync.centra_io import failing_skus, find_applied, send
 from pipelines.sync.config import SyncConfig
 from pipelines.sync.queue import finish_without_mutation, now_text
 from pipelines.sync.reports import PassReport, lag_s
+from pipelines.sync.target import StockRejected, StockTarget
 
 log = logging.getLogger("pipelines.sync.service")  # the sync's one logger, wherever the line is
 
@@ -48,13 +47,12 @@ class Sending:
 
     engine: Engine
     estate: Estate
-    client: CentraClient
+    target: StockTarget
     config: SyncConfig
     run_id: str | None
     sleep: Callable[[float], None]
     governor: Governor
     after_accept: Callable[[b.Batch], None] | None
-    size_ids: dict[str, int]
     _event_times: dict[int, str]
     _backlog_before: str
     _stock_cache: dict[tuple[int, str], tuple[int, int, float]]
@@ -93,8 +91,8 @@ class Sending:
         waited, stopped = 0.0, False
         with ThreadPoolExecutor(max(1, self.config.max_in_flight), thread_name_prefix="stock-sync-send") as pool:
             while waiting and not stopped:
-                busy = {m.warehouse_id for m, _ in in_flight.values()}
-                m = next((x for x in waiting if x.warehouse_id not in busy), None)
+                busy = {self._lane(m) for m, _ in in_flight.values()}
+                m = next((x for x in waiting if self._lane(x) not in busy), None)
                 if m is None or len(in_flight) >= max(1, self.config.max_in_flight):
                     stopped = not self._collect(in_flight, rep, failures, FIRST_COMPLETED)
                     continue
@@ -112,6 +110,11 @@ class Sending:
         rep.deferred = len(waiting)
         if failures:
             raise failures[0]
+
+    def _lane(self, m: Mutation) -> tuple[object, ...]:
+        """What must not be sent twice at once: a warehouse (a multi-line write keeps the order per warehouse and
+        SKU), or, on a platform whose writes carry one line (`StockTarget.max_lines == 1`), a key."""
+        return (m.warehouse_id, *sorted(m.lines)) if self.target.max_lines == 1 else (m.warehouse_id,)
 
     @staticmethod
     def _collect(in_flight: dict[Future[bool], tuple[Mutation, PassReport]], rep: PassReport,
@@ -142,20 +145,13 @@ class Sending:
         else:
             b.prepare(self.engine, batch, self.run_id)
         try:
-            result = send(self.client, batch)
-        except CentraUserError as exc:
-            rep.mutations += 1
-            self._reject(batch, str(exc), exc.user_errors, rep)
-            return True
-        except CentraGraphQLError as exc:
-            if exc.status != 400:
-                return self._unconfirmed(batch, exc, rep)
-            # Centra refused the request before executing it (HTTP 400: a variable it cannot coerce,
-            # such as an Int overflow), so nothing was applied: fail the lines the errors name and
-            # release the rest, instead of resending the same refused batch on every pass. It cost a
-            # request, not a mutation.
-            self.governor.spend(requests=0, mutations=-1)
-            self._reject(batch, str(exc), exc.errors, rep)
+            result = self.target.send(batch)
+        except StockRejected as exc:
+            if exc.mutation_spent:
+                rep.mutations += 1
+            else:
+                self.governor.spend(requests=0, mutations=-1)
+            self._reject(batch, exc, rep)
             return True
         except RateLimited as exc:
             self.governor.on_rate_limited(exc.retry_after)
@@ -169,16 +165,16 @@ class Sending:
         rep.mutations += used
         if self.after_accept is not None:
             self.after_accept(batch)
-        self._commit(batch, result.stock_change_ids, now_text(), rep, recovered=False)
+        self._commit(batch, result.change_ids, now_text(), rep, recovered=False)
         return True
 
     def _unconfirmed(self, batch: b.Batch, exc: Exception, rep: PassReport) -> bool:
-        """Centra may or may not have applied the batch: it stays prepared, to be looked up first."""
+        """The platform may or may not have applied the batch: it stays prepared, to be looked up first."""
         rep.errors.append(f"batch {batch.batch_id}: {type(exc).__name__}: {exc}")
         log.warning("batch %s not confirmed (%s); it will be looked up before any resend", batch.batch_id, exc)
         return False
 
-    def _commit(self, batch: b.Batch, ids: tuple[int, ...], confirmed_at: str, rep: PassReport, *,
+    def _commit(self, batch: b.Batch, ids: tuple[int | str, ...], confirmed_at: str, rep: PassReport, *,
                 recovered: bool) -> None:
         b.commit(self.engine, batch, change_ids=ids, confirmed_at=confirmed_at, recovered=recovered)
         for sku in batch.lines:
@@ -189,44 +185,44 @@ class Sending:
         self._record_lags(rep, applies, confirmed_at)
 
     def _recover(self, rep: PassReport) -> None:
-        """Settle prepared batches: commit those Centra has (no resend), resend the others."""
+        """Settle prepared batches: commit those the platform has (no resend), resend the others."""
         for batch in b.unresolved(self.engine):
             budget = self.governor.budget()
             if budget.requests < 2 or budget.mutations < 1:
                 return
-            found = find_applied(self.client, batch)
+            found = self.target.find_applied(batch)
             self.governor.spend(requests=1)
             if found is not None:
                 ids, created_at = found
                 self._commit(batch, ids, normalise_time(created_at), rep, recovered=True)
                 rep.recovered += 1
-                log.info("batch %s was applied by Centra before the crash; committed without resending",
-                         batch.batch_id)
+                log.info("batch %s was applied by %s before the crash; committed without resending",
+                         batch.batch_id, self.target.platform)
             else:
                 self._reserve()
                 if not self._send(batch, rep, resend=True):
                     return
 
-    def _reject(self, batch: b.Batch, error: str, errors: list[dict[str, Any]], rep: PassReport) -> None:
-        """Fail the lines Centra's errors name; the rest go back to pending (each alone, when no line
+    def _reject(self, batch: b.Batch, exc: StockRejected, rep: PassReport) -> None:
+        """Fail the lines the platform's answer names; the rest go back to pending (each alone, when no line
         is named, so the next pass finds the culprit)."""
-        culprits = failing_skus(errors, batch)
+        culprits = set(exc.skus)
         if not culprits and len(batch.lines) == 1:
             culprits = set(batch.lines)
+        error = str(exc)
         b.fail(self.engine, batch, error, culprits)
         loc = self.estate.by_warehouse.get(batch.warehouse_id)
         records = []
         for sku in sorted(culprits):
-            unknown = "not found" in error.lower() or sku not in self.size_ids
-            kind = STOCK_SYNC_UNKNOWN_SIZE if unknown else STOCK_SYNC_REJECTED
+            kind = STOCK_SYNC_UNKNOWN_SIZE if sku in exc.unknown else STOCK_SYNC_REJECTED
             p = batch.plan[sku]
             rep.failed += len(p["applies"]) + len(p["absorbs"])
             records.append(ExceptionRecord.of(
                 kind, f"{batch.warehouse_id}:{sku}", "stock_sync",
-                f"Centra rejected {batch.operation} {batch.lines[sku]} x {sku} in warehouse {batch.warehouse_id}: "
-                f"{error}", location_id=loc.id if loc else None, sku=sku,
+                f"{self.target.platform} rejected {batch.operation} {batch.lines[sku]} x {sku} in warehouse "
+                f"{batch.warehouse_id}: {error}", location_id=loc.id if loc else None, sku=sku,
                 payload={"batch_id": batch.batch_id, "description": batch.description, "operation": batch.operation,
                          "quantity": batch.lines[sku], "movement_ids": [*p["applies"], *p["absorbs"]],
-                         "errors": errors}))
+                         "errors": exc.errors}))
         if records:
             record_exceptions(self.engine, records)

@@ -33,16 +33,18 @@ from pipelines.domain.sync.netting import group_mutations
 from pipelines.domain.timeutil import parse_time, utc_text
 from pipelines.estate import Estate
 from pipelines.sync import batches as b
+from pipelines.sync.centra_io import target_of
 from pipelines.sync.config import SyncConfig
 from pipelines.sync.lock import successor_waiting, sync_lock
-from pipelines.sync.planning import Planning, online_warehouses
+from pipelines.sync.planning import Planning
 from pipelines.sync.queue import count_pending, ingest, load_pending, now_text
 from pipelines.sync.rate_state import RateState
 from pipelines.sync.reports import PassReport, RunReport, record_run
 from pipelines.sync.sending import TRANSIENT, Sending, log
+from pipelines.sync.target import StockTarget
 from pipelines.sync.wakeup import Wakeup
 
-__all__ = ["TRANSIENT", "PassReport", "RunReport", "StockSync", "online_warehouses", "record_run"]
+__all__ = ["TRANSIENT", "PassReport", "RunReport", "StockSync", "record_run"]
 
 #: How often a long run publishes its running figures (`progress`).
 PROGRESS_EVERY_S = 60.0
@@ -52,20 +54,22 @@ HANDOVER_CHECK_S = 0.5
 
 
 class StockSync(Planning, Sending):
-    """Stock sync against one store of record and one Centra tenant (see module docstring).
+    """Stock sync against one store of record and one commerce platform (see module docstring).
+
+    `client` is the platform's `StockTarget` (a bare `CentraClient` is wrapped as Centra's).
 
     The governor's own buckets are shared through the store of record (`rate_state`) when the clock is
     the wall clock (`shared_budget=None`); a test's or a simulation's own clock gets a private governor.
     """
 
-    def __init__(self, engine: Engine, estate: Estate, client: CentraClient, config: SyncConfig | None = None, *,
+    def __init__(self, engine: Engine, estate: Estate, client: StockTarget | CentraClient, config: SyncConfig | None = None, *,
                  run_id: str | None = None, governor: Governor | None = None,
                  after_accept: Callable[[b.Batch], None] | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  shared_budget: bool | None = None) -> None:
         self.engine = engine
         self.estate = estate
-        self.client = client
+        self.target = target_of(client, estate)
         self.config = config or SyncConfig()
         self.run_id = run_id
         self.clock = clock
@@ -74,8 +78,7 @@ class StockSync(Planning, Sending):
         self.governor = governor or Governor(self.config.rate_share, clock=clock,
                                              shared=RateState(engine) if shared else None)
         self.after_accept = after_accept
-        self.size_ids = {sku: ref.size.size_id for sku, ref in estate.by_sku.items()}
-        self.online = online_warehouses(estate)
+        self.online = self.target.selling_groups()
         self._event_times: dict[int, str] = {}
         self._backlog_before = now_text()  # set per run: events before this are backlog
         self._stock_cache: dict[tuple[int, str], tuple[int, int, float]] = {}  # (physical, free, read at)
@@ -157,7 +160,7 @@ class StockSync(Planning, Sending):
         return 0.0 if rep.busy else self.config.poll_s
 
     def _quota_share(self, report: RunReport) -> float | None:
-        """Mutations this run used over Centra's hourly mutation quota for the run's lifetime (None for a
+        """Mutations this run used over the platform's hourly mutation quota for the run's lifetime (None for a
         run shorter than a minute: a burst says nothing about the share over time)."""
         quota = self.governor.hourly_mutation_quota()
         seconds = (parse_time(report.finished_at) - parse_time(report.started_at)).total_seconds()
@@ -180,7 +183,8 @@ class StockSync(Planning, Sending):
             return rep
         plans = self._counts_as_deltas(self._plan(pending))
         self._settle_trivial(plans, rep)
-        mutations = group_mutations([p for p in plans if p.operation != "none"], self.config.max_lines)
+        max_lines = min(self.config.max_lines, self.target.max_lines or self.config.max_lines)
+        mutations = group_mutations([p for p in plans if p.operation != "none"], max_lines)
         if not mutations:
             return rep
         # Critical mutations go at once, the rest once they have waited to be batched (`split_due`): each
@@ -207,6 +211,6 @@ class StockSync(Planning, Sending):
         if now < g.blocked_until:
             return
         try:
-            g.observe(self.client.rate_limits(), now)
+            g.observe(self.target.rate_limits(), now)
         except RateLimited as exc:
             g.on_rate_limited(exc.retry_after)

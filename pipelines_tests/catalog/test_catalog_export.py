@@ -17,7 +17,13 @@ import pytest
 from sqlalchemy import text
 
 from pipelines.defs.catalog import newstore_catalog_export
-from pipelines.defs.resources import CentraResource, EstateResource, NewStoreResource, StoreOfRecord
+from pipelines.defs.resources import (
+    CentraResource,
+    CommercetoolsResource,
+    EstateResource,
+    NewStoreResource,
+    StoreOfRecord,
+)
 from pipelines.devstack import Stack
 from pipelines.simulators.newstore.imports import ImportService
 from pipelines.store import catalog_export as export_state
@@ -43,6 +49,7 @@ def resources(stack: Stack) -> dict[str, Any]:
     return {"store": StoreOfRecord(database_url=stack.database_url),
             "estate": EstateResource(path=str(stack.estate_file)),
             "centra": CentraResource(base_url=env["CENTRA_API_URL"], token=env["CENTRA_API_TOKEN"]),
+            "commercetools": CommercetoolsResource(),
             "newstore": NewStoreResource(base_url=env["NEWSTORE_API_URL"], tenant=env["NEWSTORE_TENANT"],
                                          client_id=env["NEWSTORE_CLIENT_ID"],
                                          client_secret=env["NEWSTORE_CLIENT_SECRET"])}

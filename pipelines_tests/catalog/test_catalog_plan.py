@@ -106,3 +106,14 @@ def test_one_exception_per_sku_whatever_the_number_of_entity_errors() -> None:
     assert [(r.key, r.type, r.owner_team, r.sku) for r in records] == [
         ("catalog_sku_rejected:S-1", "catalog_sku_rejected", "ecommerce", "S-1")]
     assert "invalid_ean" in records[0].message and records[0].playbook == CATALOG_SKU_REJECTED.playbook
+
+
+def test_a_sku_outside_the_product_master_is_held_back_and_the_master_ones_go() -> None:
+    """Kills: the master check dropped (the foreign SKU sent), inverted (the master SKU held), or applied when no
+    master is given (every SKU held)."""
+    sizes = [Size("S-1", "7350000000011"), Size("X-9", "7350000000028")]
+    plan = plan_export(sizes, PRICES, BOOKS[:1], {}, master_skus={"S-1"})
+    assert [s.sku for s in plan.to_send] == ["S-1"]
+    (held,) = plan.held
+    assert held.sku == "X-9" and held.reasons == ("not_in_master",)
+    assert [s.sku for s in plan_export(sizes, PRICES, BOOKS[:1], {}).to_send] == ["S-1", "X-9"]

@@ -62,7 +62,7 @@ def test_every_table_dagster_writes_is_an_asset_with_its_lineage() -> None:
         "finance_daily_report")
     assert "reconciliation_daily_totals" in _parents("finance_month_end_rollup")
     assert _parents("exceptions") == {"pos_sale_lines", "pos_stock_movements", "reconciliation_findings",
-                                      "newstore_catalog_export", "order_flow_work"}
+                                      "newstore_catalog_export", "order_flow_work", "customer_links"}
     specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
     assert specs["centra_webhook_inbox"].group_name == specs["newstore_event_inbox"].group_name == "intake"
 

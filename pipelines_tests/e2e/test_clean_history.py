@@ -18,7 +18,13 @@ from sqlalchemy import text
 from pipelines.definitions import raw_assets
 from pipelines.defs.reconciliation.assets import finance_daily_report, reconciliation_findings
 from pipelines.defs.reconciliation.checks import reconciliation_checks
-from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord, SyncSettings
+from pipelines.defs.resources import (
+    CentraResource,
+    CommercetoolsResource,
+    EstateResource,
+    StoreOfRecord,
+    SyncSettings,
+)
 from pipelines.devstack import Stack
 from pipelines.domain.timeutil import business_date
 from pipelines.simulators.trading import FaultConfig, TradingConfig
@@ -83,6 +89,7 @@ def _resources(stack: Stack) -> dict:
     return {"store": StoreOfRecord(database_url=stack.database_url),
             "estate": EstateResource(path=str(stack.estate_file)),
             "centra": CentraResource(base_url=env["CENTRA_API_URL"], token=env["CENTRA_API_TOKEN"]),
+            "commercetools": CommercetoolsResource(),
             # no batching delay: the one-pass run sends the fresh sale at once, critical or not
             "sync_settings": SyncSettings(batch_delay_s=None)}
 

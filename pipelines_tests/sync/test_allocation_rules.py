@@ -25,7 +25,7 @@ from pipelines_tests.sync.conftest import RateRow as Row
 @pytest.mark.parametrize("b_stock", [1, 5], ids=["rule_a_b_nearly_sold_out", "both_rules_plenty"])
 def test_a_sale_is_critical_when_any_rule_its_warehouse_sells_through_is_nearly_sold_out(
         world: SyncWorld, risky_rule_first: bool, b_stock: int) -> None:
-    # Kills (service.online_warehouses / governor.mark_critical): a warehouse mapped to its last rule only
+    # Kills (CentraStockTarget.selling_groups / governor.mark_critical): a warehouse mapped to its last rule only
     # (`out[w] = [...]`, caught with the risky rule first), to its first rule only (caught with it last),
     # the least exposed rule counted instead of the most exposed (`min` -> `max`), and, in the mirror
     # case, a rule's warehouses left unread (unread stock counts as zero, so the mirror turns critical).

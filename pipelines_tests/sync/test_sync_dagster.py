@@ -11,7 +11,13 @@ import pytest
 from sqlalchemy import text
 
 from pipelines.definitions import defs
-from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord, SyncSettings
+from pipelines.defs.resources import (
+    CentraResource,
+    CommercetoolsResource,
+    EstateResource,
+    StoreOfRecord,
+    SyncSettings,
+)
 from pipelines.defs.sync.assets import stock_sync_lag
 from pipelines.defs.sync.jobs import (
     CONCURRENCY_TAG,
@@ -35,6 +41,7 @@ def resources(world: SyncWorld, small_estate_dict: dict, tmp_path: Path) -> dict
     return {"store": StoreOfRecord(database_url=world.engine.url.render_as_string(hide_password=False)),
             "estate": EstateResource(path=str(estate_file)),
             "centra": CentraResource(base_url=world.server.url, token=TOKEN),
+            "commercetools": CommercetoolsResource(),
             "sync_settings": SyncSettings()}
 
 

@@ -9,7 +9,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord, SyncSettings
+from pipelines.defs.resources import (
+    CentraResource,
+    CommercetoolsResource,
+    EstateResource,
+    StoreOfRecord,
+    SyncSettings,
+)
 from pipelines.devstack import Stack
 from pipelines.simulators.newstore import EmitterConfig
 from pipelines.simulators.trading import TradingConfig
@@ -35,6 +41,7 @@ def test_centra_store_stock_ends_equal_to_the_ground_truth(db_url: str, tmp_path
         resources = {"store": StoreOfRecord(database_url=stack.database_url),
                      "estate": EstateResource(path=str(stack.estate_file)),
                      "centra": CentraResource(base_url=env["CENTRA_API_URL"], token=env["CENTRA_API_TOKEN"]),
+                     "commercetools": CommercetoolsResource(),
                      "sync_settings": SyncSettings()}
         runs = 0
         with dg.instance_for_test() as instance:

@@ -32,6 +32,7 @@ from pipelines.domain.flows.ports import (
     ReturnRequest,
     ShipRequest,
 )
+from pipelines.estate.model import Location
 
 _PAYLOAD = "userErrors { message path } userWarnings { message path }"
 _RETURN = """
@@ -158,6 +159,11 @@ class CentraCommerce:
     def __init__(self, client: CentraClient, order_api: CentraOrderApi | None = None):
         self.client = client
         self.order_api = order_api  # Centra's REST Order API: creating orders (endless aisle)
+
+    @staticmethod
+    def warehouse_of_location(location: Location) -> str:
+        """The flows' warehouse id of an estate location: its Centra warehouse id."""
+        return str(location.centra_warehouse_id)
 
     def order(self, ref: str) -> CommerceOrder | None:
         if not str(ref).isdigit():

@@ -1,4 +1,5 @@
-"""`newstore_catalog_export`: Centra's catalog (products, variants, sizes, EANs, per-market prices) to NewStore
+"""`newstore_catalog_export`: the commerce platform's catalog (products, variants, sizes, EANs, per-market prices; Centra
+or commercetools, `pipelines.defs.commerce_platform.commerce_catalog`) to NewStore
 through NewStore's Import API, incrementally (SKUs whose content changed since their last send) or in full
 (``full: true`` in the run config). The logic is `pipelines.domain.catalog_export`; the import job is
 `pipelines.connectors.newstore.imports`; the state is `pipelines.store.catalog_export`."""
@@ -8,10 +9,16 @@ from collections import defaultdict
 import dagster as dg
 from pydantic import Field
 
-from pipelines.connectors.centra.catalog import read_catalog
 from pipelines.connectors.newstore import imports as ns_imports
 from pipelines.dagster_lib.common import ECOMMERCE
-from pipelines.defs.resources import CentraResource, EstateResource, NewStoreResource, StoreOfRecord
+from pipelines.defs.commerce_platform import commerce_catalog
+from pipelines.defs.resources import (
+    CentraResource,
+    CommercetoolsResource,
+    EstateResource,
+    NewStoreResource,
+    StoreOfRecord,
+)
 from pipelines.domain.catalog_export import (
     StorePricelist,
     exception_records,
@@ -60,25 +67,24 @@ def store_pricelists(estate_stores, pricelists) -> list[StorePricelist]:  # noqa
     group_name="catalog",
     kinds={"centra", "newstore"},
     owners=ECOMMERCE,
-    description="Centra's catalog (the product master) in NewStore's catalog: one NewStore product per active "
-                "Centra size (SKU, EAN, style, colour, size) and its price in the price book of every Centra price "
-                "list a store sells from, sent as an Import API job. Incremental by default (SKUs whose content "
-                "changed since their last send), full with run config full=true. SKUs Centra cannot give "
+    description="The commerce platform's catalog (the product master: Centra or commercetools) in NewStore's "
+                "catalog: one NewStore product per active size or variant (SKU, EAN, style, colour, size) and its "
+                "price in the price book of every price list a store sells from, sent as an Import API job. Incremental by default (SKUs whose content "
+                "changed since their last send), full with run config full=true. SKUs the platform cannot give "
                 "NewStore complete, and SKUs NewStore refuses, become catalog_sku_rejected exceptions.",
 )
 def newstore_catalog_export(context: dg.AssetExecutionContext, config: CatalogExportConfig, store: StoreOfRecord,
-                            estate: EstateResource, centra: CentraResource,
+                            estate: EstateResource, centra: CentraResource, commercetools: CommercetoolsResource,
                             newstore: NewStoreResource) -> dg.MaterializeResult:
     engine = store.engine()
     mode = "full" if config.full else "incremental"
-    with centra.client() as client:
-        catalog = read_catalog(client)
+    catalog = commerce_catalog(estate.get(), centra, commercetools)
     prices: dict[int, dict[int, float]] = defaultdict(dict)
     for p in catalog.prices:
         prices[p.variant_id][p.pricelist_id] = p.price
     books = store_pricelists(estate.get().stores, catalog.pricelists)
     plan = plan_export(catalog.sizes, prices, books, state.sent_fingerprints(engine), full=config.full,
-                       require_ean=config.require_ean)
+                       require_ean=config.require_ean, master_skus=estate.get().by_sku)
     state.record_held(engine, {h.sku: h.message for h in plan.held})
     records = exception_records(plan.held, {}, source=SOURCE)
     meta: dict[str, dg.RawMetadataValue] = {
@@ -97,7 +103,7 @@ def newstore_catalog_export(context: dg.AssetExecutionContext, config: CatalogEx
     with newstore.client() as ns, ns_imports.served_file(
             payload, f"catalog-{context.run.run_id[:8]}.zip", host=config.file_bind_host, port=config.file_bind_port,
             public_base_url=config.file_public_base_url) as served:
-        job_id = ns_imports.create_job(ns, name=f"centra-catalog-{mode}-{context.run.run_id[:8]}", source_uri=served.url,
+        job_id = ns_imports.create_job(ns, name=f"commerce-catalog-{mode}-{context.run.run_id[:8]}", source_uri=served.url,
                                        entities=["products", "prices"], full=False, shop=config.catalog,
                                        locale=config.locale, wait_budget_s=config.wait_budget_s)
         state.log_job(engine, import_id=job_id, run_id=context.run.run_id, mode=mode, products_sent=plan.products,
@@ -131,7 +137,7 @@ def newstore_catalog_export(context: dg.AssetExecutionContext, config: CatalogEx
 catalog_export_job = dg.define_asset_job(
     "catalog_export_job",
     selection=dg.AssetSelection.assets(newstore_catalog_export),
-    description="Send Centra's catalog to NewStore (incremental; run config full=true for every SKU).",
+    description="Send the commerce platform's catalog to NewStore (incremental; run config full=true for every SKU).",
 )
 
 catalog_export_schedule = dg.ScheduleDefinition(

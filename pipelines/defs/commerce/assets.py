@@ -1,4 +1,9 @@
-"""Commerce (Centra) datasets read over the GraphQL Integration API: orders, returns, stock, catalog."""
+"""Commerce datasets: orders, returns, stock, the stock-change ledger and the catalog of the estate's commerce platform.
+
+The tables keep their `centra_*` names (the reconciliation, the finance report and their history read them) whichever
+platform fills them: Centra over its GraphQL Integration API, commercetools over its HTTP API
+(`pipelines.connectors.commercetools.reads`), as the same records (`pipelines.defs.commerce_platform`).
+"""
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -9,12 +14,12 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from pipelines.connectors.centra import CentraClient
 from pipelines.dagster_lib.common import CENTRA_KINDS, ECOMMERCE, FINANCE, SINGLE_RUN
 from pipelines.dagster_lib.metadata import DayOutput, materialize_days
 from pipelines.dagster_lib.partitions import BUSINESS_TIMEZONE, daily_partitions, window
 from pipelines.dagster_lib.snapshots import land_snapshot
-from pipelines.defs.resources import CentraResource, EstateResource, StoreOfRecord
+from pipelines.defs.commerce_platform import CommerceReads, commerce_reads
+from pipelines.defs.resources import CentraResource, CommercetoolsResource, EstateResource, StoreOfRecord
 from pipelines.domain.timeutil import business_date, normalise_time
 from pipelines.store.partitions import replace_partitions
 
@@ -49,7 +54,7 @@ class _Documents:
     lines: str  # asset key of the lines' table
     owners: list[str]
     columns: tuple[list[str], list[str]]  # of `heads`, of `lines`
-    read: Callable[[CentraClient, datetime, datetime], list[Any]]  # the documents created in [start, end)
+    read: Callable[[CommerceReads, datetime, datetime], list[Any]]  # the documents created in [start, end)
     # (document, its lines as dicts) -> the head row's fields beyond the document's own
     head_fields: Callable[[Any, Sequence[dict[str, Any]]], dict[str, Any]]
     line_fields: Callable[[Any], dict[str, Any]]  # document -> what each of its line rows takes from it
@@ -78,14 +83,14 @@ def _documents_asset(docs: _Documents) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         backfill_policy=SINGLE_RUN,
     )
-    def _asset(context: dg.AssetExecutionContext, store: StoreOfRecord,
-               centra: CentraResource) -> Iterator[dg.MaterializeResult]:
+    def _asset(context: dg.AssetExecutionContext, store: StoreOfRecord, estate: EstateResource,
+               centra: CentraResource, commercetools: CommercetoolsResource) -> Iterator[dg.MaterializeResult]:
         engine = store.engine()
 
         def one_day(day: str) -> DayOutput:
             start, end = window(day)
-            with centra.client() as client:
-                documents = docs.read(client, start, end)
+            with commerce_reads(estate.get(), centra, commercetools) as reads:
+                documents = docs.read(reads, start, end)
             head_df, line_df = _split(documents, docs)
             replace_partitions(engine, day, {docs.heads: head_df, docs.lines: line_df})
             head_md, line_md = docs.metadata(head_df, line_df)
@@ -105,7 +110,7 @@ def _order_metadata(heads: pd.DataFrame, lines: pd.DataFrame) -> tuple[dict[str,
 centra_orders = _documents_asset(_Documents(
     heads="centra_orders", lines="centra_order_lines", owners=ECOMMERCE,
     columns=(ORDER_COLUMNS, ORDER_LINE_COLUMNS),
-    read=CentraClient.orders_between,
+    read=lambda reads, start, end: reads.orders_between(start, end),
     head_fields=lambda o, lines: {"order_id": o.id, "order_number": o.number, "line_count": len(lines),
                                   "created_at": normalise_time(o.created_at)},
     line_fields=lambda o: {"order_number": o.number, "currency": o.currency},
@@ -119,7 +124,7 @@ centra_orders = _documents_asset(_Documents(
 centra_returns = _documents_asset(_Documents(
     heads="centra_returns", lines="centra_return_lines", owners=FINANCE,
     columns=(RETURN_COLUMNS, RETURN_LINE_COLUMNS),
-    read=CentraClient.returns_between,
+    read=lambda reads, start, end: reads.returns_between(start, end),
     head_fields=lambda r, lines: {"return_id": r.id, "line_count": len(lines),
                                   "created_at": normalise_time(r.created_at),
                                   "refunded_at": normalise_time(r.refunded_at) if r.refunded_at else None},
@@ -141,13 +146,13 @@ centra_returns = _documents_asset(_Documents(
                 "the day's cut-off.",
 )
 def centra_stock_snapshot(context: dg.AssetExecutionContext, store: StoreOfRecord, estate: EstateResource,
-                          centra: CentraResource) -> dg.MaterializeResult:
+                          centra: CentraResource, commercetools: CommercetoolsResource) -> dg.MaterializeResult:
     day = context.partition_key
     est = estate.get()
 
     def read() -> pd.DataFrame:
-        with centra.client() as client:
-            rows = client.stock()
+        with commerce_reads(est, centra, commercetools) as reads:
+            rows = reads.stock()
         return pd.DataFrame([asdict(r) for r in rows], columns=[
             "warehouse_id", "size_id", "sku", "physical", "allocated", "free_to_allocate", "demand"])
 
@@ -166,14 +171,15 @@ def centra_stock_snapshot(context: dg.AssetExecutionContext, store: StoreOfRecor
                 "with the POS movements, independently of our own sync ledger.",
 )
 def centra_stock_changes(context: dg.AssetExecutionContext, store: StoreOfRecord, estate: EstateResource,
-                         centra: CentraResource) -> Iterator[dg.MaterializeResult]:
+                         centra: CentraResource, commercetools: CommercetoolsResource
+                         ) -> Iterator[dg.MaterializeResult]:
     engine = store.engine()
     est = estate.get()
 
     def one_day(day: str) -> DayOutput:
         start, end = window(day)
-        with centra.client() as client:
-            changes = client.stock_changes(created_from=start, created_to=end)
+        with commerce_reads(est, centra, commercetools) as reads:
+            changes = reads.stock_changes(created_from=start, created_to=end)
         rows = [{**asdict(c), "change_id": str(c.id), "created_at": normalise_time(c.created_at),
                  "location_id": est.by_warehouse[c.warehouse_id].id if c.warehouse_id in est.by_warehouse else None}
                 for c in changes]
@@ -186,14 +192,14 @@ def centra_stock_changes(context: dg.AssetExecutionContext, store: StoreOfRecord
 
 @centra_asset(
     group_name="catalog",
-    description="The Centra catalog (the commerce platform owns product data): every product size with SKU, "
-                "EAN, product and variant, and whether it is active.",
+    description="The commerce platform's catalog (it owns product data): every product size (Centra) or variant "
+                "(commercetools) with SKU, EAN, product and variant, and whether it is active.",
 )
-def centra_catalog(context: dg.AssetExecutionContext, store: StoreOfRecord,
-                   centra: CentraResource) -> dg.MaterializeResult:
+def centra_catalog(context: dg.AssetExecutionContext, store: StoreOfRecord, estate: EstateResource,
+                   centra: CentraResource, commercetools: CommercetoolsResource) -> dg.MaterializeResult:
     day = context.partition_key
-    with centra.client() as client:
-        sizes = client.product_sizes()
+    with commerce_reads(estate.get(), centra, commercetools) as reads:
+        sizes = reads.product_sizes()
     df = _frame([asdict(s) for s in sizes], CATALOG_COLUMNS)
     replace_partitions(store.engine(), day, {"centra_catalog": df})
     (result,) = materialize_days(context, lambda _day: {"centra_catalog": (df, {

@@ -8,18 +8,19 @@ never while one is in progress, so the flows' writes are serialised.
 
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import dagster as dg
 import numpy as np
 
-from pipelines.connectors.centra.flows import CentraCommerce
-from pipelines.connectors.centra.order_api import CentraOrderApi
 from pipelines.connectors.newstore.flows import NewStoreStore
 from pipelines.dagster_lib.common import ECOMMERCE, FINANCE, RETAIL_OPERATIONS
+from pipelines.defs.commerce_platform import flow_commerce, uses_commercetools
 from pipelines.defs.intake import centra_webhook_inbox, newstore_event_inbox
 from pipelines.defs.resources import (
     CentraResource,
+    CommercetoolsResource,
     EstateResource,
     NewStoreResource,
     OrderFlowSettings,
@@ -28,7 +29,7 @@ from pipelines.defs.resources import (
 from pipelines.domain.flows.click_collect import PickupStore
 from pipelines.domain.flows.ship_from_store import locations_of, parse_fallback
 from pipelines.estate import Estate
-from pipelines.order_flows import centra_events, runner
+from pipelines.order_flows import centra_events, commercetools_messages, runner
 from pipelines.order_flows.context import FlowContext, FlowSettings
 from pipelines.order_flows.endless_aisle import endless_aisle_settings
 from pipelines.order_flows.newstore_events import (
@@ -42,38 +43,41 @@ from pipelines.store import order_flows as work
 
 FLOW_TAGS = {"pipelines/concurrency": "order-flows"}
 FLOW_SENSOR_INTERVAL_S = 5
+COMMERCETOOLS_MESSAGES_INTERVAL_S = 10
+FLOW_EVENTS = (*NEWSTORE_EVENTS, *ORDER_EVENTS, *commercetools_messages.ORDER_MESSAGES)
 
 
-def pickup_stores(estate: Estate) -> dict[str, PickupStore]:
-    return {str(loc.centra_warehouse_id): PickupStore(location_id=loc.newstore_node_id, store_id=loc.id)
+def pickup_stores(estate: Estate, warehouse_of=lambda loc: str(loc.centra_warehouse_id)) -> dict[str, PickupStore]:
+    return {warehouse_of(loc): PickupStore(location_id=loc.newstore_node_id, store_id=loc.id)
             for loc in estate.stores}
 
 
 def flow_context(store: StoreOfRecord, centra: CentraResource, newstore: NewStoreResource, estate: EstateResource,
-                 settings: OrderFlowSettings) -> FlowContext:
+                 settings: OrderFlowSettings, commercetools: CommercetoolsResource | None = None) -> FlowContext:
     engine = store.engine()
     e = estate.get()
-    order_api = (CentraOrderApi(settings.centra_order_api_url, settings.centra_order_api_key)
-                 if settings.centra_order_api_url and settings.centra_order_api_key else None)
+    commerce = flow_commerce(e, centra, commercetools, settings)
+    warehouse_of = commerce.warehouse_of_location
     flow_settings = FlowSettings(
         pickup_shipping_options=tuple(settings.pickup_shipping_options),
         pickup_service_level=settings.pickup_service_level, uncollected_after_h=settings.uncollected_after_h,
         max_attempts=settings.max_attempts, retry_base_s=settings.retry_base_s,
         ship_from_store_service_level=settings.ship_from_store_service_level,
-        fulfilment_locations=locations_of(e.locations),
+        fulfilment_locations=tuple(replace(f, warehouse_id=warehouse_of(loc))
+                                   for f, loc in zip(locations_of(e.locations), e.locations, strict=True)),
         ship_from_store_fallback=parse_fallback(settings.ship_from_store_fallback))
     return FlowContext(
-        engine=engine, commerce=CentraCommerce(centra.client(), order_api=order_api),
+        engine=engine, commerce=commerce,
         stores=NewStoreStore(newstore.client(), country_of={loc.id: loc.country for loc in e.stores}),
         evidence=NewStoreEvidence(engine),
         settings=endless_aisle_settings(flow_settings, e, settings.shipping_map),
-        pickup_stores=pickup_stores(e))
+        pickup_stores=pickup_stores(e, warehouse_of))
 
 
 def run_once(ctx: FlowContext) -> runner.RunReport:
     triggers = {"newstore": newstore_triggers(ctx.engine, ctx.settings.pickup_service_level),
-                "centra": centra_triggers}
-    return runner.run_flows(ctx, triggers, (*NEWSTORE_EVENTS, *ORDER_EVENTS))
+                "centra": centra_triggers, commercetools_messages.SOURCE: commercetools_messages.commercetools_triggers}
+    return runner.run_flows(ctx, triggers, FLOW_EVENTS)
 
 
 @dg.asset(
@@ -88,13 +92,15 @@ def run_once(ctx: FlowContext) -> runner.RunReport:
                 "against the store's live availability, handed to it, re-routed (another store, then the DC) when "
                 "the check fails or the store rejects it and shipped in Centra with the store's tracking, and every "
                 "endless-aisle order a store takes for home delivery created in Centra (Order API) with the "
-                "store's market and price list. One row per flow and object, with its status, outcome and "
+                "store's market and price list. With the estate on commercetools the same flows write to commercetools "
+                "(pipelines.connectors.commercetools.flows; triggers: its Messages, commercetools_messages_sensor). "
+                "One row per flow and object, with its status, outcome and "
                 "latency; what a flow cannot do is an exception record for its owner team.",
 )
 def order_flow_work(context: dg.AssetExecutionContext, store: StoreOfRecord, centra: CentraResource,
-                    newstore: NewStoreResource, estate: EstateResource,
-                    order_flow_settings: OrderFlowSettings) -> dg.MaterializeResult:
-    ctx = flow_context(store, centra, newstore, estate, order_flow_settings)
+                    newstore: NewStoreResource, estate: EstateResource, order_flow_settings: OrderFlowSettings,
+                    commercetools: CommercetoolsResource) -> dg.MaterializeResult:
+    ctx = flow_context(store, centra, newstore, estate, order_flow_settings, commercetools)
     report = runner.RunReport()
     until = time.monotonic() + order_flow_settings.run_window_s
     while True:
@@ -124,7 +130,7 @@ order_flows_job = dg.define_asset_job(
 def flow_work_waiting(store: StoreOfRecord, now: datetime | None = None) -> str | None:
     engine = store.engine()
     now = now or datetime.now(UTC)
-    reason = runner.unregistered(engine, (*NEWSTORE_EVENTS, *ORDER_EVENTS), now)
+    reason = runner.unregistered(engine, FLOW_EVENTS, now)
     if reason:
         return reason
     return "order flow work is due" if work.any_due(engine, now) else None
@@ -164,6 +170,28 @@ def centra_events_sensor(context: dg.SensorEvaluationContext, store: StoreOfReco
     return dg.SensorResult(run_requests=requests, cursor="subscribed")
 
 
+@dg.sensor(name="commercetools_messages_sensor", job=order_flows_job,
+           minimum_interval_seconds=COMMERCETOOLS_MESSAGES_INTERVAL_S, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Every 10 s, when the estate runs on commercetools: pulls commercetools' Messages (GET "
+                       "/messages from the stored cursor minus a lookback window, since messages publish late and "
+                       "out of order), lands each once in the inbox (source commercetools, dedup by message id) and "
+                       "requests an order flows run when something new landed and none is in progress.")
+def commercetools_messages_sensor(context: dg.SensorEvaluationContext, store: StoreOfRecord,
+                                  estate: EstateResource, commercetools: CommercetoolsResource
+                                  ) -> dg.SensorResult | dg.SkipReason:
+    e = estate.get()
+    if not uses_commercetools(e):
+        return dg.SkipReason("the estate's commerce platform is not commercetools")
+    with commercetools.client(e) as client:
+        pulled = commercetools_messages.pull(store.engine(), client)
+    context.log.info("commercetools messages: %d fetched, %d new, cursor %s", pulled.fetched, pulled.landed,
+                     pulled.cursor)
+    for error in pulled.errors:
+        context.log.warning("commercetools messages: %s", error)
+    requests = [dg.RunRequest()] if pulled.landed and not _flows_busy(context) else []
+    return dg.SensorResult(run_requests=requests, cursor=pulled.cursor)
+
+
 def _flows_busy(context: dg.SensorEvaluationContext) -> bool:
     return bool(context.instance.get_run_records(filters=dg.RunsFilter(
         job_name=order_flows_job.name, statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
@@ -172,4 +200,4 @@ def _flows_busy(context: dg.SensorEvaluationContext) -> bool:
 
 def flow_definitions() -> dg.Definitions:
     return dg.Definitions(assets=[order_flow_work], jobs=[order_flows_job],
-                          sensors=[order_flows_sensor, centra_events_sensor])
+                          sensors=[order_flows_sensor, centra_events_sensor, commercetools_messages_sensor])

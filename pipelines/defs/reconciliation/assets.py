@@ -3,6 +3,7 @@ the month-end rollup."""
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import dagster as dg
@@ -15,8 +16,10 @@ from pipelines.dagster_lib.metadata import DayOutput, materialize_days, preview
 from pipelines.dagster_lib.partitions import daily_partitions, monthly_partitions
 from pipelines.dagster_lib.reconciliation_evidence import original_order_lookup
 from pipelines.dagster_lib.reconciliation_gates import report_gates
+from pipelines.defs.commerce_platform import CommerceOpener, commerce_reads
 from pipelines.defs.resources import (
     CentraResource,
+    CommercetoolsResource,
     EstateResource,
     FinanceReportFiles,
     NewStoreResource,
@@ -53,19 +56,19 @@ def _days_before(day: str, n: int) -> str:
     return (date.fromisoformat(day) - timedelta(days=n)).isoformat()
 
 
-def pickup_orders(centra: CentraResource, numbers: list[int]) -> pd.DataFrame:
-    """Centra's current state of the online orders picked up in stores (created on any earlier day), in a
-    few requests (200 orders each): they share Centra's rate budget with the stock sync."""
+def pickup_orders(commerce: CommerceOpener, numbers: list[int]) -> pd.DataFrame:
+    """The commerce platform's current state of the online orders picked up in stores (created on any earlier
+    day), in a few requests (a page of orders each): they share the platform's rate budget with the stock sync."""
     rows = []
     if numbers:
-        with centra.client() as client:
-            found = client.orders_by_numbers(int(n) for n in numbers)
+        with commerce() as reads:
+            found = reads.orders_by_numbers(int(n) for n in numbers)
         rows = [{"order_number": o.number, "status": o.status, "grand_total": o.grand_total, "currency": o.currency}
                 for o in found.values()]
     return pd.DataFrame(rows, columns=["order_number", "status", "grand_total", "currency"])
 
 
-def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str, centra: CentraResource | None = None,
+def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str, commerce: CommerceOpener | None = None,
                 newstore: NewStoreClient | None = None) -> ReconciliationInputs:
     """The day's raw datasets from the store of record (plus recent sales for ids and sell-through,
     Centra's current status of the day's click-and-collect orders, and the original orders of the day's
@@ -87,8 +90,8 @@ def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str, centra: 
     pickups = part("pos_pickups")
     pickups["order_number"] = pd.to_numeric(pickups["order_number"], errors="coerce").astype("Int64")
     orders = part("centra_orders")
-    if centra is not None:
-        current = pickup_orders(centra, pickups["order_number"].dropna().astype(int).tolist())
+    if commerce is not None:
+        current = pickup_orders(commerce, pickups["order_number"].dropna().astype(int).tolist())
         orders = pd.concat([orders, current.assign(business_date=day)], ignore_index=True)
     return ReconciliationInputs(
         business_date=day,
@@ -152,7 +155,7 @@ def _spec(key: str, description: str, deps: list[str], kinds: set[str]) -> dg.As
     backfill_policy=SINGLE_RUN,
 )
 def reconciliation_findings(context: dg.AssetExecutionContext, store: StoreOfRecord, estate: EstateResource,
-                            centra: CentraResource, newstore: NewStoreResource,
+                            centra: CentraResource, commercetools: CommercetoolsResource, newstore: NewStoreResource,
                             reconciliation_settings: ReconciliationSettings) -> Iterator[dg.MaterializeResult]:
     """One transaction per day writes the findings' tables (each day replaced). A day reconciled before is
     restated: its previous findings and sales totals are compared with the new ones and the changes appended
@@ -165,7 +168,8 @@ def reconciliation_findings(context: dg.AssetExecutionContext, store: StoreOfRec
     newstore_client = newstore.client()
 
     def one_day(day: str) -> DayOutput:
-        inputs = load_inputs(store, estate, day, centra, newstore_client)
+        inputs = load_inputs(store, estate, day, partial(commerce_reads, estate.get(), centra, commercetools),
+                             newstore_client)
         result = reconcile(inputs, tolerance)
         for note in result.evidence_notes:
             context.log.warning("%s: %s", day, note)

@@ -13,10 +13,11 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from pipelines.connectors.centra import CentraClient
 from pipelines.dagster_lib.dagster_retention import FINISHED, prune_runs
+from pipelines.defs.commerce_platform import stock_target
 from pipelines.defs.resources import (
     CentraResource,
+    CommercetoolsResource,
     EstateResource,
     NewStoreResource,
     StoreOfRecord,
@@ -31,11 +32,6 @@ CONCURRENCY_TAG = "pipelines/concurrency"
 SYNC_TAGS = {CONCURRENCY_TAG: "stock-sync"}
 LIVE_SYNC_TAGS = {CONCURRENCY_TAG: "stock-sync-live"}
 SENSOR_NAME = "stock_sync_sensor"
-
-
-def sync_client(centra: CentraResource) -> CentraClient:
-    """One attempt per request: the sync's own loop retries, informed by the governor."""
-    return CentraClient(centra.base_url, centra.token, timeout=centra.timeout_s, max_attempts=1)
 
 
 def _metadata(report: RunReport) -> dict[str, Any]:
@@ -59,10 +55,10 @@ def _publish(context: dg.OpExecutionContext, report: RunReport) -> dg.Output:
 
 
 def _run_sync(context: dg.OpExecutionContext, store: StoreOfRecord, estate: EstateResource,
-              centra: CentraResource, sync_settings: SyncSettings, window_s: float,
-              kind: str = "sync", *, hand_over: bool = False) -> RunReport | None:
-    with sync_client(centra) as client:
-        sync = StockSync(store.engine(), estate.get(), client, sync_settings.config(), run_id=context.run_id)
+              centra: CentraResource, commercetools: CommercetoolsResource, sync_settings: SyncSettings,
+              window_s: float, kind: str = "sync", *, hand_over: bool = False) -> RunReport | None:
+    with stock_target(estate.get(), centra, commercetools) as target:
+        sync = StockSync(store.engine(), estate.get(), target, sync_settings.config(), run_id=context.run_id)
         try:
             report = sync.run(window_s=window_s, kind=kind, hand_over=hand_over,
                               progress=(lambda r: _tag(context, r)) if hand_over else None)
@@ -74,11 +70,11 @@ def _run_sync(context: dg.OpExecutionContext, store: StoreOfRecord, estate: Esta
 
 
 def _send_queued(context: dg.OpExecutionContext, store: StoreOfRecord, estate: EstateResource,
-                 centra: CentraResource, sync_settings: SyncSettings, kind: str,
-                 meta: dict[str, Any]) -> dg.Output:
+                 centra: CentraResource, commercetools: CommercetoolsResource, sync_settings: SyncSettings,
+                 kind: str, meta: dict[str, Any]) -> dg.Output:
     """Send what a replay or resync just queued in one pass, unless the always-on sync holds the lock:
     then it sends them with its next pass, and the metadata says so."""
-    report = _run_sync(context, store, estate, centra, sync_settings, 0.0, kind=kind)
+    report = _run_sync(context, store, estate, centra, commercetools, sync_settings, 0.0, kind=kind)
     sent = _metadata(report) if report else {"sent_by": "the running stock sync (it holds the sync lock)"}
     return dg.Output(None, metadata=meta | sent)
 
@@ -91,13 +87,15 @@ class SyncRunConfig(dg.Config):
 
 @dg.op(out=dg.Out(dg.Nothing), tags=LIVE_SYNC_TAGS,
        description="The always-on stock sync: take over from the running sync, then decode new POS stock events "
-                   "as they land, net them per Centra warehouse and size, and send them as changeStock/setStock "
-                   "batches within the shared rate budget (oversell risks at once, the rest batched), exactly "
+                   "as they land, net them per warehouse and SKU, and send them to the commerce platform (Centra "
+                   "changeStock/setStock batches, commercetools inventory entry updates) within the rate budget (oversell risks at once, the rest batched), exactly "
                    "once in effect; hand over to the next run when it is ready.")
 def sync_store_stock(context: dg.OpExecutionContext, config: SyncRunConfig, store: StoreOfRecord,
-                     estate: EstateResource, centra: CentraResource, sync_settings: SyncSettings) -> dg.Output:
+                     estate: EstateResource, centra: CentraResource, commercetools: CommercetoolsResource,
+                     sync_settings: SyncSettings) -> dg.Output:
     window_s = sync_settings.run_window_s if config.window_s is None else config.window_s
-    report = _run_sync(context, store, estate, centra, sync_settings, window_s, hand_over=window_s > 0)
+    report = _run_sync(context, store, estate, centra, commercetools, sync_settings, window_s,
+                       hand_over=window_s > 0)
     return _publish(context, report) if report else dg.Output(None, metadata={"skipped": "another sync holds the lock"})
 
 
@@ -119,12 +117,13 @@ class ReplayConfig(dg.Config):
 
 @dg.op(out=dg.Out(dg.Nothing), tags=SYNC_TAGS, description="Re-queue selected failed movements and send them.")
 def replay_stock_movements(context: dg.OpExecutionContext, config: ReplayConfig, store: StoreOfRecord,
-                           estate: EstateResource, centra: CentraResource, sync_settings: SyncSettings) -> dg.Output:
+                           estate: EstateResource, centra: CentraResource, commercetools: CommercetoolsResource,
+                           sync_settings: SyncSettings) -> dg.Output:
     replay = requeue(store.engine(), estate.get(), movement_ids=config.movement_ids, statuses=config.statuses,
                      warehouse_id=config.warehouse_id, sku=config.sku, since=config.since,
                      config=sync_settings.config())
     context.log.info(f"replay: {replay}")
-    return _send_queued(context, store, estate, centra, sync_settings, "replay", {
+    return _send_queued(context, store, estate, centra, commercetools, sync_settings, "replay", {
         "selected": replay.selected, "requeued": replay.requeued, "still_unmapped": replay.still_unmapped})
 
 
@@ -139,15 +138,16 @@ class ResyncConfig(dg.Config):
 
 
 @dg.op(out=dg.Out(dg.Nothing), tags=SYNC_TAGS,
-       description="Compare POS on-hand with Centra physical stock per store warehouse and queue corrections.")
+       description="Compare POS on-hand with the commerce platform's on-hand stock per store warehouse and queue "
+                   "corrections.")
 def resync_store_stock(context: dg.OpExecutionContext, config: ResyncConfig, store: StoreOfRecord,
-                       estate: EstateResource, centra: CentraResource, newstore: NewStoreResource,
-                       sync_settings: SyncSettings) -> dg.Output:
-    with sync_client(centra) as cclient, newstore.client() as nclient:
-        resync = queue_corrections(store.engine(), estate.get(), cclient, nclient, sync_settings.config(),
+                       estate: EstateResource, centra: CentraResource, commercetools: CommercetoolsResource,
+                       newstore: NewStoreResource, sync_settings: SyncSettings) -> dg.Output:
+    with stock_target(estate.get(), centra, commercetools) as target, newstore.client() as nclient:
+        resync = queue_corrections(store.engine(), estate.get(), target, nclient, sync_settings.config(),
                                    quiet_s=config.quiet_s)
     context.log.info(f"resync: {resync}")
-    return _send_queued(context, store, estate, centra, sync_settings, "resync", {
+    return _send_queued(context, store, estate, centra, commercetools, sync_settings, "resync", {
         "keys_compared": resync.keys_compared, "differing": resync.differing,
         "corrections_queued": resync.corrections_queued, "skipped_active": resync.skipped_active,
         "units_off": resync.units_off, "centra_requests": resync.centra_requests,
@@ -155,7 +155,8 @@ def resync_store_stock(context: dg.OpExecutionContext, config: ResyncConfig, sto
 
 
 @dg.job(executor_def=dg.in_process_executor, tags=SYNC_TAGS,
-        description="Full stock resync: POS vs Centra physical per store warehouse, corrections within budget.")
+        description="Full stock resync: POS vs the commerce platform's on-hand per store warehouse, corrections "
+                    "within budget.")
 def stock_resync_job() -> None:
     resync_store_stock()
 

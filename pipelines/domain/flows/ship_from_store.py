@@ -26,6 +26,7 @@ split over several locations (it is consolidated at the one holding most of its 
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -83,7 +84,7 @@ def order_ref_of(store_external_id: str | None) -> str | None:
     if not store_external_id or SFS not in store_external_id:
         return None
     ref = store_external_id.split(SFS, 1)[0]
-    return ref if ref.isdigit() else None
+    return ref if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", ref) else None  # a number (Centra), an id (commercetools)
 
 
 def open_units(order: CommerceOrder) -> dict[str, int]:

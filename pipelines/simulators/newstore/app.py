@@ -32,6 +32,7 @@ from starlette.routing import Route
 
 from .auth import AuthHandlers
 from .controls import DEFAULT_ENDPOINT_RATES, Exchange, FaultRule, SimulatorControls, TokenBucket
+from .customers import CustomerHandlers
 from .framework import TITLES, Handler, problem_body
 from .imports import ImportHandlers
 from .rest import RestHandlers
@@ -41,7 +42,7 @@ __all__ = ["DEFAULT_ENDPOINT_RATES", "Exchange", "FaultRule", "Handler", "Simula
            "create_app"]
 
 
-class _App(AuthHandlers, RestHandlers, ImportHandlers):
+class _App(AuthHandlers, RestHandlers, ImportHandlers, CustomerHandlers):
     """The handlers and their route table."""
 
     def routes(self) -> list[Route]:
@@ -74,6 +75,7 @@ class _App(AuthHandlers, RestHandlers, ImportHandlers):
             Route(es + "/{id}/_start", a(self.start_integration), methods=["POST"]),
             Route(es + "/{id}/_stop", a(self.stop_integration), methods=["POST"]),
             *self.import_routes(),
+            *self.customer_routes(),
         ]
 
 
@@ -96,4 +98,5 @@ def create_app(state: NewStoreState, *, clients: dict[str, str], controls: Simul
     app.state.controls = controls
     app.state.newstore = state
     app.state.imports = impl.imports  # the Import API's jobs, catalog and knobs (imports.py)
+    app.state.customers = impl.customers  # customer profiles and their knobs (customers.py)
     return app
