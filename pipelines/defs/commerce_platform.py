@@ -1,7 +1,9 @@
 """The composition root for the commerce platform: the estate's `commerce_platform` picks the adapters.
 
-This is the one place that reads the platform's name. Everything downstream is written against the ports:
-`StockTarget` (the stock sync), `CommerceReads` (the datasets the reconciliation lands).
+This is the one place that reads the platform's name (`uses_commercetools`: definitions that exist only on one
+platform, the customer sync and the messages sensor, ask it too). Everything downstream is written against the ports:
+`StockTarget` (the stock sync), `CommerceReads` (the datasets the reconciliation lands), the catalog read (the
+export to NewStore) and `AllocatingCommerce` (the order flows). See docs/commercetools.md.
 """
 
 from __future__ import annotations

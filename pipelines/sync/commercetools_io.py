@@ -49,6 +49,7 @@ MARKER_TYPE = "pipelines-stock-sync"
 MARKER_FIELD = "lastSyncBatch"
 #: Attempts per line when other writers keep changing the entry (409s), before the batch is left prepared.
 CONFLICT_ATTEMPTS = 6
+EXPECT_AT_MOST = 500  # entries read ahead with one pass's stock view (5 requests at most)
 SKUS_PER_QUERY = 100  # keeps a `sku in (...)` predicate well inside URL limits
 _FIELD_DEFINITION = {"name": MARKER_FIELD, "label": {"en": "Last sync batch"}, "required": False,
                      "type": {"name": "String"}, "inputHint": "SingleLine"}
@@ -86,6 +87,7 @@ class CommercetoolsStockTarget(StockTarget):
         self._channel_ids: dict[str, str] = {}
         self._channels_loaded = False
         self._entries: dict[tuple[str, str], dict[str, Any]] = {}  # (channel id, sku) -> entry as last seen
+        self._expected: dict[tuple[str, str], int] = {}  # (channel id, sku) -> warehouse: to read with the next view
         self._type_id: str | None = None
         self._types_with_field: set[str] = set()  # custom types (ours or the retailer's) that hold the marker
 
@@ -238,7 +240,11 @@ class CommercetoolsStockTarget(StockTarget):
     def stock_view(self, keys: Iterable[Key], on_request: Callable[[], None]) -> dict[Key, tuple[int, int]]:
         """One query per `SKUS_PER_QUERY` keys, whatever their channels (`(supplyChannel(id=..) and sku in (..)) or
         ...`): the ranking read of a pass costs a round trip or two, not one per store."""
-        pairs = sorted({(self.channel_id(w), sku, w) for w, sku in keys})
+        wanted = {(self.channel_id(w), sku, w) for w, sku in keys}
+        asked = {(c, sku) for c, sku, _ in wanted}
+        # the entries this pass will write and has not read yet ride along (`expect`): one round trip fewer each
+        pairs = sorted(wanted | {(c, sku, w) for (c, sku), w in self._expected.items() if (c, sku) not in asked})
+        self._expected.clear()
         warehouse_of = {channel: w for channel, _, w in pairs}
         out: dict[Key, tuple[int, int]] = {}
         for start in range(0, len(pairs), SKUS_PER_QUERY):
@@ -253,8 +259,18 @@ class CommercetoolsStockTarget(StockTarget):
                 if channel not in by_channel:
                     continue
                 self._entries[(channel, e["sku"])] = e
-                out[(warehouse_of[channel], e["sku"])] = (int(e["quantityOnStock"]), int(e["availableQuantity"]))
+                if (channel, e["sku"]) in asked:
+                    out[(warehouse_of[channel], e["sku"])] = (int(e["quantityOnStock"]), int(e["availableQuantity"]))
         return out
+
+    def expect(self, keys: Iterable[Key]) -> None:
+        for w, sku in keys:
+            try:
+                channel = self.channel_id(w)
+            except StockRejected:
+                continue  # no channel: the send refuses the batch with its reason
+            if (channel, sku) not in self._entries and len(self._expected) < EXPECT_AT_MOST:
+                self._expected[(channel, sku)] = w
 
     def physical(self, warehouse_ids: list[int], governor: Governor,
                  sleep: Callable[[float], None] = time.sleep) -> tuple[dict[Key, int], int]:

@@ -187,6 +187,7 @@ class StockSync(Planning, Sending):
         mutations = group_mutations([p for p in plans if p.operation != "none"], max_lines)
         if not mutations:
             return rep
+        self.target.expect((m.warehouse_id, sku) for m in mutations for sku in m.lines)
         # Critical mutations go at once, the rest once they have waited to be batched (`split_due`): each
         # mutation spent on a trickle now is one the hourly quota lacks at the next peak. What is due goes
         # earliest deadline first; when the budget is short, the oversell risks are found first.

@@ -72,6 +72,10 @@ class StockTarget(ABC):
     def stock_view(self, keys: Iterable[Key], on_request: Callable[[], None]) -> dict[Key, tuple[int, int]]:
         """(on hand, free to sell online) per key, in few requests; `on_request` before each (the rate budget)."""
 
+    def expect(self, keys: Iterable[Key]) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """The keys this pass is about to write. A platform that must read a key before writing it (commercetools:
+        the entry's version) can fold those reads into the pass's next `stock_view` request."""
+
     @abstractmethod
     def physical(self, warehouse_ids: list[int], governor: Governor,
                  sleep: Callable[[float], None] = time.sleep) -> tuple[dict[Key, int], int]:

@@ -8,6 +8,7 @@ from pipelines.connectors.commercetools.customers import CommercetoolsCustomers
 from pipelines.connectors.newstore.customers import NewStoreCustomers
 from pipelines.customers.sync import run_pass
 from pipelines.dagster_lib.common import RETAIL_OPERATIONS
+from pipelines.defs.commerce_platform import uses_commercetools
 from pipelines.defs.resources import CommercetoolsResource, EstateResource, NewStoreResource, StoreOfRecord
 from pipelines.store import customers as links_state
 
@@ -46,7 +47,7 @@ def customer_links(context: dg.AssetExecutionContext, config: CustomerSyncConfig
                    newstore: NewStoreResource) -> dg.MaterializeResult:
     engine = store.engine()
     the_estate = estate.get()
-    if the_estate.commerce_platform != "commercetools":
+    if not uses_commercetools(the_estate):
         context.log.info("customer sync: the commerce platform is %s, not commercetools; nothing to do",
                          the_estate.commerce_platform)
         return dg.MaterializeResult(metadata={"created": 0, "updated": 0, "conflicts": 0, "skipped": True,
