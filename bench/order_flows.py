@@ -72,6 +72,7 @@ from pipelines.domain.flows.ship_from_store import external_id as sfs_external_i
 from pipelines.domain.flows.ship_from_store import locations_of  # noqa: E402
 from pipelines.domain.sync.stats import percentile  # noqa: E402
 from pipelines.domain.timeutil import parse_time  # noqa: E402
+from pipelines.estate import Location  # noqa: E402
 from pipelines.simulators.commercetools import CtError  # noqa: E402
 from pipelines.simulators.newstore import EmitterConfig  # noqa: E402
 from pipelines.simulators.newstore.endless_aisle import take_endless_aisle_order  # noqa: E402
@@ -182,12 +183,17 @@ class Scenarios:
         with self.lock:
             self.returns[str(ret["id"])] = {"order": number, "at": at, "no_ref": no_ref}
 
-    def pickup(self) -> None:
-        centra, estate = self.stack.centra.state, self.stack.estate
-        store = self.rng.choice(estate.stores)
+    def _store_with_stock(self) -> tuple[Location, str] | None:
+        """A random store and a SKU it has a unit of (None: the store has nothing to sell)."""
+        store = self.rng.choice(self.stack.estate.stores)
         sku = self._stocked(store, 1)
-        if sku is None:
+        return None if sku is None else (store, sku)
+
+    def pickup(self) -> None:
+        centra = self.stack.centra.state
+        if (picked := self._store_with_stock()) is None:
             return
+        store, sku = picked
         if self.ct is not None:
             number: int | str = str(self._ct_pickup_order(store, sku)["orderNumber"])
         else:
@@ -198,11 +204,10 @@ class Scenarios:
             self.pickups[number] = {"at": datetime.now(UTC), "store": store, "handed_at": None}
 
     def ship_from_store(self) -> None:
-        centra, estate = self.stack.centra.state, self.stack.estate
-        store = self.rng.choice(estate.stores)
-        sku = self._stocked(store, 1)
-        if sku is None:
+        centra = self.stack.centra.state
+        if (picked := self._store_with_stock()) is None:
             return
+        store, sku = picked
         if self.ct is not None:
             placed = self._ct_checkout(store, [(sku, 1)], "delivery@example.com", supply=store.id)
             if placed is None:
