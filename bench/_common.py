@@ -34,11 +34,11 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import pipelines.devstack as devstack  # noqa: E402
+from pipelines.connectors.commercetools.markers import MARKER_FIELD  # noqa: E402
 from pipelines.domain.sync.stats import percentile  # noqa: E402
 from pipelines.domain.timeutil import parse_time, utc_text  # noqa: E402
 from pipelines.simulators.estate_gen import write_estate  # noqa: E402
 from pipelines.sync.batches import DESCRIPTION_PREFIX  # noqa: E402
-from pipelines.sync.commercetools_io import MARKER_FIELD  # noqa: E402
 
 PLATFORMS = ("centra", "commercetools")
 

@@ -35,6 +35,7 @@ from pipelines.connectors.commercetools import (
     DuplicateField,
     ResourceNotFound,
 )
+from pipelines.connectors.commercetools.markers import MARKER_FIELD, MARKER_TYPE, marker_value, parse_marker
 from pipelines.connectors.commercetools.predicates import in_list, lit
 from pipelines.connectors.errors import RateLimited, TransientError
 from pipelines.domain.sync.governor import MUTATIONS, REQUESTS, Governor, RateLimitRow
@@ -45,8 +46,6 @@ from pipelines.sync.target import Key, SendResult, StockRejected, StockTarget
 
 log = logging.getLogger("pipelines.sync.commercetools")
 
-MARKER_TYPE = "pipelines-stock-sync"
-MARKER_FIELD = "lastSyncBatch"
 #: Attempts per line when other writers keep changing the entry (409s), before the batch is left prepared.
 CONFLICT_ATTEMPTS = 6
 EXPECT_AT_MOST = 500  # entries read ahead with one pass's stock view (5 requests at most)
@@ -290,19 +289,10 @@ class CommercetoolsStockTarget(StockTarget):
         return out, requests
 
 
-def marker_value(version: int, description: str) -> str:
-    """`<entry version the write makes>:<batch description>`: the batch, and which version of the entry (which
-    `InventoryEntryQuantitySet` message's `resourceVersion`) it is, for the reconciliation's ledger."""
-    return f"{version}:{description}"
-
-
 def _marker(entry: dict[str, Any]) -> str | None:
     """The batch description of the entry's marker (without its version)."""
-    value = ((entry.get("custom") or {}).get("fields") or {}).get(MARKER_FIELD)
-    if not isinstance(value, str):
-        return None
-    version, sep, description = value.partition(":")
-    return description if sep and version.isdigit() else value
+    parsed = parse_marker(((entry.get("custom") or {}).get("fields") or {}).get(MARKER_FIELD))
+    return parsed[1] if parsed else None
 
 
 def _change_id(entry: dict[str, Any]) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from pipelines.connectors.commercetools import CommercetoolsClient
+from pipelines.connectors.commercetools.markers import MARKER_FIELD
 from pipelines.estate.model import estate_from_dict
 from pipelines.simulators.commercetools import (
     DEFAULT_CLIENT_ID,
@@ -16,7 +17,7 @@ from pipelines.simulators.commercetools import (
 from pipelines.simulators.estate_gen import generate_estate
 from pipelines.simulators.serving import BackgroundServer
 from pipelines.sync.batches import Batch
-from pipelines.sync.commercetools_io import MARKER_FIELD, CommercetoolsStockTarget
+from pipelines.sync.commercetools_io import CommercetoolsStockTarget
 from pipelines.sync.target import StockRejected
 
 

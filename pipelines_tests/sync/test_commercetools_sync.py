@@ -22,6 +22,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from pipelines.connectors.commercetools import CommercetoolsClient
+from pipelines.connectors.commercetools.markers import MARKER_FIELD, marker_value
 from pipelines.defs.resources import (
     CentraResource,
     CommercetoolsResource,
@@ -40,7 +41,7 @@ from pipelines.simulators.serving import BackgroundServer
 from pipelines.store import make_engine, migrate
 from pipelines.sync import StockSync, SyncConfig
 from pipelines.sync.batches import DESCRIPTION_PREFIX, Batch
-from pipelines.sync.commercetools_io import MARKER_FIELD, CommercetoolsStockTarget, marker_value
+from pipelines.sync.commercetools_io import CommercetoolsStockTarget
 from pipelines_tests.sync.conftest import T0, count, land, receipt, sale
 
 ONE_PASS = {"ops": {"sync_store_stock": {"config": {"window_s": 0.0}}}}

@@ -60,6 +60,7 @@ from pipelines.connectors.centra.models import (
     CentraStockChange,
 )
 from pipelines.connectors.commercetools.client import CommercetoolsClient
+from pipelines.connectors.commercetools.markers import MARKER_FIELD, parse_marker
 from pipelines.connectors.commercetools.predicates import in_list, ts
 from pipelines.estate.model import Estate, Location
 
@@ -144,7 +145,7 @@ def _unit_gross(line: dict[str, Any]) -> float:
 class CommercetoolsReads:
     """The reconciliation's commerce datasets from commercetools (see the module docstring)."""
 
-    def __init__(self, client: CommercetoolsClient, estate: Estate, *, marker_field: str = "lastSyncBatch",
+    def __init__(self, client: CommercetoolsClient, estate: Estate, *, marker_field: str = MARKER_FIELD,
                  restock_field: str = "restockSupplyChannel", order_number_prefix: str = "") -> None:
         if estate.commercetools is None:
             raise ValueError("the estate has no commercetools section")
@@ -373,16 +374,15 @@ class CommercetoolsReads:
         return out
 
     def _markers(self, entry: dict[str, Any]) -> dict[int, str]:
-        """resourceVersion -> batch marker written on the entry (see the module docstring)."""
+        """resourceVersion -> batch marker written on the entry (see the module docstring); a bare marker counts for
+        the entry's current version."""
         value = ((entry.get("custom") or {}).get("fields") or {}).get(self.marker_field)
-        values = value if isinstance(value, list) else [value] if value else []
         out = {}
-        for v in values:
-            head, sep, tail = str(v).partition(":")
-            if sep and head.isdigit():
-                out[int(head)] = tail
-            else:
-                out[int(entry.get("version") or 0)] = str(v)
+        for v in value if isinstance(value, list) else [value]:
+            parsed = parse_marker(v)
+            if parsed is not None:
+                version, description = parsed
+                out[int(entry.get("version") or 0) if version is None else version] = description
         return out
 
     def stock_changes(self, created_from: datetime | None = None,
