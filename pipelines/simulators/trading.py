@@ -52,6 +52,7 @@ class TradingConfig:
     online_return_share: float = 0.08  # share of shipped online orders returned to the DC
     online_return_in_store_share: float = 0.05  # share of shipped online orders returned in a store
     ship_after_hours: tuple[float, float] = (1.0, 20.0)
+    return_after_days: tuple[float, float] = (1.0, 5.0)  # a returned online order comes back this long after shipping
     counts_per_store_per_day: float = 0.5
     click_collect_per_store_per_day: float = 1.0
     replenish_below: int = 1
@@ -216,6 +217,9 @@ class TradingGenerator:
         self._unknown = itertools.count(1)
         self._lock = threading.Lock()
         self._replenishing: set[tuple[str, str]] = set()
+        # Units promised to click-and-collect orders, per (node, SKU), from the online order until the handover:
+        # NewStore reserves them only once the order reaches it, and the store must not sell or lose them before.
+        self._held: dict[tuple[str, str], int] = {}
         self.stats: dict[str, int] = {}
 
     # ---- scheduling -------------------------------------------------------------------------
@@ -302,11 +306,15 @@ class TradingGenerator:
         picks: list[str] = []
         for _ in range(n * 8):
             sku = self.rng.choice(self._skus)
-            if sku not in picks and self.newstore.atp(node, sku) > 0:  # units held for pickups are not sold
+            if sku not in picks and self._sellable(node, sku):
                 picks.append(sku)
                 if len(picks) == n:
                     break
         return picks
+
+    def _sellable(self, node: str, sku: str) -> bool:
+        """A unit of `sku` the store may sell or lose: not held for a pickup, known to NewStore or not yet."""
+        return self.newstore.atp(node, sku) > 0 and self.newstore.on_hand(node, sku) > self._held.get((node, sku), 0)
 
     def _do_store_sale(self, at: datetime, store: Location) -> None:
         node = store.newstore_node_id
@@ -393,8 +401,10 @@ class TradingGenerator:
         counts = {}
         for sku in skus:
             qty = self.newstore.on_hand(node, sku)
-            if qty > 0 and self.rng.random() < 0.1:
-                qty -= 1  # shrinkage found by the count
+            # Shrinkage found by the count takes a free unit: a missing unit held for a pickup would be an
+            # oversell (the commerce platform cannot go below what it allocated), a fault, not clean trading.
+            if qty > 0 and self.rng.random() < 0.1 and self._sellable(node, sku):
+                qty -= 1
             counts[sku] = max(0, qty)
         self.newstore.count_stock(node, counts, at=at)
         for sku, qty in counts.items():
@@ -423,9 +433,9 @@ class TradingGenerator:
         self._bump("shipments")
         r = self.rng.random()
         if r < self.config.online_return_share:
-            self._push(at + timedelta(days=self.rng.uniform(1, 5)), "online_return", number=number, lines=lines)
+            self._push(at + timedelta(days=self.rng.uniform(*self.config.return_after_days)), "online_return", number=number, lines=lines)
         elif r < self.config.online_return_share + self.config.online_return_in_store_share:
-            self._push(at + timedelta(days=self.rng.uniform(1, 5)), "online_return_in_store", number=number,
+            self._push(at + timedelta(days=self.rng.uniform(*self.config.return_after_days)), "online_return_in_store", number=number,
                        market_id=market_id, lines=lines)
 
     def _do_online_return(self, at: datetime, number: int | str, lines: list) -> None:
@@ -511,6 +521,7 @@ class TradingGenerator:
                                            shipping_option=self.config.pickup_option)
         if number is None:
             return
+        self._held[(node, sku)] = self._held.get((node, sku), 0) + 1
         price = self.estate.price(sku, store.centra_pricelist_id)
         if not self.config.world_integrates:  # the product's pickup flow hands it to the store
             self.truth.transaction(at, "click_collect_order", "centra", node, str(number), price, store.currency)
@@ -560,6 +571,7 @@ class TradingGenerator:
         self.newstore.set_items_states(fr["fulfillment_request_id"], {"line_items": items}, at=at)
         # Both platforms take the unit out of the store: the POS at handover, Centra when the order ships.
         self.truth.movement(at, store.newstore_node_id, sku, -1, "pickup", str(number))
+        self._held[(store.newstore_node_id, sku)] -= 1
         self._bump("pickups")
         if not self.config.world_integrates:
             return  # the product's handover flow ships it in Centra
