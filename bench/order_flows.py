@@ -40,6 +40,15 @@ createdAt; a ship-from-store order is re-routed when its effective supply channe
 left the store. Duplicates: returnInfo entries / Refund transactions beyond one per store return, Deliveries
 beyond one per handover or shipment, orders beyond one per till order.
 
+`--platform cloudshelf`: the kiosk legs of issue 14 instead (bench/kiosk_legs.py; a Centra estate whose stores
+have Cloudshelf kiosks, 50 stores and 1 POS stock event/s by default; `--quick` 4 stores, 25 s): kiosk order ->
+Centra order, the last unit sold in a store -> hidden on that store's kiosk, take-home kiosk sales deducted in
+Centra exactly once, under duplicated and reordered Cloudshelf webhooks. `--rate` is then kiosk orders per
+second (0.2); `--sizes`, `--last-units`, `--take-home`, `--warmup` apply to it only.
+
+    python bench/order_flows.py --platform cloudshelf            # 50 stores x 300 sizes, 5 min (run it alone)
+    python bench/order_flows.py --platform cloudshelf --quick    # 4 stores x 120 sizes, 25 s of kiosk orders
+
 Per flow: `events` (scenarios), `completed` (a ship-from-store order re-routed by the live check counts when
 Centra's allocation left the store: `rerouted`), `exceptions` (work the flow could not do and holds as an
 exception; exceptions about work done anyway, such as a re-route, do not count), `lost` (neither done nor held
@@ -65,6 +74,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import kiosk_legs  # noqa: E402
 from _common import PLATFORMS, PosTrader, dagster_daemon, emit, log, make_stack  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
@@ -480,8 +490,17 @@ def main() -> None:
     ap.add_argument("--tier", default="growth", choices=[t.lower() for t in TIERS])
     ap.add_argument("--rtt-ms", type=float, default=300.0)
     ap.add_argument("--settle", type=float, default=240.0, help="seconds to wait for the last flows")
-    ap.add_argument("--platform", choices=PLATFORMS, default="centra", help="the estate's commerce platform")
+    ap.add_argument("--platform", choices=(*PLATFORMS, "cloudshelf"), default="centra",
+                    help="the estate's commerce platform; cloudshelf: the kiosk legs on a Centra estate with kiosks")
+    ap.add_argument("--sizes", type=int, help="cloudshelf: sizes in the estate (300; --quick 120)")
+    ap.add_argument("--last-units", type=int, help="cloudshelf: last units sold in stores (40; --quick 4)")
+    ap.add_argument("--take-home", type=int, help="cloudshelf: take-home kiosk order lines (25; --quick 4)")
+    ap.add_argument("--warmup", type=float, default=120.0,
+                    help="cloudshelf: seconds to wait for the first sync pass and our webhook's registration")
     args = ap.parse_args()
+    if args.platform == "cloudshelf":
+        emit(kiosk_legs.run(args, Path(tempfile.mkdtemp(prefix="bench-kiosks-"))))
+        return
     stores = args.stores or (4 if args.quick else 10)
     rate = args.rate or (0.5 if args.quick else 0.1)
     stock_rate = args.stock_rate or (1.0 if args.quick else 2.0)

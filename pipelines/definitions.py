@@ -2,6 +2,7 @@
 its resources are configured: from `pipelines.settings` when the definitions load, secrets through `EnvVar`
 (resolved by Dagster when a run or tick starts), so the UI shows every setting in use."""
 
+import json
 
 import dagster as dg
 
@@ -21,6 +22,8 @@ from pipelines.defs.commerce.assets import (
 from pipelines.defs.exceptions import exceptions, open_exceptions_sensor
 from pipelines.defs.flows import flow_definitions
 from pipelines.defs.intake import intake_assets
+from pipelines.defs.kiosk import kiosk_definitions
+from pipelines.defs.kiosk.raw import cloudshelf_orders
 from pipelines.defs.pos.assets import (
     pos_catalog,
     pos_pickups,
@@ -34,6 +37,7 @@ from pipelines.defs.raw_checks import raw_checks
 from pipelines.defs.reconciliation import reconciliation_definitions
 from pipelines.defs.sync import sync_definitions
 from pipelines.settings import (
+    cloudshelf,
     commercetools,
     commercetools_credentials_set,
     order_flows,
@@ -56,9 +60,10 @@ snapshots_job = dg.define_asset_job(
 
 daily_datasets_job = dg.define_asset_job(
     "daily_datasets_job",
-    selection=dg.AssetSelection.assets(*daily_assets),
+    selection=dg.AssetSelection.assets(*daily_assets, cloudshelf_orders),
     description="Land one business day (or, as a backfill, a range of days in one run) of the event-based "
-                "datasets: POS sales, returns and stock movements, Centra orders, returns and stock changes.",
+                "datasets: POS sales, returns and stock movements, Centra orders, returns and stock changes, "
+                "and the Cloudshelf kiosk orders.",
 )
 
 
@@ -95,6 +100,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     """The resources from the environment (`pipelines.settings`); what it leaves unset takes the default
     stated on each resource."""
     s = settings()
+    cs = cloudshelf()
     return {
         "store": res.StoreOfRecord(database_url=s.database_url),
         "estate": res.EstateResource(path=str(s.estate_file)),
@@ -109,12 +115,26 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "reconciliation_settings": res.ReconciliationSettings(**reconciliation()),
         "sync_settings": res.SyncSettings(**sync()),
         "recovery_settings": res.RecoverySettings(**recovery()),
+        "cloudshelf": res.CloudshelfResource(
+            **({"base_url": cs.api_url} if cs.api_url else {}), timeout_s=cs.timeout_s,
+            **({"token": dg.EnvVar("CLOUDSHELF_API_TOKEN")} if cs.token_set else {})),
         "order_flow_settings": res.OrderFlowSettings(**order_flows(), **(
             {"centra_order_api_key": dg.EnvVar("CENTRA_ORDER_API_KEY")}
-            if order_flows().get("centra_order_api_url") else {})),
+            if order_flows().get("centra_order_api_url") else {}), **_kiosk_flow_settings()),
         "stream_health_settings": StreamHealthSettings(**stream_health()),
         "finance_reports": res.FinanceReportFiles(reports_dir=str(s.reports_dir)),
     }
+
+
+def _kiosk_flow_settings() -> dict:
+    """The kiosk order flows' Cloudshelf connection and mapping (secrets through `EnvVar`)."""
+    cs = cloudshelf()
+    out: dict = {"kiosk_take_home": cs.take_home, "kiosk_shipping_map": json.dumps(cs.shipping_map),
+                 "kiosk_timeout_s": cs.timeout_s}
+    if cs.enabled and cs.token_set:
+        out |= {"kiosk_api_url": cs.api_url, "kiosk_api_token": dg.EnvVar("CLOUDSHELF_API_TOKEN"),
+                "kiosk_webhook_key": dg.EnvVar("CLOUDSHELF_WEBHOOK_KEY")}
+    return out
 
 
 def build_definitions(resources: dict | None = None) -> dg.Definitions:
@@ -124,6 +144,7 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
         sync_definitions(),
         recovery_definitions(),
         flow_definitions(),
+        kiosk_definitions(),
         dg.Definitions(assets=catalog_defs.assets, jobs=catalog_defs.jobs, schedules=catalog_defs.schedules),
         dg.Definitions(assets=customer_defs.assets, jobs=customer_defs.jobs, schedules=customer_defs.schedules),
         stream_health_definitions(),

@@ -34,12 +34,17 @@ import httpx
 
 from pipelines import dagster_warnings, logging_setup
 from pipelines.connectors.centra import CentraClient
+from pipelines.connectors.centra.catalog import read_catalog as read_centra_catalog
+from pipelines.connectors.cloudshelf import CloudshelfClient
 from pipelines.connectors.commercetools import CommercetoolsClient
+from pipelines.connectors.commercetools.catalog import read_catalog as read_commercetools_catalog
 from pipelines.connectors.newstore import NewStoreClient
 from pipelines.domain.timeutil import business_date, day_window_utc
 from pipelines.estate import load_estate
 from pipelines.intake.app import IntakeConfig, create_intake_app
+from pipelines.kiosk import KioskPublisher
 from pipelines.simulators.centra import CentraSimulator
+from pipelines.simulators.cloudshelf import CloudshelfSimulator
 from pipelines.simulators.commercetools import CommercetoolsSimulator
 from pipelines.simulators.estate_gen import write_estate
 from pipelines.simulators.ground_truth import GroundTruth
@@ -64,6 +69,10 @@ class Stack:
     `commerce` is the estate's commerce platform ("centra" or "commercetools"): the estate file is generated with
     it, the world trades online through that platform's simulator, and the stock sync writes to it. The Centra
     simulator starts either way (the intake and older tests expect it); with commercetools nothing writes to it.
+
+    `kiosks=True` adds the Cloudshelf simulator (`self.cloudshelf`, served on `cloudshelf_port`; `cloudshelf_options`
+    go to `CloudshelfSimulator`): an empty organisation the product fills (locations, catalogue, stock levels); its
+    order webhooks go wherever the product registers them (the intake's `/cloudshelf/webhooks?key=...`).
     """
 
     def __init__(self, home: Path, *, sizes: int = 2000, stores: int = 12, seed: int = 7,
@@ -71,7 +80,8 @@ class Stack:
                  trading: TradingConfig | None = None, database_url: str | None = None,
                  emitter_config: EmitterConfig | None = None, centra_options: dict | None = None,
                  newstore_options: dict | None = None, commerce: str = "centra",
-                 commercetools_port: int | None = None, commercetools_options: dict | None = None):
+                 commercetools_port: int | None = None, commercetools_options: dict | None = None,
+                 kiosks: bool = False, cloudshelf_port: int | None = None, cloudshelf_options: dict | None = None):
         if commerce not in COMMERCE_PLATFORMS:
             raise ValueError(f"unknown commerce platform {commerce!r}; one of {', '.join(COMMERCE_PLATFORMS)}")
         self.home = home
@@ -94,10 +104,15 @@ class Stack:
         if commerce == "commercetools":
             self.secrets |= {"COMMERCETOOLS_CLIENT_ID": "pipelines",
                              "COMMERCETOOLS_CLIENT_SECRET": secrets.token_urlsafe(24)}
+        if kiosks:
+            self.secrets |= {"CLOUDSHELF_API_TOKEN": secrets.token_urlsafe(24),
+                             "CLOUDSHELF_WEBHOOK_KEY": secrets.token_urlsafe(24)}
         self.tenant = "nordlys-sandbox"
         self.intake = BackgroundServer(create_intake_app(self.engine, IntakeConfig(
             newstore_api_key=self.secrets["NEWSTORE_EVENTSTREAM_API_KEY"],
-            centra_webhook_secret=self.secrets["CENTRA_WEBHOOK_SECRET"])), port=intake_port)
+            centra_webhook_secret=self.secrets["CENTRA_WEBHOOK_SECRET"],
+            **({"cloudshelf_webhook_key": self.secrets["CLOUDSHELF_WEBHOOK_KEY"]} if kiosks else {}))),
+            port=intake_port)
         self.centra = CentraSimulator(
             self.estate, tokens=[self.secrets["CENTRA_API_TOKEN"]],
             webhook_url=f"http://{self.intake.host}:{self.intake.port}/centra/webhooks",
@@ -119,6 +134,12 @@ class Stack:
                     self.secrets["COMMERCETOOLS_CLIENT_SECRET"], (f"manage_project:{project}",))},
                 **(commercetools_options or {}))
             self.commercetools_server = BackgroundServer(self.commercetools.app, port=commercetools_port)
+        self.cloudshelf: CloudshelfSimulator | None = None
+        self.cloudshelf_server: BackgroundServer | None = None
+        if kiosks:
+            self.cloudshelf = CloudshelfSimulator(tokens=[self.secrets["CLOUDSHELF_API_TOKEN"]],
+                                                  **(cloudshelf_options or {}))
+            self.cloudshelf_server = BackgroundServer(self.cloudshelf.app, port=cloudshelf_port)
         self.truth = GroundTruth(home / "ground_truth.sqlite", self.estate.business_timezone)
         commerce_world = (CommercetoolsTrading(self.commercetools.state, self.estate)
                           if self.commercetools is not None else CentraTrading(self.centra.state))
@@ -133,6 +154,9 @@ class Stack:
         self.newstore_server.start()
         if self.commercetools_server is not None:
             self.commercetools_server.start()
+        if self.cloudshelf is not None and self.cloudshelf_server is not None:
+            self.cloudshelf_server.start()
+            self.cloudshelf.start()
         self.newstore.start()
         if self.centra.webhooks is not None:
             self.centra.webhooks.start()
@@ -158,6 +182,13 @@ class Stack:
         return CommercetoolsClient(url, url, self.commercetools.project_key, self.secrets["COMMERCETOOLS_CLIENT_ID"],
                                    self.secrets["COMMERCETOOLS_CLIENT_SECRET"], **kwargs)  # type: ignore[arg-type]
 
+    def cloudshelf_client(self, **kwargs: object) -> CloudshelfClient:
+        """A client of the Cloudshelf simulator (`kiosks=True` only)."""
+        if self.cloudshelf_server is None:
+            raise RuntimeError("this stack runs no kiosks (Stack(kiosks=True))")
+        return CloudshelfClient(f"{self.cloudshelf_server.url}/graphql", self.secrets["CLOUDSHELF_API_TOKEN"],
+                                **kwargs)  # type: ignore[arg-type]
+
     def env(self) -> dict[str, str]:
         """Environment for Dagster processes: where the platforms are, and their (simulated) credentials."""
         return {
@@ -172,6 +203,9 @@ class Stack:
             "PIPELINES_FLOW_CENTRA_EVENTS": "1",
             **({"COMMERCETOOLS_API_URL": self.commercetools_server.url,
                 "COMMERCETOOLS_AUTH_URL": self.commercetools_server.url} if self.commercetools_server else {}),
+            **({"CLOUDSHELF_API_URL": f"{self.cloudshelf_server.url}/graphql",
+                "PIPELINES_FLOW_KIOSK_WEBHOOK_URL": f"{self.intake.url}/cloudshelf/webhooks"}
+               if self.cloudshelf_server else {}),
             **self.secrets,
         }
 
@@ -185,6 +219,8 @@ class Stack:
         self.newstore.flush(timeout)
         if self.centra.webhooks is not None:
             self.centra.webhooks.flush(timeout)
+        if self.cloudshelf is not None:
+            self.cloudshelf.flush(timeout)
 
     #: Simulated time per history step: trading, delivery and the stock sync advance together.
     # An hour: changes stay on their business day; 15-minute steps took 1.6 times as long (270 sync runs).
@@ -228,8 +264,9 @@ class Stack:
         tz = self.estate.business_timezone
         hour, t = None, start
         try:
-            with self._history_target() as target:
-                sync = StockSync(self.engine, self.estate, target, config)
+            with self._history_target() as target, self._kiosk_publisher(target) as kiosk:
+                sync = StockSync(self.engine, self.estate, target, config,
+                                 after_commit=kiosk.after_sync if kiosk is not None else None)
                 while t < end:
                     # Steps on a grid (00:00, 00:15, ... UTC), cut at business-day boundaries.
                     grid = t + self.HISTORY_STEP - (t - datetime(2000, 1, 1, tzinfo=UTC)) % self.HISTORY_STEP
@@ -260,6 +297,36 @@ class Stack:
 
     #: The request budget of the history's commercetools sync (the simulator has no limit; see `history`).
     HISTORY_CT_REQUESTS_PER_S = 500.0
+
+    @contextmanager
+    def _kiosk_publisher(self, target: StockTarget) -> Iterator[KioskPublisher | None]:
+        """With kiosks: the catalogue and the stores published to Cloudshelf first, then a publisher whose
+        `after_sync` the history's stock sync calls, as the Dagster sync does (pipelines/defs/kiosk/sync_hook.py).
+        None without kiosks, or when the publish fails (logged; the Dagster kiosk_catalog job publishes later)."""
+        if self.cloudshelf is None:
+            yield None
+            return
+        with self.cloudshelf_client() as client:
+            publisher = KioskPublisher(self.engine, self.estate, target, client)
+            try:
+                if self.commercetools is not None:
+                    with self.commercetools_client() as ct:
+                        catalog = read_commercetools_catalog(ct, self.estate)
+                else:
+                    with self.centra_client() as centra:
+                        catalog = read_centra_catalog(centra)
+                report = publisher.publish_catalog(catalog)
+                log.info("kiosks: %s", report.as_dict())
+            except Exception:  # noqa: BLE001 - the devstack runs on; the kiosk_catalog job publishes later
+                log.warning("kiosks: the catalogue could not be published before the history", exc_info=True)
+                yield None
+                return
+            yield publisher
+            try:  # online orders allocated stock the sync never saw: what the Dagster refresh does
+                log.info("kiosks: availability refreshed after the history: %s",
+                         publisher.refresh_availability().as_dict())
+            except Exception:  # noqa: BLE001 - the kiosk_availability_refresh sensor catches up
+                log.warning("kiosks: the availability could not be refreshed after the history", exc_info=True)
 
     @contextmanager
     def _history_target(self) -> Iterator[StockTarget]:
@@ -295,7 +362,10 @@ class Stack:
         self.newstore.stop()
         if self.centra.webhooks is not None:
             self.centra.webhooks.stop()
-        for srv in (self.newstore_server, self.centra_server, self.commercetools_server, self.intake):
+        if self.cloudshelf is not None:
+            self.cloudshelf.stop()
+        for srv in (self.newstore_server, self.centra_server, self.commercetools_server, self.cloudshelf_server,
+                    self.intake):
             if srv is not None:
                 srv.stop()
         self.truth.close()
@@ -338,6 +408,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="the estate's commerce platform: the world trades online through it and the stock sync "
                          "writes to it (commercetools: its simulator on --commercetools-port)")
     ap.add_argument("--commercetools-port", type=int, default=8083, help="commercetools simulator port")
+    ap.add_argument("--kiosks", action="store_true",
+                    help="also run the Cloudshelf simulator (in-store kiosks) on --cloudshelf-port; the product fills it")
+    ap.add_argument("--cloudshelf-port", type=int, default=8084, help="Cloudshelf simulator port")
     ap.add_argument("--no-dagster", action="store_true", help="run only the simulated estate and the intake")
     ap.add_argument("--dagster-console-level", default="warning", choices=["debug", "info", "warning", "error"],
                     help="lowest level of Dagster's own output (webserver, daemon, runs) shown on the console")
@@ -377,12 +450,15 @@ def main(argv: list[str] | None = None) -> None:
     _say(f"start [1/{steps}] simulated platforms and intake (full log: {log_file})")
     stack = Stack(home, sizes=args.sizes, stores=args.stores, seed=args.seed, centra_port=args.centra_port,
                   newstore_port=args.newstore_port, intake_port=args.intake_port, commerce=args.commerce,
-                  commercetools_port=args.commercetools_port).start()
+                  commercetools_port=args.commercetools_port, kiosks=args.kiosks,
+                  cloudshelf_port=args.cloudshelf_port).start()
     _say(f"  Centra simulator   {stack.centra_server.url}/graphql")
     if stack.commercetools_server is not None:
         _say(f"  commercetools sim. {stack.commercetools_server.url}/{stack.estate.commercetools.project_key}"  # type: ignore[union-attr]
              " (the commerce platform)")
     _say(f"  NewStore simulator {stack.newstore_server.url}")
+    if stack.cloudshelf_server is not None:
+        _say(f"  Cloudshelf sim.    {stack.cloudshelf_server.url}/graphql (kiosks)")
     _say(f"  Intake service     {stack.intake.url}")
     _say(f"start [2/{steps}] simulating {args.history_days} day(s) of trading across "
          f"{len(stack.estate.stores)} stores ...")

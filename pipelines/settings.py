@@ -12,15 +12,18 @@ service (not Dagster) through `intake()` and `intake_secrets()` at start-up.
 - `reconciliation()`, `sync()`, `recovery()`, `stream_health()`, `intake()`: only what the environment sets, typed and keyed by the field
   names of what they configure (`ReconciliationSettings`, `SyncSettings`, `RecoverySettings`, `IntakeConfig`...), so each
   default is stated once, on the thing configured.
+- `cloudshelf()`: the Cloudshelf kiosks (`CloudshelfSettings`: API URL, timeout, kiosk locations, the take-home
+  option, the delivery options' shipping map, the availability refresh interval; the token only as set or not).
 - `intake_secrets()`: the intake's two secrets. Dagster resources take their secrets through `EnvVar`
   instead; neither is ever logged.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +83,14 @@ def _flag(name: str) -> bool | None:
     if raw.lower() in ("0", "false", "no", "off"):
         return False
     raise SettingError(f"{name} must be 1/true/yes/on or 0/false/no/off, not {raw!r}")
+
+
+def _choice(name: str, choices: tuple[str, ...]) -> str | None:
+    """One of `choices` (unset: None); a SettingError naming them otherwise."""
+    raw = _env(name)
+    if raw is None or raw in choices:
+        return raw
+    raise SettingError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
 
 
 def _set(**values: Any) -> dict[str, Any]:
@@ -152,6 +163,7 @@ def reconciliation() -> dict[str, Any]:
         blocking_value_base=_float("PIPELINES_RECON_BLOCKING_VALUE_BASE"),
         drift_warn_value_base=_float("PIPELINES_RECON_DRIFT_WARN_VALUE_BASE"),
         report_deadline_hour=_int("PIPELINES_RECON_REPORT_DEADLINE_HOUR", 0),
+        posting_mode=_choice("PIPELINES_FINANCE_POSTING_MODE", ("realtime", "daily_batch")),
     )
 
 
@@ -191,6 +203,61 @@ def commercetools_credentials_set() -> bool:
     return _env("COMMERCETOOLS_CLIENT_ID") is not None and _env("COMMERCETOOLS_CLIENT_SECRET", strip=False) is not None
 
 
+#: Kiosk fulfilment method (a Cloudshelf acquisition option's internal name) -> Centra shipping option name.
+DEFAULT_KIOSK_SHIPPING_MAP = {"home-standard": "standard", "home-express": "express"}
+
+
+@dataclass(frozen=True)
+class CloudshelfSettings:
+    """Cloudshelf kiosks (issue 14): enabled when `CLOUDSHELF_API_URL` is set. The API token is a secret:
+    `pipelines/definitions.py` gives it to `CloudshelfResource` through `EnvVar("CLOUDSHELF_API_TOKEN")`; here
+    only whether it is set."""
+
+    api_url: str | None = None  # CLOUDSHELF_API_URL, e.g. https://ingestapi.cloudshelf.ai/graphql
+    token_set: bool = False  # CLOUDSHELF_API_TOKEN
+    timeout_s: float = 30.0  # CLOUDSHELF_TIMEOUT_S
+    kiosk_locations: tuple[str, ...] | None = None  # PIPELINES_KIOSK_LOCATIONS (None: the estate's stores)
+    take_home: str = "take-home"  # PIPELINES_KIOSK_TAKE_HOME
+    shipping_map: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_KIOSK_SHIPPING_MAP))
+    refresh_s: float = 60.0  # PIPELINES_KIOSK_REFRESH_S: the availability refresh's interval (Centra-side allocations)
+
+    @property
+    def enabled(self) -> bool:
+        return self.api_url is not None
+
+
+def _json_map(name: str) -> dict[str, str] | None:
+    raw = _env(name)
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise SettingError(f"{name} must be a JSON object of names, not {raw!r}") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) and k and v
+                                              for k, v in value.items()):
+        raise SettingError(f"{name} must be a JSON object mapping names to names")
+    return dict(value)
+
+
+def cloudshelf() -> CloudshelfSettings:
+    """The Cloudshelf kiosk settings (see `CloudshelfSettings`); unset variables take its defaults."""
+    locations = _env("PIPELINES_KIOSK_LOCATIONS")
+    return CloudshelfSettings(**_set(
+        api_url=_env("CLOUDSHELF_API_URL"),
+        token_set=_env("CLOUDSHELF_API_TOKEN", strip=False) is not None,
+        timeout_s=_float("CLOUDSHELF_TIMEOUT_S", 0.1),
+        kiosk_locations=tuple(x.strip() for x in locations.split(",") if x.strip()) if locations else None,
+        take_home=_env("PIPELINES_KIOSK_TAKE_HOME"),
+        shipping_map=_json_map("PIPELINES_KIOSK_SHIPPING_MAP"),
+        refresh_s=_float("PIPELINES_KIOSK_REFRESH_S", 1)))
+
+
+def cloudshelf_webhook_key() -> str | None:
+    """The intake's Cloudshelf webhook key (unset: the intake refuses Cloudshelf deliveries)."""
+    return _env("CLOUDSHELF_WEBHOOK_KEY", strip=False)
+
+
 def recovery() -> dict[str, Any]:
     """`RecoverySettings` fields the environment sets (lost store transactions: how long a transaction's own
     event may still come before it is fetched from NewStore, and how often a fetch is tried)."""
@@ -210,7 +277,10 @@ def order_flows() -> dict[str, Any]:
                 shipping_map=_env("PIPELINES_FLOW_SHIPPING_MAP"),
                 centra_order_api_url=_env("PIPELINES_FLOW_CENTRA_ORDER_API_URL"),
                 ship_from_store_service_level=_env("PIPELINES_FLOW_SFS_SERVICE_LEVEL"),
-                ship_from_store_fallback=_env("PIPELINES_FLOW_SFS_FALLBACK"))
+                ship_from_store_fallback=_env("PIPELINES_FLOW_SFS_FALLBACK"),
+                kiosk_address_keys=_env("PIPELINES_FLOW_KIOSK_ADDRESS_KEYS"),
+                kiosk_webhook_url=_env("PIPELINES_FLOW_KIOSK_WEBHOOK_URL"),
+                kiosk_order_subject=_env("PIPELINES_FLOW_KIOSK_ORDER_SUBJECT"))
 
 
 def stream_health() -> dict[str, Any]:

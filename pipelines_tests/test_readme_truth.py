@@ -55,7 +55,7 @@ ENV_READ_PY = [
     re.compile(r"EnvVar\(\s*[\"']([A-Z][A-Z0-9_]+)[\"']"),
     # the settings helpers (`_env("PIPELINES_HOME", ...)`, `_float("PIPELINES_SYNC_...")`, ...) and any other
     # literal naming one of the product's variable families
-    re.compile(r"[\"']((?:PIPELINES|CENTRA|NEWSTORE|COMMERCETOOLS|DAGSTER)_[A-Z0-9_]+)[\"']"),
+    re.compile(r"[\"']((?:PIPELINES|CENTRA|NEWSTORE|COMMERCETOOLS|CLOUDSHELF|DAGSTER)_[A-Z0-9_]+)[\"']"),
 ]
 # `${NAME:-default}`, `${NAME}` and `$NAME` in the shell scripts
 ENV_READ_SH = re.compile(r"\$\{?([A-Z][A-Z0-9_]+)")
@@ -63,7 +63,7 @@ ENV_READ_SH = re.compile(r"\$\{?([A-Z][A-Z0-9_]+)")
 SHELL_OWN = {"PATH", "HOME", "PWD", "SECONDS", "UID", "EUID", "IFS", "PYTHON_BIN", "SETUP_LOG", "SETUP_STEP",
              "SETUP_STEPS", "DEBIAN_FRONTEND", "BASH_SOURCE"}
 # Literals that match the families but are not variables read from the environment.
-NOT_VARIABLES = {"PIPELINES_SYNC_"}
+NOT_VARIABLES = {"PIPELINES_SYNC_", "CLOUDSHELF_EVENTS"}  # the second: a tuple of inbox event names
 
 
 def env_vars_read() -> dict[str, set[str]]:

@@ -8,6 +8,7 @@ import dagster as dg
 from pipelines.defs.pos.stream_health import StreamHealthSettings
 from pipelines.defs.resources import (
     CentraResource,
+    CloudshelfResource,
     CommercetoolsResource,
     EstateResource,
     FinanceReportFiles,
@@ -38,6 +39,8 @@ class Traded:
                 "api_url": env["COMMERCETOOLS_API_URL"], "auth_url": env["COMMERCETOOLS_AUTH_URL"],
                 "client_id": env["COMMERCETOOLS_CLIENT_ID"], "client_secret": env["COMMERCETOOLS_CLIENT_SECRET"]}
                 if "COMMERCETOOLS_API_URL" in env else {})),
+            "cloudshelf": CloudshelfResource(**({"base_url": env["CLOUDSHELF_API_URL"], "token": env["CLOUDSHELF_API_TOKEN"]}
+                                                if "CLOUDSHELF_API_URL" in env else {})),
             "newstore": NewStoreResource(base_url=env["NEWSTORE_API_URL"], tenant=stack.tenant,
                                          client_id=env["NEWSTORE_CLIENT_ID"],
                                          client_secret=env["NEWSTORE_CLIENT_SECRET"]),

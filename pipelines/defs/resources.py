@@ -21,6 +21,7 @@ from pydantic import Field
 from sqlalchemy import Engine
 
 from pipelines.connectors.centra import CentraClient
+from pipelines.connectors.cloudshelf import CloudshelfClient
 from pipelines.connectors.commercetools import CommercetoolsClient
 from pipelines.connectors.newstore import NewStoreClient
 from pipelines.domain.reconciliation import Tolerance
@@ -102,6 +103,26 @@ class CommercetoolsResource(dg.ConfigurableResource):
                                    max_attempts=max_attempts)
 
 
+class CloudshelfResource(dg.ConfigurableResource):
+    """Cloudshelf ingest GraphQL API (or the simulator): the in-store kiosks (issue 14). Enabled when `base_url`
+    (CLOUDSHELF_API_URL) and the token are set; unconfigured, the kiosk assets and sensors do nothing."""
+
+    base_url: str | None = Field(default=None, description=(
+        "The GraphQL endpoint, e.g. https://ingestapi.cloudshelf.ai/graphql (CLOUDSHELF_API_URL); a URL without a "
+        "path gets /graphql. Unset: Cloudshelf is not used."))
+    token: str | None = Field(default=None, description="API key: dg.EnvVar(\"CLOUDSHELF_API_TOKEN\").")
+    timeout_s: float = Field(default=30.0, description="Per-request timeout (CLOUDSHELF_TIMEOUT_S).")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.base_url) and bool(self.token)
+
+    def client(self, **kwargs: object) -> CloudshelfClient:
+        if not self.base_url or not self.token:
+            raise ValueError("Cloudshelf is not configured (CLOUDSHELF_API_URL / CLOUDSHELF_API_TOKEN)")
+        return CloudshelfClient(self.base_url, self.token, timeout=self.timeout_s, **kwargs)  # type: ignore[arg-type]
+
+
 class NewStoreResource(dg.ConfigurableResource):
     """NewStore Omnichannel APIs (or the simulator), OAuth client credentials."""
 
@@ -133,6 +154,11 @@ class ReconciliationSettings(dg.ConfigurableResource):
     report_deadline_hour: int = Field(default=REPORT_DEADLINE_HOUR, description=(
         "Yesterday's finance report must exist by this hour, business time "
         "(PIPELINES_RECON_REPORT_DEADLINE_HOUR)."))
+    posting_mode: str = Field(default="daily_batch", description=(
+        "How finance posts the kiosk transactions, shown in the finance report's kiosk section "
+        "(PIPELINES_FINANCE_POSTING_MODE): `realtime` (each transaction when it happens: intra-day figures are "
+        "complete) or `daily_batch` (one posting per store, day and currency after the cut-off: simpler to "
+        "reconcile, nothing of the day posted before the cut-off)."))
 
     def tolerance(self) -> Tolerance:
         return Tolerance(money=self.money_tolerance, units=self.unit_tolerance)
@@ -189,6 +215,34 @@ class OrderFlowSettings(dg.ConfigurableResource):
         "store: `STORE=LOC,LOC;STORE=...` with the estate's location ids, the DC included "
         "(PIPELINES_FLOW_SFS_FALLBACK). A store not listed falls back to the other stores of its country in the "
         "estate's order, then the DC."))
+    kiosk_take_home: str = Field(default="take-home", description=(
+        "Kiosk orders: the Cloudshelf fulfilment method (the acquisition option's internal name) of a kiosk sale the "
+        "customer takes home (PIPELINES_KIOSK_TAKE_HOME, `settings.cloudshelf().take_home`): it deducts the store's "
+        "stock in Centra through the stock sync; any other method is a delivery (endless aisle)."))
+    kiosk_shipping_map: str = Field(default='{"home-standard": "standard", "home-express": "express"}', description=(
+        "Kiosk orders: delivery fulfilment method -> Centra shipping option, a JSON object "
+        "(PIPELINES_KIOSK_SHIPPING_MAP, `settings.cloudshelf().shipping_map`). A method not here is "
+        "`shipping_option_unmapped`: never guessed; the order is created once the map names it."))
+    kiosk_address_keys: str = Field(default="", description=(
+        "Kiosk orders: our address field -> the kiosk form's attribute key, JSON (PIPELINES_FLOW_KIOSK_ADDRESS_KEYS; "
+        "fields first_name, last_name, address1, address2, city, zip_code, state, country). Empty: "
+        "`pipelines.domain.flows.kiosk.DEFAULT_ADDRESS_KEYS`. The form is the retailer's own."))
+    kiosk_webhook_url: str | None = Field(default=None, description=(
+        "Kiosk orders: the intake's public `/cloudshelf/webhooks` URL, registered with Cloudshelf once "
+        "(`registerWebhook`) at the start of a flows run (PIPELINES_FLOW_KIOSK_WEBHOOK_URL). Unset: not registered "
+        "(the poll still finds the orders, without the customer's details)."))
+    kiosk_webhook_key: str | None = Field(default=None, description=(
+        "The shared secret the registered URL carries as `?key=` (the intake's CLOUDSHELF_WEBHOOK_KEY); configure "
+        "it through dg.EnvVar(\"CLOUDSHELF_WEBHOOK_KEY\")."))
+    kiosk_api_url: str | None = Field(default=None, description=(
+        "Kiosk orders: the Cloudshelf GraphQL endpoint the flows read orders from and send statuses to "
+        "(CLOUDSHELF_API_URL, as the `cloudshelf` resource). Unset: kiosk orders are not handled (they wait)."))
+    kiosk_api_token: str | None = Field(default=None, description=(
+        "Cloudshelf's API key: dg.EnvVar(\"CLOUDSHELF_API_TOKEN\")."))
+    kiosk_timeout_s: float = Field(default=30.0, description="Cloudshelf per-request timeout (CLOUDSHELF_TIMEOUT_S).")
+    kiosk_order_subject: str = Field(default="OrderPaid", description=(
+        "Kiosk orders: the webhook subject registered for orders (PIPELINES_FLOW_KIOSK_ORDER_SUBJECT). Cloudshelf "
+        "documents only ProductUpsert: an ASSUMPTION to confirm with Cloudshelf."))
 
 
 class SyncSettings(dg.ConfigurableResource):
@@ -252,11 +306,14 @@ class FinanceReportFiles(dg.ConfigurableResource):
 
     def write_day(self, day: str, findings: pd.DataFrame, totals: pd.DataFrame, history: pd.DataFrame, *,
                   estate: Estate, produced_under: Sequence[tuple[str, bool, str]],
-                  evidence_notes: Sequence[str], restatement: pd.DataFrame | None = None) -> ReportFiles:
-        """The day's report; `restatement`: the day's latest restatement's changes (the page says "restated")."""
+                  evidence_notes: Sequence[str], restatement: pd.DataFrame | None = None,
+                  kiosk: pd.DataFrame | None = None, posting_mode: str | None = None) -> ReportFiles:
+        """The day's report; `restatement`: the day's latest restatement's changes (the page says "restated");
+        `kiosk`: the kiosk section in `posting_mode` (`pipelines.domain.kiosk.postings.day_summary`)."""
         return write_daily_report(self.root, day, findings, history, totals=totals, base_currency=estate.base_currency,
                                   estate_name=estate.name, estate=estate, produced_under=produced_under,
-                                  evidence_notes=evidence_notes, restatement=restatement)
+                                  evidence_notes=evidence_notes, restatement=restatement, kiosk=kiosk,
+                                  posting_mode=posting_mode)
 
     def write_month(self, month: str, totals: pd.DataFrame, *, estate: Estate) -> Path:
         return write_month_report(self.root, month, totals, base_currency=estate.base_currency,

@@ -1,4 +1,4 @@
-"""ASGI intake: NewStore's event stream and Centra's webhooks land here.
+"""ASGI intake: NewStore's event stream, Centra's webhooks and Cloudshelf's webhooks land here.
 
 Each delivery is verified, stored once in `inbox_events` (unique on source + dedup key, so several
 replicas on PostgreSQL cannot both store it) and answered; refused deliveries get a 4xx with a reason
@@ -18,7 +18,8 @@ Answers (the sender retries anything but 2xx and 4xx):
 * 500: an unexpected error while parsing or storing; the body is quarantined and the sender retries.
 
 Credentials are checked from the headers before the body is read (NewStore's Bearer key; the shape and
-timestamp of Centra's signature, whose HMAC then needs the body, read up to the body limit). The
+timestamp of Centra's signature, whose HMAC then needs the body, read up to the body limit; Cloudshelf's
+`key` query parameter, see `IntakeApp.cloudshelf_webhooks`). The
 quarantine has a byte budget and a retention (`QuarantineBudget`, trimmed as it grows and hourly).
 """
 
@@ -26,6 +27,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -45,6 +48,7 @@ from starlette.routing import Route
 from pipelines.intake.verify import (
     InboundEvent,
     Rejected,
+    _load_json,
     check_bearer,
     check_centra_signature,
     parse_centra_webhook,
@@ -93,6 +97,8 @@ class IntakeConfig:
     # oldest first) and age of the oldest row kept.
     quarantine_max_bytes: int = QUARANTINE_MAX_BYTES
     quarantine_retention_days: int = QUARANTINE_RETENTION_DAYS
+    # Cloudshelf's webhooks: the shared secret in the registered URL's `?key=` (None: the route refuses all).
+    cloudshelf_webhook_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -191,6 +197,52 @@ def _parse_newstore(request: Request, body: bytes) -> list[InboundEvent]:
     return [parse_newstore_event(body)]
 
 
+#: Cloudshelf's OrderStatus values (its generated types, `enum OrderStatus`): a delivery carrying one is an order's.
+CLOUDSHELF_ORDER_STATUSES = frozenset({"DRAFT_BASKET", "PLACED", "PAID", "PARTIALLY_REFUNDED", "REFUNDED", "VOIDED"})
+CLOUDSHELF_ORDER_EVENT = "cloudshelf.order"
+
+
+def parse_cloudshelf_webhook(body: bytes) -> InboundEvent:
+    """A Cloudshelf webhook delivery `{subject, id, status, emailAddress, phoneNumber, attributes}` (the payload
+    is an ASSUMPTION of the simulator's PROVENANCE.md: Cloudshelf documents no order webhook payload).
+
+    An order's delivery (its `status` is an OrderStatus) is named `cloudshelf.order` and keyed by (order id,
+    status): a redelivery, or the same change seen again, is a duplicate of the inbox's unique key, while a
+    new status of the order lands as a new event. Other subjects are kept as `cloudshelf.<subject>`, keyed by
+    the body's hash.
+    """
+    doc = _load_cloudshelf(body)
+    subject, ident, status = doc.get("subject"), doc.get("id"), doc.get("status")
+    if not isinstance(subject, str) or not subject or len(subject) > 100:
+        raise Rejected(422, "a Cloudshelf delivery needs its subject (a string)")
+    if isinstance(status, str) and status in CLOUDSHELF_ORDER_STATUSES:
+        if not isinstance(ident, str) or not ident:
+            raise Rejected(422, "a Cloudshelf order delivery needs the order's id")
+        attributes = doc.get("attributes")
+        if attributes is not None and not (isinstance(attributes, list) and all(
+                isinstance(a, dict) and isinstance(a.get("key"), str) for a in attributes)):
+            raise Rejected(422, "attributes must be a list of {key, value}")
+        key = f"{ident}:{status}"
+        key = key if len(key) <= 255 else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+        return InboundEvent("cloudshelf", key, CLOUDSHELF_ORDER_EVENT, None, {**doc, "via": "webhook"})
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return InboundEvent("cloudshelf", f"{subject}:{digest}", f"cloudshelf.{subject}", None, doc)
+
+
+def _load_cloudshelf(body: bytes) -> dict[str, Any]:
+    doc = _load_json(body, "body")  # depth and lone surrogates refused (422), as for the other senders
+    if not isinstance(doc, dict):
+        raise Rejected(400, "body must be a JSON object")
+    return doc
+
+
+def _parse_cloudshelf(request: Request, body: bytes) -> list[InboundEvent]:
+    media = _media_type(request)
+    if media and media not in _JSON_TYPES and not media.endswith("+json"):
+        raise Rejected(415, f"content type {media!r} is not application/json")
+    return [parse_cloudshelf_webhook(body)]
+
+
 def _parse_centra(request: Request, body: bytes) -> list[InboundEvent]:
     media = _media_type(request)
     if media in _JSON_TYPES:
@@ -219,6 +271,7 @@ class IntakeApp:
         return Starlette(routes=[
             Route("/newstore/events", self.newstore_events, methods=["POST"]),
             Route("/centra/webhooks", self.centra_webhooks, methods=["POST"]),
+            Route("/cloudshelf/webhooks", self.cloudshelf_webhooks, methods=["POST"]),
             Route("/healthz", self.health, methods=["GET"]),
             Route("/readyz", self.ready, methods=["GET"]),
         ], lifespan=self.lifespan)
@@ -366,6 +419,26 @@ class IntakeApp:
         if response is not None:
             return response
         return JSONResponse({"stored": sum(stored), "duplicates": len(stored) - sum(stored)})
+
+    def cloudshelf_credentials(self, request: Request) -> None:
+        """Cloudshelf signs nothing (no signature or auth header is documented for its webhooks), so the URL we
+        register carries a shared secret, `?key=<secret>` (ASSUMPTION, our convention): compared in constant
+        time; the intake never logs query strings (uvicorn's access log is off)."""
+        expected = self.config.cloudshelf_webhook_key
+        if not expected:
+            raise Rejected(403, "Cloudshelf webhooks are not configured on this intake")
+        given = request.query_params.get("key")
+        if not given:
+            raise Rejected(401, "missing key= in the webhook URL")
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise Rejected(403, "webhook key does not match")
+
+    async def cloudshelf_webhooks(self, request: Request) -> Response:
+        response, events, stored = await self.intake("cloudshelf", request, self.cloudshelf_credentials, None,
+                                                     _parse_cloudshelf)
+        if response is not None:
+            return response
+        return JSONResponse({"status": "stored" if stored[0] else "duplicate", "dedup_key": events[0].dedup_key})
 
     async def health(self, _: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})

@@ -22,7 +22,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from pipelines.intake.app import IntakeConfig, create_intake_app
-from pipelines.settings import SettingError, intake, intake_secrets, settings
+from pipelines.settings import SettingError, cloudshelf_webhook_key, intake, intake_secrets, settings
 from pipelines.store import make_engine, migrate
 
 log = logging.getLogger("pipelines.intake")
@@ -46,7 +46,8 @@ def config_from_env() -> IntakeConfig:
     except SettingError as exc:
         sys.exit(f"pipelines-intake: {exc}")
     values = {k: v for k, v in _intake().items() if k not in SERVER_FIELDS}
-    config = IntakeConfig(newstore_api_key=api_key, centra_webhook_secret=webhook_secret, **values)
+    config = IntakeConfig(newstore_api_key=api_key, centra_webhook_secret=webhook_secret,
+                          cloudshelf_webhook_key=cloudshelf_webhook_key(), **values)
     if config.quarantine_max_bytes < 2 * config.max_body_bytes:  # else one refused delivery could trim the rest
         sys.exit("pipelines-intake: PIPELINES_INTAKE_QUARANTINE_MAX_BYTES must be at least twice "
                  f"PIPELINES_INTAKE_MAX_BODY_BYTES ({2 * config.max_body_bytes})")

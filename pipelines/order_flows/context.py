@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 from pipelines.domain.flows.click_collect import PickupStore
 from pipelines.domain.flows.endless_aisle import DEFAULT_SHIPPING_MAP, StoreTerms
 from pipelines.domain.flows.exceptions import Problem
+from pipelines.domain.flows.kiosk import KioskSettings
 from pipelines.domain.flows.model import StoreRefund, StoreReturn
 from pipelines.domain.flows.ports import CommercePlatform, StoreSystem
 from pipelines.domain.flows.ship_from_store import FulfilmentLocation
@@ -43,6 +44,8 @@ class FlowSettings:
     ship_from_store_service_level: str = "STANDARD"
     fulfilment_locations: tuple[FulfilmentLocation, ...] = ()
     ship_from_store_fallback: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # kiosk orders (Cloudshelf): take-home option, fulfilment method -> shipping option, address attribute keys
+    kiosk: KioskSettings = field(default_factory=KioskSettings)
 
 
 @dataclass
@@ -54,6 +57,7 @@ class FlowContext:
     settings: FlowSettings
     pickup_stores: Mapping[str, PickupStore]  # commerce warehouse id -> the store it is
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    kiosk: Any = None  # kiosk orders: `pipelines.order_flows.kiosk.KioskRuntime` when Cloudshelf is configured
 
 
 @dataclass

@@ -5,4 +5,5 @@ PICKUP_ORDER = "pickup_order"  # a click-and-collect order -> the store's order 
 PICKUP_HANDOVER = "pickup_handover"  # the store's handover -> the online order shipped, no notification
 ENDLESS_AISLE = "endless_aisle"  # a store's endless-aisle order for home delivery -> a commerce order
 SHIP_FROM_STORE = "ship_from_store"  # an online delivery order fulfilled by a store (final stock check, re-routing)
-ALL = (STORE_RETURN, PICKUP_ORDER, PICKUP_HANDOVER, ENDLESS_AISLE, SHIP_FROM_STORE)
+KIOSK_ORDER = "kiosk_order"  # a Cloudshelf kiosk order: take-home sale -> stock sync; delivery -> a commerce order
+ALL = (STORE_RETURN, PICKUP_ORDER, PICKUP_HANDOVER, ENDLESS_AISLE, SHIP_FROM_STORE, KIOSK_ORDER)

@@ -6,6 +6,14 @@ count/delta rule keeps it exact: a movement of that key still travelling (not ye
 absorbed if it happened before the read (the POS stock already includes it) and applied on top
 if after. Keys with queued or in-flight movements, or with any movement in the last `quiet_s`
 seconds, are left alone (the POS read is not atomic across pages); the next resync takes them.
+
+Kiosk take-home sales (Cloudshelf, `pipelines.sync.kiosk_movements`) deduct Centra but never reach NewStore, whose
+on-hand stays too high until the store counts the key. The target is therefore not NewStore's on-hand but the
+shelf: max(0, on-hand - the key's kiosk units sold after its latest real count, or all of them when never counted)
+(`pipelines.domain.kiosk.uncounted`); a resync correction is no count of the shelf and does not reset that. The
+kiosk rows and counts are read from `stock_sync_movements` (every status: NewStore saw none of the kiosk sales,
+and a count set its on-hand whether Centra took it or not); settled rows older than the sync's store retention
+(`prune_store`, 90 days by default) are gone, so a key not counted within it forgets kiosk units older than that.
 """
 
 from __future__ import annotations
@@ -15,16 +23,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Engine, and_, func, or_, select
 
 from pipelines.connectors.centra import CentraClient
 from pipelines.connectors.newstore import NewStoreClient
+from pipelines.domain.kiosk.uncounted import shelf_on_hand, uncounted_units
 from pipelines.domain.sync.governor import Governor
 from pipelines.domain.timeutil import utc_text
 from pipelines.estate import Estate
 from pipelines.store.db import table
 from pipelines.sync.centra_io import target_of
 from pipelines.sync.config import SyncConfig
+from pipelines.sync.kiosk_movements import EVENT_NAME as KIOSK_EVENT
 from pipelines.sync.lock import sync_lock
 from pipelines.sync.queue import IN_FLIGHT, PENDING, _insert, _synced, ingest, now_text
 from pipelines.sync.target import StockTarget
@@ -41,6 +51,7 @@ class ResyncReport:
     skipped_active: int = 0
     centra_requests: int = 0
     units_off: int = 0
+    kiosk_units: int = 0  # kiosk take-home units NewStore does not know of, over the keys compared
     samples: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -50,6 +61,33 @@ def _active_keys(engine: Engine, since: str) -> set[tuple[int, str]]:
         rows = conn.execute(select(moves.c.warehouse_id, moves.c.sku).distinct().where(
             or_(moves.c.status.in_([PENDING, IN_FLIGHT]), moves.c.event_time >= since))).all()
     return {(r.warehouse_id, r.sku) for r in rows}
+
+
+def kiosk_units_uncounted(engine: Engine, *, at: str | None = None,
+                          warehouse_ids: list[int] | None = None) -> dict[tuple[int, str], int]:
+    """Per (warehouse, SKU): the kiosk take-home units sold after the key's latest real count (not a resync
+    correction), at or before ``at`` (None: all), from `stock_sync_movements`."""
+    moves = table(engine, "stock_sync_movements")
+    where = [moves.c.warehouse_id.is_not(None)]
+    if at is not None:
+        where.append(moves.c.event_time <= at)
+    if warehouse_ids is not None:
+        where.append(moves.c.warehouse_id.in_(warehouse_ids))
+    with engine.connect() as conn:
+        sales = conn.execute(select(moves.c.warehouse_id, moves.c.sku, moves.c.event_time, moves.c.quantity)
+                             .where(moves.c.event_name == KIOSK_EVENT, *where)).all()
+        if not sales:
+            return {}
+        skus = sorted({r.sku for r in sales})
+        counts = []
+        for i in range(0, len(skus), 500):
+            counts += conn.execute(
+                select(moves.c.warehouse_id, moves.c.sku, func.max(moves.c.event_time).label("event_time"))
+                .where(and_(moves.c.movement_type == "count", moves.c.event_name != RESYNC_EVENT,
+                            moves.c.sku.in_(skus[i:i + 500]), *where))
+                .group_by(moves.c.warehouse_id, moves.c.sku)).all()
+    return uncounted_units((((r.warehouse_id, r.sku), r.event_time, -r.quantity) for r in sales),
+                           (((r.warehouse_id, r.sku), r.event_time) for r in counts), at=at)
 
 
 def queue_corrections(engine: Engine, estate: Estate, centra: StockTarget | CentraClient, newstore: NewStoreClient,
@@ -70,13 +108,17 @@ def queue_corrections(engine: Engine, estate: Estate, centra: StockTarget | Cent
         physical, report.centra_requests = target.physical([loc.centra_warehouse_id for loc in locations], governor)
         ingest(engine, estate, config)  # what has landed counts as in flight, decoded or not
         active = _active_keys(engine, utc_text(read_at - timedelta(seconds=quiet_s)))
+        kiosk = kiosk_units_uncounted(engine, at=report.read_at,
+                                      warehouse_ids=[loc.centra_warehouse_id for loc in locations])
         values = []
         for p in pos:
             loc = by_node[p.fulfillment_node_id]
             key = (loc.centra_warehouse_id, p.sku)
             report.keys_compared += 1
             have = physical.get(key, 0)
-            want = max(0, p.on_hand)
+            sold = kiosk.get(key, 0)
+            report.kiosk_units += sold
+            want = shelf_on_hand(p.on_hand, sold)
             if have == want:
                 continue
             report.differing += 1
@@ -86,7 +128,7 @@ def queue_corrections(engine: Engine, estate: Estate, centra: StockTarget | Cent
             report.units_off += abs(want - have)
             if len(report.samples) < 20:
                 report.samples.append({"warehouse_id": key[0], "sku": p.sku, "pos_on_hand": p.on_hand,
-                                       "centra_physical": have})
+                                       "kiosk_uncounted": sold, "centra_physical": have})
             values.append({
                 "movement_key": f"resync:{report.read_at}:{key[0]}:{p.sku}", "inbox_event_id": 0,
                 "event_name": RESYNC_EVENT, "event_time": report.read_at, "logical_timestamp": None,

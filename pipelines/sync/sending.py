@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from threading import Lock
 
 import httpx
 from sqlalchemy import Engine
@@ -53,6 +54,8 @@ class Sending:
     sleep: Callable[[float], None]
     governor: Governor
     after_accept: Callable[[b.Batch], None] | None
+    _committed: set[tuple[int, str]]
+    _committed_lock: Lock
     _event_times: dict[int, str]
     _backlog_before: str
     _stock_cache: dict[tuple[int, str], tuple[int, int, float]]
@@ -179,6 +182,8 @@ class Sending:
         b.commit(self.engine, batch, change_ids=ids, confirmed_at=confirmed_at, recovered=recovered)
         for sku in batch.lines:
             self._stock_cache.pop((batch.warehouse_id, sku), None)
+        with self._committed_lock:  # sends run concurrently; `after_commit` gets them at the end of the pass
+            self._committed.update((batch.warehouse_id, sku) for sku in batch.lines)
         applies = [i for p in batch.plan.values() for i in p["applies"]]
         rep.applied += len(applies)
         rep.superseded += sum(len(p["absorbs"]) for p in batch.plan.values())

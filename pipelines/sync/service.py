@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from threading import Event
+from threading import Event, Lock
 
 from sqlalchemy import Engine
 
@@ -60,11 +60,15 @@ class StockSync(Planning, Sending):
 
     The governor's own buckets are shared through the store of record (`rate_state`) when the clock is
     the wall clock (`shared_budget=None`); a test's or a simulation's own clock gets a private governor.
+
+    `after_commit` is called once per pass with the (warehouse, SKU) keys the pass committed (the kiosk
+    availability, `pipelines.kiosk`); a failure there is logged, never raised into the sync.
     """
 
     def __init__(self, engine: Engine, estate: Estate, client: StockTarget | CentraClient, config: SyncConfig | None = None, *,
                  run_id: str | None = None, governor: Governor | None = None,
                  after_accept: Callable[[b.Batch], None] | None = None,
+                 after_commit: Callable[[set[tuple[int, str]]], None] | None = None,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  shared_budget: bool | None = None) -> None:
         self.engine = engine
@@ -78,6 +82,9 @@ class StockSync(Planning, Sending):
         self.governor = governor or Governor(self.config.rate_share, clock=clock,
                                              shared=RateState(engine) if shared else None)
         self.after_accept = after_accept
+        self.after_commit = after_commit
+        self._committed: set[tuple[int, str]] = set()  # (warehouse, SKU) keys committed in the current pass
+        self._committed_lock = Lock()
         self.online = self.target.selling_groups()
         self._event_times: dict[int, str] = {}
         self._backlog_before = now_text()  # set per run: events before this are backlog
@@ -171,6 +178,28 @@ class StockSync(Planning, Sending):
     # ------------------------------------------------------------------ pass
 
     def pass_once(self) -> PassReport:
+        """One pass (module docstring); then `after_commit` with the keys the pass committed, if any."""
+        try:
+            return self._pass()
+        finally:
+            self._notify_committed()
+
+    def _notify_committed(self) -> None:
+        """Hand the keys committed in this pass to `after_commit` (the kiosk availability); its failure is
+        logged, never raised into the sync (the kiosk's periodic refresh catches up)."""
+        with self._committed_lock:
+            keys, self._committed = self._committed, set()
+        if not keys or self.after_commit is None:
+            return
+        try:
+            self.after_commit(keys)
+        except RateLimited as exc:  # the listener's read of the platform hit the shared budget's limit
+            self.governor.on_rate_limited(exc.retry_after)
+            log.warning("after_commit rate limited for %d key(s); the next refresh catches up", len(keys))
+        except Exception:  # noqa: BLE001 - a listener must never stop the sync
+            log.warning("after_commit failed for %d key(s); the next refresh catches up", len(keys), exc_info=True)
+
+    def _pass(self) -> PassReport:
         rep = PassReport()
         self.governor.refresh()
         self._refresh_limits()

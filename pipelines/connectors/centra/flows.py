@@ -301,12 +301,37 @@ class CentraCommerce:
         created = [self._claim(n, request.external_id) for n in numbers]  # a split order: every part
         return created[0]
 
+    def order_tracking(self, ref: str) -> tuple[str | None, str | None] | None:
+        """Kiosk orders: (carrier, tracking number) of the latest completed shipment (`order_tracking`)."""
+        return order_tracking(self.client, ref)
+
     def _claim(self, number: int, external_id: str) -> CommerceOrder:
         self.client.execute(ea.M_SET_EXTERNAL_ID, {"n": number, "ext": external_id}, idempotent=True)
         rows = self.client.execute(ea.Q_ORDER_BY_NUMBER, {"n": number})["orders"]
         if not rows:
             raise TransientError(f"Centra order {number} is not (yet) readable")
         return _ea_order(rows[0])
+
+
+# -- kiosk orders: the carrier and tracking number of an order's latest completed shipment (C§4 "**Shipments.**":
+# `trackingNumber`, `carrierInformation { carrierName }`), shown on the kiosk order (pipelines.order_flows.kiosk).
+Q_FLOW_TRACKING = """
+query FlowTracking($number: Int!) {
+  orders(where: {number: [$number]}, limit: 1) {
+    number
+    shipments { id isShipped shippedAt trackingNumber carrierInformation { carrierName } }
+  }
+}"""
+
+
+def order_tracking(client: CentraClient, ref: str) -> tuple[str | None, str | None] | None:
+    """(carrier, tracking number) of the order's latest completed shipment; None when nothing is shipped."""
+    rows = client.execute(Q_FLOW_TRACKING, {"number": int(ref)})["orders"]
+    shipped = [s for s in (rows[0].get("shipments") or [] if rows else []) if s.get("isShipped")]
+    if not shipped:
+        return None
+    last = max(shipped, key=lambda s: (str(s.get("shippedAt") or ""), int(s["id"])))
+    return ((last.get("carrierInformation") or {}).get("carrierName"), last.get("trackingNumber"))
 
 
 def _ea_order(node: dict[str, Any]) -> CommerceOrder:

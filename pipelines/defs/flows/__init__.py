@@ -20,6 +20,7 @@ from pipelines.defs.commerce_platform import flow_commerce, uses_commercetools
 from pipelines.defs.intake import centra_webhook_inbox, newstore_event_inbox
 from pipelines.defs.resources import (
     CentraResource,
+    CloudshelfResource,
     CommercetoolsResource,
     EstateResource,
     NewStoreResource,
@@ -29,7 +30,7 @@ from pipelines.defs.resources import (
 from pipelines.domain.flows.click_collect import PickupStore
 from pipelines.domain.flows.ship_from_store import locations_of, parse_fallback
 from pipelines.estate import Estate
-from pipelines.order_flows import centra_events, commercetools_messages, runner
+from pipelines.order_flows import centra_events, cloudshelf_events, commercetools_messages, kiosk, runner
 from pipelines.order_flows.context import FlowContext, FlowSettings
 from pipelines.order_flows.endless_aisle import endless_aisle_settings
 from pipelines.order_flows.newstore_events import (
@@ -40,11 +41,14 @@ from pipelines.order_flows.newstore_events import (
     newstore_triggers,
 )
 from pipelines.store import order_flows as work
+from pipelines.sync.config import SyncConfig
 
 FLOW_TAGS = {"pipelines/concurrency": "order-flows"}
 FLOW_SENSOR_INTERVAL_S = 5
 COMMERCETOOLS_MESSAGES_INTERVAL_S = 10
-FLOW_EVENTS = (*NEWSTORE_EVENTS, *ORDER_EVENTS, *commercetools_messages.ORDER_MESSAGES)
+FLOW_EVENTS = (*NEWSTORE_EVENTS, *ORDER_EVENTS, *commercetools_messages.ORDER_MESSAGES,
+               *cloudshelf_events.CLOUDSHELF_EVENTS)
+CLOUDSHELF_POLL_INTERVAL_S = 60
 
 
 def pickup_stores(estate: Estate, warehouse_of=lambda loc: str(loc.centra_warehouse_id)) -> dict[str, PickupStore]:
@@ -66,17 +70,35 @@ def flow_context(store: StoreOfRecord, centra: CentraResource, newstore: NewStor
         fulfilment_locations=tuple(replace(f, warehouse_id=warehouse_of(loc))
                                    for f, loc in zip(locations_of(e.locations), e.locations, strict=True)),
         ship_from_store_fallback=parse_fallback(settings.ship_from_store_fallback))
+    flow_settings = replace(flow_settings, kiosk=kiosk.kiosk_settings(
+        settings.kiosk_take_home, settings.kiosk_shipping_map, settings.kiosk_address_keys))
     return FlowContext(
         engine=engine, commerce=commerce,
         stores=NewStoreStore(newstore.client(), country_of={loc.id: loc.country for loc in e.stores}),
         evidence=NewStoreEvidence(engine),
         settings=endless_aisle_settings(flow_settings, e, settings.shipping_map),
-        pickup_stores=pickup_stores(e, warehouse_of))
+        pickup_stores=pickup_stores(e, warehouse_of), kiosk=kiosk_runtime(settings, e))
+
+
+def kiosk_runtime(settings: OrderFlowSettings, estate: Estate) -> kiosk.KioskRuntime | None:
+    """Cloudshelf for the kiosk order flow, when `kiosk_api_url` and its token are set (else kiosk orders wait)."""
+    cloudshelf = CloudshelfResource(base_url=settings.kiosk_api_url, token=settings.kiosk_api_token,
+                                    timeout_s=settings.kiosk_timeout_s)
+    if not cloudshelf.enabled:
+        return None
+    return kiosk.KioskRuntime(platform=kiosk.CloudshelfKiosk(cloudshelf.client()), estate=estate,
+                              sync_config=SyncConfig(),  # the kiosks' stores are synced (location kind store)
+                              webhook_url=kiosk.webhook_url(settings.kiosk_webhook_url, settings.kiosk_webhook_key),
+                              order_subject=settings.kiosk_order_subject)
 
 
 def run_once(ctx: FlowContext) -> runner.RunReport:
     triggers = {"newstore": newstore_triggers(ctx.engine, ctx.settings.pickup_service_level),
-                "centra": centra_triggers, commercetools_messages.SOURCE: commercetools_messages.commercetools_triggers}
+                "centra": cloudshelf_events.with_kiosk(centra_triggers, ctx.engine),
+                commercetools_messages.SOURCE: commercetools_messages.commercetools_triggers,
+                cloudshelf_events.SOURCE: cloudshelf_events.cloudshelf_triggers}
+    if ctx.kiosk is not None:
+        kiosk.start(ctx)  # our webhook registered once; kiosk orders blocked under other settings retried
     return runner.run_flows(ctx, triggers, FLOW_EVENTS)
 
 
@@ -192,6 +214,26 @@ def commercetools_messages_sensor(context: dg.SensorEvaluationContext, store: St
     return dg.SensorResult(run_requests=requests, cursor=pulled.cursor)
 
 
+@dg.sensor(name="cloudshelf_orders_sensor", job=order_flows_job, minimum_interval_seconds=CLOUDSHELF_POLL_INTERVAL_S,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Once a minute, when Cloudshelf is configured (order_flow_settings.kiosk_api_url): a safety "
+                       "net for dropped kiosk order webhooks. Reads Cloudshelf's orders updated since the cursor, lands "
+                       "each (order, status) once in the inbox (source cloudshelf, `cloudshelf.order`) and requests an "
+                       "order flows run when something new landed and none is in progress.")
+def cloudshelf_orders_sensor(context: dg.SensorEvaluationContext, store: StoreOfRecord, estate: EstateResource,
+                             order_flow_settings: OrderFlowSettings) -> dg.SensorResult | dg.SkipReason:
+    rt = kiosk_runtime(order_flow_settings, estate.get())
+    if rt is None:
+        return dg.SkipReason("Cloudshelf is not configured (order_flow_settings.kiosk_api_url)")
+    with rt.platform.client:
+        if kiosk.ensure_webhook(store.engine(), rt) is not None:
+            context.log.info("Cloudshelf: our order webhook registered")
+        polled = cloudshelf_events.poll(store.engine(), rt.platform, context.cursor or None, datetime.now(UTC))
+    context.log.info("Cloudshelf orders: %d read, %d new, cursor %s", polled.fetched, polled.landed, polled.cursor)
+    requests = [dg.RunRequest()] if polled.landed and not _flows_busy(context) else []
+    return dg.SensorResult(run_requests=requests, cursor=polled.cursor)
+
+
 def _flows_busy(context: dg.SensorEvaluationContext) -> bool:
     return bool(context.instance.get_run_records(filters=dg.RunsFilter(
         job_name=order_flows_job.name, statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
@@ -200,4 +242,5 @@ def _flows_busy(context: dg.SensorEvaluationContext) -> bool:
 
 def flow_definitions() -> dg.Definitions:
     return dg.Definitions(assets=[order_flow_work], jobs=[order_flows_job],
-                          sensors=[order_flows_sensor, centra_events_sensor, commercetools_messages_sensor])
+                          sensors=[order_flows_sensor, centra_events_sensor, commercetools_messages_sensor,
+                                   cloudshelf_orders_sensor])

@@ -26,22 +26,29 @@ from pipelines.defs.resources import (
     ReconciliationSettings,
     StoreOfRecord,
 )
+from pipelines.domain.kiosk.availability import kiosk_locations
+from pipelines.domain.kiosk.postings import day_summary
 from pipelines.domain.reconciliation import FINDING_COLUMNS, ReconciliationInputs, reconcile
 from pipelines.domain.reconciliation.engine import exception_records
 from pipelines.domain.reconciliation.model import DRIFT_TYPES
 from pipelines.domain.reconciliation.reference import build_reference
 from pipelines.domain.reconciliation.restatement import CHANGE_COLUMNS, describe, restate, sales_totals
 from pipelines.domain.reconciliation.return_origins import classify_returns
-from pipelines.domain.timeutil import utc_text
+from pipelines.domain.timeutil import day_window_utc, utc_text
+from pipelines.estate import Estate
 from pipelines.reporting.finance_report import round_money, summarise
+from pipelines.settings import cloudshelf as cloudshelf_settings
 from pipelines.store.db import table
 from pipelines.store.inbox import record_exceptions
+from pipelines.store.kiosk import stock_levels_frame
 from pipelines.store.partitions import read_partition, read_sql, replace_partitions
 from pipelines.store.recoveries import missing_on
+from pipelines.sync.resync import kiosk_units_uncounted
 
 RAW_DEPS = ["pos_sale_lines", "pos_pickups", "pos_stock_movements", "pos_stock_snapshot", "pos_catalog",
             "pos_transaction_recoveries", "centra_orders",
-            "centra_returns", "centra_return_lines", "centra_stock_snapshot", "centra_stock_changes", "centra_catalog"]
+            "centra_returns", "centra_return_lines", "centra_stock_snapshot", "centra_stock_changes", "centra_catalog",
+            "cloudshelf_orders", "kiosk_stock_levels"]
 FINDINGS = "reconciliation_findings"
 TOTALS = "reconciliation_daily_totals"
 DRIFT = "reconciliation_drift_by_store"
@@ -58,14 +65,32 @@ def _days_before(day: str, n: int) -> str:
 
 def pickup_orders(commerce: CommerceOpener, numbers: list[int]) -> pd.DataFrame:
     """The commerce platform's current state of the online orders picked up in stores (created on any earlier
-    day), in a few requests (a page of orders each): they share the platform's rate budget with the stock sync."""
+    day) and of the orders the day's kiosk orders name, in a few requests (a page of orders each): they share the
+    platform's rate budget with the stock sync."""
     rows = []
     if numbers:
         with commerce() as reads:
             found = reads.orders_by_numbers(int(n) for n in numbers)
-        rows = [{"order_number": o.number, "status": o.status, "grand_total": o.grand_total, "currency": o.currency}
+        rows = [{"order_number": o.number, "status": o.status, "grand_total": o.grand_total, "currency": o.currency,
+                 "shipping_total": o.shipping_total, "external_id": o.external_id}
                 for o in found.values()]
-    return pd.DataFrame(rows, columns=["order_number", "status", "grand_total", "currency"])
+    return pd.DataFrame(rows, columns=["order_number", "status", "grand_total", "currency", "shipping_total",
+                                       "external_id"])
+
+
+def kiosk_warehouses(estate: Estate, levels: pd.DataFrame) -> pd.DataFrame:
+    """location_id, warehouse_id: the warehouses each kiosk location's published quantity reads (its own and the
+    other warehouses of its market's allocation rule); empty while nothing was published to the kiosks."""
+    rows = []
+    if len(levels):
+        for loc in kiosk_locations(estate.locations, estate.markets, estate.centra.allocation_rules,
+                                   cloudshelf_settings().kiosk_locations):
+            rows.extend({"location_id": loc.location_id, "warehouse_id": w} for w in loc.warehouses)
+    return pd.DataFrame(rows, columns=["location_id", "warehouse_id"])
+
+
+def _order_numbers(values: pd.Series) -> list[int]:
+    return pd.to_numeric(values, errors="coerce").dropna().astype(int).tolist()
 
 
 def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str, commerce: CommerceOpener | None = None,
@@ -90,8 +115,11 @@ def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str, commerce
     pickups = part("pos_pickups")
     pickups["order_number"] = pd.to_numeric(pickups["order_number"], errors="coerce").astype("Int64")
     orders = part("centra_orders")
+    kiosk = part("cloudshelf_orders")
+    kiosk_levels = stock_levels_frame(engine)
     if commerce is not None:
-        current = pickup_orders(commerce, pickups["order_number"].dropna().astype(int).tolist())
+        current = pickup_orders(commerce, sorted(set(pickups["order_number"].dropna().astype(int).tolist()
+                                                     + _order_numbers(kiosk["third_party_id"]))))
         orders = pd.concat([orders, current.assign(business_date=day)], ignore_index=True)
     return ReconciliationInputs(
         business_date=day,
@@ -113,7 +141,23 @@ def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str, commerce
         missing_transactions=missing_on(engine, day, estate.get().business_timezone),
         pos_stock_snapshot_before=before("pos_stock_snapshot"),
         centra_stock_snapshot_before=before("centra_stock_snapshot"),
+        kiosk_orders=kiosk,
+        kiosk_stock_levels=kiosk_levels,
+        kiosk_warehouses=kiosk_warehouses(estate.get(), kiosk_levels),
+        kiosk_uncounted=_kiosk_uncounted(engine, estate.get(), day, prev),
     )
+
+
+def _kiosk_uncounted(engine: Engine, estate: Estate, day: str, prev: str) -> pd.DataFrame:
+    """Kiosk take-home units NewStore does not know of at the day's and the previous cut-off (the resync's rule:
+    sold after the key's latest store count)."""
+    by_wh = {loc.centra_warehouse_id: loc.id for loc in estate.locations if loc.centra_warehouse_id is not None}
+    cut_off = lambda d: utc_text(day_window_utc(d, estate.business_timezone)[1])  # noqa: E731
+    now = kiosk_units_uncounted(engine, at=cut_off(day), warehouse_ids=list(by_wh))
+    before = kiosk_units_uncounted(engine, at=cut_off(prev), warehouse_ids=list(by_wh))
+    rows = [{"location_id": by_wh[w], "sku": s, "units": now.get((w, s), 0), "units_before": before.get((w, s), 0)}
+            for w, s in sorted(set(now) | set(before))]
+    return pd.DataFrame(rows, columns=["location_id", "sku", "units", "units_before"])
 
 
 def _spec(key: str, description: str, deps: list[str], kinds: set[str]) -> dg.AssetSpec:
@@ -128,7 +172,9 @@ def _spec(key: str, description: str, deps: list[str], kinds: set[str]) -> dg.As
             "each from both systems' own records: stock drift (oversell / lost-sales risk), silent sync "
             "failures, orphaned SKUs, refund and return gaps, click-and-collect pickups whose online order is "
             "still open, tax, discount and price-list mismatches, store transactions the event stream lost and "
-            "NewStore did not give back. Each finding carries its value at risk "
+            "NewStore did not give back; and the Cloudshelf kiosks: paid delivery orders missing or priced "
+            "differently in Centra, take-home sales Centra never deducted, kiosk availability Centra cannot back "
+            "(or hides). Each finding carries its value at risk "
             "(store and base currency), a commercial-risk rank, the owning team and the playbook action, and "
             "is raised as an exception record.")),
         _spec(TOTALS, deps=[FINDINGS], kinds={"pandas", "sql"}, description=(
@@ -275,11 +321,19 @@ def read_evidence_notes(store: StoreOfRecord, day: str) -> list[str]:
     return notes.sort_values("note_no")["note"].tolist()
 
 
+def _by_currency(kiosk: pd.DataFrame, column: str) -> dict[str, float]:
+    """A kiosk section's column summed per currency, rounded to the currency's minor unit."""
+    if kiosk.empty:
+        return {}
+    sums = kiosk.groupby("currency")[column].sum()
+    return {str(c): round_money(float(v), c) for c, v in sums.items()}
+
+
 @dg.asset(
     group_name="reconciliation",
     partitions_def=daily_partitions,
     backfill_policy=SINGLE_RUN,
-    deps=[FINDINGS, TOTALS, EVIDENCE, RESTATEMENTS],
+    deps=[FINDINGS, TOTALS, EVIDENCE, RESTATEMENTS, "cloudshelf_orders"],
     owners=FINANCE,
     kinds={"html", "csv"},
     description="The finance report of one business day under `PIPELINES_REPORTS_DIR/<date>/`: `summary.html` "
@@ -287,7 +341,10 @@ def read_evidence_notes(store: StoreOfRecord, day: str) -> list[str]:
                 "and one CSV per finding type, and the gates it was produced under. Never written (an earlier one "
                 "is removed) while the day's findings are malformed or its money mismatches exceed the limit: "
                 "the asset judges the money check's gate itself, however it is launched. A restated day's page "
-                "says so, with what changed (reconciliation_restatements), and its folder has restatement.csv.",
+                "says so, with what changed (reconciliation_restatements), and its folder has restatement.csv. "
+                "With Cloudshelf kiosks, a kiosk section (and kiosk.csv): the day's kiosk transactions per store and "
+                "currency against Centra, and what the posting mode (PIPELINES_FINANCE_POSTING_MODE) posted "
+                "intra-day and by the cut-off.",
 )
 def finance_daily_report(context: dg.AssetExecutionContext, store: StoreOfRecord, estate: EstateResource,
                          reconciliation_settings: ReconciliationSettings,
@@ -309,9 +366,15 @@ def finance_daily_report(context: dg.AssetExecutionContext, store: StoreOfRecord
                           "money_findings": len(gates.money.hits), "earlier_report_removed": removed})
         notes = read_evidence_notes(store, day)
         restated = read_latest_restatement(store, day)
+        mode = reconciliation_settings.posting_mode
+        kiosk_lines = read_partition(store.engine(), "cloudshelf_orders", day)
+        # an estate without kiosks (Cloudshelf not configured, no kiosk order landed) gets no kiosk section
+        kiosk = day_summary(kiosk_lines, findings, mode, day, est.business_timezone) \
+            if len(kiosk_lines) or cloudshelf_settings().api_url else None
         files = finance_reports.write_day(day, findings, read_totals(store, day), read_history(store, day), estate=est,
                                           produced_under=gates.produced_under, evidence_notes=notes,
-                                          restatement=restated if len(restated) else None)
+                                          restatement=restated if len(restated) else None, kiosk=kiosk,
+                                          posting_mode=mode if kiosk is not None else None)
         summary = files.summary  # the summary the page shows, money rounded to the currency
         return {"finance_daily_report": (findings, {
             **{k: dg.MetadataValue.float(float(v)) if isinstance(v, float) else v
@@ -324,6 +387,10 @@ def finance_daily_report(context: dg.AssetExecutionContext, store: StoreOfRecord
                 "restated_at": str(restated["restated_at"].iloc[0]),
                 "restatement": dg.MetadataValue.md("\n".join(f"- {t}" for t in describe(restated)))}
                if len(restated) else {}),
+            **({"posting_mode": mode,
+                "kiosk_traded": dg.MetadataValue.json(_by_currency(kiosk, "traded_amount")),
+                "kiosk_posted_intraday": dg.MetadataValue.json(_by_currency(kiosk, "posted_intraday"))}
+               if kiosk is not None else {}),
             "summary_html": dg.MetadataValue.path(str(files.summary_html)),
             "summary_url": dg.MetadataValue.url(Path(files.summary_html).resolve().as_uri()),
             "csv_files": dg.MetadataValue.json(sorted(p.name for p in files.csv_by_type.values())),

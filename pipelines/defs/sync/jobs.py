@@ -15,6 +15,7 @@ from pydantic import Field
 
 from pipelines.dagster_lib.dagster_retention import FINISHED, prune_runs
 from pipelines.defs.commerce_platform import stock_target
+from pipelines.defs.kiosk.sync_hook import kiosk_publisher
 from pipelines.defs.resources import (
     CentraResource,
     CommercetoolsResource,
@@ -57,8 +58,12 @@ def _publish(context: dg.OpExecutionContext, report: RunReport) -> dg.Output:
 def _run_sync(context: dg.OpExecutionContext, store: StoreOfRecord, estate: EstateResource,
               centra: CentraResource, commercetools: CommercetoolsResource, sync_settings: SyncSettings,
               window_s: float, kind: str = "sync", *, hand_over: bool = False) -> RunReport | None:
-    with stock_target(estate.get(), centra, commercetools) as target:
-        sync = StockSync(store.engine(), estate.get(), target, sync_settings.config(), run_id=context.run_id)
+    with stock_target(estate.get(), centra, commercetools) as target, \
+            kiosk_publisher(store.engine(), estate.get(), target) as kiosk:
+        sync = StockSync(store.engine(), estate.get(), target, sync_settings.config(), run_id=context.run_id,
+                         after_commit=kiosk.after_sync if kiosk is not None else None)
+        if kiosk is not None:  # the kiosk's stock reads spend the sync's own rate budget
+            kiosk.on_request = lambda: sync.governor.spend(requests=1)
         try:
             report = sync.run(window_s=window_s, kind=kind, hand_over=hand_over,
                               progress=(lambda r: _tag(context, r)) if hand_over else None)
@@ -150,7 +155,7 @@ def resync_store_stock(context: dg.OpExecutionContext, config: ResyncConfig, sto
     return _send_queued(context, store, estate, centra, commercetools, sync_settings, "resync", {
         "keys_compared": resync.keys_compared, "differing": resync.differing,
         "corrections_queued": resync.corrections_queued, "skipped_active": resync.skipped_active,
-        "units_off": resync.units_off, "centra_requests": resync.centra_requests,
+        "units_off": resync.units_off, "kiosk_units": resync.kiosk_units, "centra_requests": resync.centra_requests,
         "samples": dg.MetadataValue.json(resync.samples)})
 
 

@@ -126,3 +126,21 @@ STORE_MARKET_UNMAPPED = ExceptionType(
     "A store took an endless-aisle order but the estate file gives the store no commerce market and price list, "
     "so it was not created. Map the store (centra_market_id, centra_pricelist_id) and set the work item pending.",
 )
+
+
+# -- kiosk orders (pipelines.domain.flows.kiosk, Cloudshelf) ---------------------------------------------------
+KIOSK_ORDER_UNMAPPED = ExceptionType(
+    "kiosk_order_unmapped", "ERROR", "integration",
+    "A paid kiosk order (Cloudshelf) names a location or product variants that are not ours (the session's "
+    "locationId is not a Store GlobalId of the estate, or a line's variant is not a CentraVariant GlobalId), so "
+    "its store stock was not deducted / no Centra order was created for those lines. Check the kiosk's location "
+    "and catalogue publishing (evidence: the order, its location and lines); fix the mapping, then set the work "
+    "item pending again.",
+)
+KIOSK_STATUS_REJECTED = ExceptionType(
+    "kiosk_status_rejected", "ERROR", "integration",
+    "Cloudshelf refused the fulfilment status sent back for a kiosk order (`upsertOrders` userErrors in the "
+    "evidence), so the kiosk does not show the Centra order's number, shipment or cancellation. Fix the cause "
+    "(order deleted or unknown in Cloudshelf, a line id that changed); the next Centra event for the order, or "
+    "setting the work item pending, sends it again.",
+)

@@ -21,6 +21,8 @@ from pipelines.domain.reconciliation.model import (
 )
 from pipelines.domain.reconciliation.reference import Reference
 from pipelines.domain.reconciliation.return_origins import evidence_notes
+from pipelines.domain.reconciliation.rules import kiosk as kiosk_rules
+from pipelines.domain.reconciliation.rules import kiosk_stock
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class RuleConfig:
     report_unstocked_commerce_skus: SKU-level findings for active Centra SKUs unknown to the POS that have
         no store-warehouse stock (web-only assortments may want this off).
     store_returns_only: ignore Centra returns received into a non-store warehouse.
+    kiosk_safety_stock: the Cloudshelf organisation's safety stock: a kiosk shows a variant in stock above it.
     """
 
     exclude_change_description_prefixes: tuple[str, ...] = rules.DEFAULT_EXCLUDED_CHANGE_PREFIXES
@@ -42,6 +45,7 @@ class RuleConfig:
     terminal_order_statuses: tuple[str, ...] = ("SHIPPED",)
     report_unstocked_commerce_skus: bool = True
     store_returns_only: bool = True
+    kiosk_safety_stock: int = 0
 
 
 @dataclass
@@ -61,6 +65,13 @@ class ReconciliationInputs:
     pos_stock_snapshot_before, centra_stock_snapshot_before: the stock snapshots of the previous cut-off (the
         previous business day's partitions): the sync rule's evidence of what NewStore and Centra each moved over
         the day (`rules.sync_failures`; without them it judges on the day's cut-off only).
+    kiosk_orders: the day's Cloudshelf kiosk order lines (`cloudshelf_orders`); kiosk_stock_levels: what was last
+        published to the kiosks per (location, SKU) (`kiosk_stock_levels`); kiosk_warehouses: location_id,
+        warehouse_id the kiosk quantities read (`rules.kiosk`). None: the kiosk rules are skipped.
+    kiosk_uncounted: location_id, sku, units, units_before: the kiosk take-home units NewStore's on-hand does not
+        know of at the day's and at the previous cut-off (sold after the key's latest real count; what the full
+        resync subtracts too). None: derived from the day's kiosk_orders and POS counts
+        (`rules.kiosk_stock.uncounted_on_day`). The stock rules compare Centra with the shelf (`rules.kiosk_stock`).
     """
 
     business_date: str
@@ -83,6 +94,10 @@ class ReconciliationInputs:
     missing_transactions: pd.DataFrame | None = None
     pos_stock_snapshot_before: pd.DataFrame | None = None
     centra_stock_snapshot_before: pd.DataFrame | None = None
+    kiosk_orders: pd.DataFrame | None = None
+    kiosk_stock_levels: pd.DataFrame | None = None
+    kiosk_warehouses: pd.DataFrame | None = None
+    kiosk_uncounted: pd.DataFrame | None = None
 
 
 @dataclass
@@ -107,6 +122,7 @@ def reconcile(inputs: ReconciliationInputs, tolerance: Tolerance = DEFAULT_TOLER
     _stock_rules(day)
     _sales_rules(day)
     _order_rules(day)
+    _kiosk_rules(day)
     frames = [f for f in day.frames if len(f)]
     findings = pd.concat(frames, ignore_index=True) if frames else empty_findings()
     findings = rules.sort_findings(rules.rank_findings(findings, inputs.sell_through))
@@ -159,14 +175,29 @@ class _Day:
         self.lap(name)
 
 
+def _kiosk_stock(day: _Day) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The day's paid kiosk take-home units and the units NewStore does not know of (`rules.kiosk_stock`): explained
+    movements for the stock rules. Without kiosk_orders: no day units, and the loaded kiosk_uncounted if any."""
+    x = day.inputs
+    if x.kiosk_orders is None:
+        return None, x.kiosk_uncounted
+    units = kiosk_stock.day_units(x.kiosk_orders, x.business_date)
+    uncounted = x.kiosk_uncounted if x.kiosk_uncounted is not None else kiosk_stock.uncounted_on_day(
+        x.business_date, x.kiosk_orders, x.pos_stock_movements, x.reference.locations, keys=day.keys)
+    return units, uncounted
+
+
 def _stock_rules(day: _Day) -> None:
-    """Stock drift (POS vs Centra), sync failures (movements vs stock changes), orphan SKUs."""
+    """Stock drift (POS vs Centra), sync failures (movements vs stock changes), orphan SKUs; kiosk take-home sales
+    are explained movements of both (`rules.kiosk_stock`)."""
     x, cfg, keys, known = day.inputs, day.cfg, day.keys, day.known
     d, locs, prices, tol = x.business_date, x.reference.locations, x.reference.prices, day.tolerance
     pos_stock, cen_stock, ccat = x.pos_stock_snapshot, x.centra_stock_snapshot, x.centra_catalog
+    kiosk_units, kiosk_uncounted = _kiosk_stock(day)
     if pos_stock is not None and cen_stock is not None:
         day.found("stock_drift", rules.stock_drift(d, pos_stock, cen_stock, locs, prices, tol,
-                                                   centra_catalog=ccat, pos_known=known, keys=keys))
+                                                   centra_catalog=ccat, pos_known=known, keys=keys,
+                                                   kiosk_uncounted=kiosk_uncounted))
     else:
         day.skipped["stock_drift"] = "needs pos_stock_snapshot and centra_stock_snapshot"
     if x.pos_stock_movements is not None and x.centra_stock_changes is not None:
@@ -175,7 +206,8 @@ def _stock_rules(day: _Day) -> None:
             exclude_description_prefixes=cfg.exclude_change_description_prefixes,
             skip_counted=cfg.skip_counted_keys, centra_catalog=ccat, pos_known=known, keys=keys,
             pos_stock=pos_stock, centra_stock=cen_stock, pos_stock_before=x.pos_stock_snapshot_before,
-            centra_stock_before=x.centra_stock_snapshot_before))
+            centra_stock_before=x.centra_stock_snapshot_before, kiosk_units=kiosk_units,
+            kiosk_uncounted=kiosk_uncounted))
     else:
         day.skipped["sync"] = "needs pos_stock_movements and centra_stock_changes"
     if ccat is not None and day.has_pos:
@@ -225,6 +257,33 @@ def _order_rules(day: _Day) -> None:
             terminal_statuses=day.cfg.terminal_order_statuses, keys=day.keys))
     else:
         day.skipped["click_collect"] = "needs pickups and centra_orders"
+
+
+def _kiosk_rules(day: _Day) -> None:
+    """Cloudshelf kiosks: delivery orders vs Centra orders, take-home sales vs Centra's ledger, kiosk availability
+    vs Centra's stock at the cut-off (`rules.kiosk`). Without kiosk data at all (a retailer without kiosks) they do not
+    apply, rather than being skipped."""
+    x, locs, tol = day.inputs, day.inputs.reference.locations, day.tolerance
+    lines = x.kiosk_orders
+    if lines is None and x.kiosk_stock_levels is None:
+        return
+    if lines is not None:
+        day.found("kiosk_orders", kiosk_rules.kiosk_orders_vs_commerce(
+            x.business_date, lines, x.centra_orders, locs, x.reference.fx_to_base, tol, keys=day.keys))
+    else:
+        day.skipped["kiosk_orders"] = "needs kiosk_orders"
+    if lines is not None and x.centra_stock_changes is not None:
+        day.found("kiosk_sales", kiosk_rules.kiosk_sales_not_deducted(
+            x.business_date, lines, x.centra_stock_changes, locs, tol, pos_movements=x.pos_stock_movements,
+            keys=day.keys))
+    else:
+        day.skipped["kiosk_sales"] = "needs kiosk_orders and centra_stock_changes"
+    if x.kiosk_stock_levels is not None and x.kiosk_warehouses is not None and x.centra_stock_snapshot is not None:
+        day.found("kiosk_availability", kiosk_rules.kiosk_availability(
+            x.business_date, x.kiosk_stock_levels, x.centra_stock_snapshot, x.kiosk_warehouses, locs,
+            x.reference.prices, safety_stock=day.cfg.kiosk_safety_stock, keys=day.keys))
+    else:
+        day.skipped["kiosk_availability"] = "needs kiosk_stock_levels, kiosk_warehouses and centra_stock_snapshot"
 
 
 def totals_by_type(findings: pd.DataFrame) -> pd.DataFrame:

@@ -73,14 +73,16 @@ class FindingType:
 STOCK_DRIFT_OVERSELL = FindingType(
     "stock_drift_oversell", "stock_drift", "ERROR", "retail_operations",
     "Centra shows more physical stock in the store's warehouse than the POS has on hand: the web shop can "
-    "sell units that are not there. Confirm the shelf quantity (recount if in doubt), then push the POS "
-    "quantity to the store warehouse in Centra (setStock) and look for the unsynced movement.",
+    "sell units that are not there. Confirm the shelf quantity (recount if in doubt), then push it to the "
+    "store warehouse in Centra (setStock): the detail's `shelf` where kiosk take-home units are outstanding, "
+    "else the POS quantity; and look for the unsynced movement.",
     drift=OVERSELL,
 )
 STOCK_DRIFT_LOST_SALES = FindingType(
     "stock_drift_lost_sales", "stock_drift", "WARN", "retail_operations",
     "Centra shows less physical stock in the store's warehouse than the POS has on hand: online sales are "
-    "lost. Confirm the shelf quantity, then push the POS quantity to Centra (setStock).",
+    "lost. Confirm the shelf quantity, then push it to Centra (setStock): the detail's `shelf` where kiosk "
+    "take-home units are outstanding (NewStore never records them), else the POS quantity.",
     drift=LOST_SALES,
 )
 SYNC_MISSING_IN_COMMERCE = FindingType(
@@ -193,12 +195,50 @@ STORE_TRANSACTION_MISSING = FindingType(
     money=True,
 )
 
+KIOSK_ORDER_MISSING_IN_COMMERCE = FindingType(
+    "kiosk_order_missing_in_commerce", "kiosk_orders", "ERROR", "ecommerce",
+    "A kiosk order for home delivery (endless aisle) was paid in Cloudshelf but no Centra order exists for it (by "
+    "the Centra order number written back to the kiosk order, nor by the Centra order's external id = the kiosk "
+    "order id): the customer paid and nothing will be shipped. Look for the open kiosk-order exception (unmapped "
+    "shipping option, missing customer details, rejected order), fix its cause and let the order flow retry it "
+    "(it never creates the order twice); then re-run the day.",
+    money=True,
+)
+KIOSK_ORDER_TOTAL_MISMATCH = FindingType(
+    "kiosk_order_total_mismatch", "kiosk_orders", "ERROR", "finance",
+    "The Centra order made for a paid kiosk delivery order differs in value from what the kiosk charged (goods, "
+    "without shipping). Compare the order lines in Cloudshelf and Centra (price list, quantities, discounts), "
+    "correct the Centra order or refund the difference, and re-run the day.",
+    money=True,
+)
+KIOSK_SALE_NOT_DEDUCTED = FindingType(
+    "kiosk_sale_not_deducted", "kiosk_stock", "ERROR", "integration",
+    "Units a kiosk customer paid for and took home never left the store's warehouse in Centra (the stock sync's "
+    "changes of the day fall short of the store's movements plus the kiosk sales): the web shop can sell them "
+    "again. Check the kiosk sale's rows in stock_sync_movements (unmapped, failed, replayable) and replay them "
+    "(stock_sync_replay_job); never deduct by hand what the sync will still apply. Then re-run the day.",
+)
+KIOSK_AVAILABILITY_OVERSELL = FindingType(
+    "kiosk_availability_oversell", "kiosk_availability", "ERROR", "integration",
+    "At the cut-off the kiosk showed the SKU in stock at this store while Centra had nothing to sell for it (store "
+    "warehouse plus what the market's allocation rule ships): a kiosk customer can pay for a unit that is not there. "
+    "Check the kiosk availability refresh (kiosk_stock_levels, kiosk_availability_refresh sensor) and publish the "
+    "store's level again.",
+)
+KIOSK_AVAILABILITY_LOST_SALES = FindingType(
+    "kiosk_availability_lost_sales", "kiosk_availability", "WARN", "integration",
+    "At the cut-off the kiosk showed the SKU out of stock at this store while Centra had units to sell: kiosk sales "
+    "are lost. Check the kiosk availability refresh (kiosk_stock_levels) and publish the store's level again.",
+)
+
 FINDING_TYPES: dict[str, FindingType] = {t.name: t for t in (
     STOCK_DRIFT_OVERSELL, STOCK_DRIFT_LOST_SALES, SYNC_MISSING_IN_COMMERCE, SYNC_UNEXPECTED_IN_COMMERCE,
     POS_STREAM_GAP,
     ORPHAN_POS_UNKNOWN, ORPHAN_POS_INACTIVE, ORPHAN_COMMERCE_UNKNOWN, STORE_SALES_MISMATCH,
     RETURN_WITHOUT_ORDER_REF, RETURN_MISSING_IN_COMMERCE, REFUND_AMOUNT_MISMATCH, REFUND_TAX_MISMATCH,
     CLICK_COLLECT_OPEN, LINE_TAX_MISMATCH, LINE_DISCOUNT_MISMATCH, PRICE_OFF_PRICELIST, STORE_TRANSACTION_MISSING,
+    KIOSK_ORDER_MISSING_IN_COMMERCE, KIOSK_ORDER_TOTAL_MISMATCH, KIOSK_SALE_NOT_DEDUCTED, KIOSK_AVAILABILITY_OVERSELL,
+    KIOSK_AVAILABILITY_LOST_SALES,
 )}
 
 #: Derived from the FindingType attributes, in FINDING_TYPES order: the money mismatches (the money gate,

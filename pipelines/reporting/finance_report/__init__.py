@@ -13,6 +13,8 @@ Reports folder (``PIPELINES_REPORTS_DIR``, default ``$PIPELINES_HOME/reports``):
                                    no external resource: it can be mailed or archived as one file)
         findings.csv               every finding of the day (always written, header only on a clean day)
         restatement.csv            a restated day only: what its latest restatement changed, one row a change
+        kiosk.csv                  with Cloudshelf kiosks only: the kiosk section per store and currency
+                                   (:mod:`.kiosk`, figures from pipelines.domain.kiosk.postings)
         stock_drift_oversell.csv   one CSV per finding type PRESENT that day, named <finding_type>.csv;
         store_sales_mismatch.csv   a type with no finding that day has NO file (a stale one left by an
         ...                        earlier run of the same day is deleted), so "no file" = "no finding"

@@ -229,6 +229,51 @@ def _missing(kv: Mapping[str, str], row: Any) -> str | None:
     return f"{kind}{of} happened in NewStore ({others}), but its own event never did and NewStore did not return it."
 
 
+def _money_kv(kv: Mapping[str, str], key: str) -> str | None:
+    """A "123.00 SEK" detail value as money text (None when absent or not a number)."""
+    parts = kv.get(key, "").split()
+    amount = _num({"v": parts[0]}, "v") if parts else None
+    return money_text(amount, parts[1] if len(parts) > 1 else None) if amount is not None else None
+
+
+def _kiosk_missing(kv: Mapping[str, str], row: Any) -> str | None:
+    total, status = _money_kv(kv, "kiosk_total"), kv.get("kiosk_status")
+    if total is None or not status:
+        return None
+    when = kv.get("created_at", "")
+    number = kv.get("centra_order_number", "none")
+    named = f" (the kiosk order names Centra order {number})" if number and number != "none" else ""
+    return (f"Paid at the kiosk{' on ' + _when(when) if when else ''} ({total}, status {status}) for home "
+            f"delivery, but Centra has no order for it{named}.")
+
+
+def _kiosk_total(kv: Mapping[str, str], row: Any) -> str | None:
+    kiosk, centra = _money_kv(kv, "kiosk_total"), _money_kv(kv, "centra_goods")
+    if kiosk is None or centra is None:
+        return None
+    return f"The kiosk charged {kiosk}; the Centra order holds {centra} of goods (status {kv.get('centra_status')})."
+
+
+def _kiosk_sale(kv: Mapping[str, str], row: Any) -> str | None:
+    units, sync, pos = _num(kv, "kiosk_units"), _num(kv, "sync_net"), _num(kv, "pos_net")
+    if units is None or sync is None or pos is None:
+        return None
+    orders = _num(kv, "kiosk_orders") or 0
+    return (f"{_units(units)} sold at the kiosk and taken home "
+            f"({_count(orders, 'order')}); the stock sync changed Centra by {_signed_units(sync)} where the store's "
+            f"own movements ({_signed_units(pos)}) and the kiosk sales call for {_signed_units(pos - units)}.")
+
+
+def _kiosk_availability(kv: Mapping[str, str], row: Any) -> str | None:
+    shown, centra, safety = _num(kv, "kiosk_quantity"), _num(kv, "centra_available"), _num(kv, "safety_stock")
+    if shown is None or centra is None:
+        return None
+    safety = safety or 0
+    state = "in stock" if shown > safety else "out of stock"
+    return (f"At the cut-off the kiosk showed {_units(shown)} ({state}); Centra had {_units(centra)} to sell "
+            f"(safety stock {int(safety)}).")
+
+
 _SENTENCES: dict[str, Callable[[Mapping[str, str], Any], str | None]] = {
     "stock_drift_oversell": _stock, "stock_drift_lost_sales": _stock,
     "sync_missing_in_commerce": _sync, "sync_unexpected_in_commerce": _sync,
@@ -240,6 +285,9 @@ _SENTENCES: dict[str, Callable[[Mapping[str, str], Any], str | None]] = {
     "click_collect_open": _click_collect,
     "price_off_pricelist": _price_off, "line_tax_mismatch": _line_tax, "line_discount_mismatch": _line_discount,
     "store_transaction_missing": _missing, "pos_stream_gap": _sync,
+    "kiosk_order_missing_in_commerce": _kiosk_missing, "kiosk_order_total_mismatch": _kiosk_total,
+    "kiosk_sale_not_deducted": _kiosk_sale, "kiosk_availability_oversell": _kiosk_availability,
+    "kiosk_availability_lost_sales": _kiosk_availability,
 }
 
 

@@ -20,6 +20,8 @@ from pipelines.reporting.finance_report.chart import HISTORY_DAYS
 from pipelines.reporting.finance_report.details import detail_sentence
 from pipelines.reporting.finance_report.fmt import money_series, round_money, round_money_series
 from pipelines.reporting.finance_report.html import ALL_FINDINGS_CSV, render_daily_html
+from pipelines.reporting.finance_report.kiosk import KIOSK_CSV
+from pipelines.reporting.finance_report.kiosk import csv_rows as kiosk_csv_rows
 from pipelines.reporting.finance_report.month import MONTH_TOTALS_CSV, SUMMARY_HTML, render_month_html
 from pipelines.reporting.finance_report.summary import (
     REPORT_RANK,
@@ -160,7 +162,8 @@ def write_daily_report(out_dir: Path, business_date: str, findings: pd.DataFrame
                        *, totals: pd.DataFrame | None = None, base_currency: str = "EUR", estate_name: str = "",
                        generated_at: str | None = None, estate: Estate | None = None,
                        produced_under: Sequence[tuple[str, bool, str]] = (),
-                       evidence_notes: Sequence[str] = (), restatement: pd.DataFrame | None = None) -> ReportFiles:
+                       evidence_notes: Sequence[str] = (), restatement: pd.DataFrame | None = None,
+                       kiosk: pd.DataFrame | None = None, posting_mode: str | None = None) -> ReportFiles:
     """Write ``<out_dir>/<business_date>/``: summary.html, findings.csv and ``<finding_type>.csv`` per type present.
 
     history: HISTORY_COLUMNS for up to the last 30 days including this one; rows outside the 30 days ending
@@ -174,6 +177,8 @@ def write_daily_report(out_dir: Path, business_date: str, findings: pd.DataFrame
     evidence_notes: sentences on evidence the day's findings could not judge; both shown at the top.
     restatement: the rows of the day's latest restatement (`reconciliation_restatements`): the page says the
     day was restated, with its changes, and ``restatement.csv`` holds them (removed when not given).
+    kiosk, posting_mode: the day's kiosk section (`pipelines.domain.kiosk.postings.day_summary`) in that posting
+    mode: shown on the page and written as ``kiosk.csv`` (removed when not given).
     """
     day = _validate_date(business_date)
     f = check_findings(findings)
@@ -195,13 +200,18 @@ def write_daily_report(out_dir: Path, business_date: str, findings: pd.DataFrame
                                                                if c in restatement.columns]]))
     else:
         restatement_csv.unlink(missing_ok=True)
+    kiosk_csv = folder / KIOSK_CSV
+    if kiosk is not None and posting_mode is not None:
+        _atomic_write(kiosk_csv, _csv_bytes(kiosk_csv_rows(kiosk)))
+    else:
+        kiosk_csv.unlink(missing_ok=True)
 
     page = render_daily_html(business_date, f, summary, _history_window(history, day, summary),
                              base_currency=base_currency, generated_at=generated_at or _now(),
                              estate_name=estate_name or (estate.name if estate is not None else ""),
                              csv_names={t: p.name for t, p in csv_by_type.items()}, estate=estate,
                              produced_under=produced_under, evidence_notes=evidence_notes,
-                             restatement=restatement)
+                             restatement=restatement, kiosk=kiosk, posting_mode=posting_mode)
     summary_html = folder / SUMMARY_HTML
     _atomic_write(summary_html, page.encode("utf-8"))
 

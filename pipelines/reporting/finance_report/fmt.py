@@ -39,6 +39,11 @@ TYPE_LABELS: dict[str, str] = {
     "price_off_pricelist": "Price off the price list",
     "store_transaction_missing": "Store transaction missing",
     "pos_stream_gap": "POS event stream gap",
+    "kiosk_order_missing_in_commerce": "Kiosk order missing in Centra",
+    "kiosk_order_total_mismatch": "Kiosk order total mismatch",
+    "kiosk_sale_not_deducted": "Kiosk sale not deducted in Centra",
+    "kiosk_availability_oversell": "Kiosk availability: oversell",
+    "kiosk_availability_lost_sales": "Kiosk availability: lost sales",
 }
 TEAM_LABELS: dict[str, str] = {
     "finance": "Finance", "retail_operations": "Retail operations", "ecommerce": "E-commerce",

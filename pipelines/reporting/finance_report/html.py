@@ -24,6 +24,7 @@ from pipelines.reporting.finance_report.fmt import (
     team_label,
     type_label,
 )
+from pipelines.reporting.finance_report.kiosk import kiosk_html
 from pipelines.reporting.finance_report.rows import num, row, team_row, type_row
 from pipelines.reporting.finance_report.style import card, page
 from pipelines.reporting.finance_report.summary import REPORT_RANK, TOP_RISKS, ReportSummary, top_risks
@@ -250,9 +251,11 @@ def render_daily_html(business_date: str, findings: pd.DataFrame, summary: Repor
                       *, base_currency: str, estate_name: str, generated_at: str,
                       csv_names: dict[str, str] | None = None, estate: Estate | None = None,
                       produced_under: Sequence[tuple[str, bool, str]] = (),
-                      evidence_notes: Sequence[str] = (), restatement: pd.DataFrame | None = None) -> str:
+                      evidence_notes: Sequence[str] = (), restatement: pd.DataFrame | None = None,
+                      kiosk: pd.DataFrame | None = None, posting_mode: str | None = None) -> str:
     """The daily summary page: restated box (a restated day), produced-under box, headline cards, totals, top
-    risks, drift by store, chart. restatement: the rows of the day's latest restatement
+    risks, drift by store, chart, and with `kiosk` (`pipelines.domain.kiosk.postings.day_summary`) the kiosk
+    section in `posting_mode`. restatement: the rows of the day's latest restatement
     (`reconciliation_restatements`, CHANGE_COLUMNS with restatement_no, restated_at and reason)."""
     base, s = str(base_currency), summary
     csv_names = csv_names or {}
@@ -272,6 +275,7 @@ def render_daily_html(business_date: str, findings: pd.DataFrame, summary: Repor
         + '<div class="grid2 even"><section><h2>Drift value by store</h2>'
         + _store_table(s, base, estate) + "</section>"
         + f'<section class="chart"><h2>Drift value, last {HISTORY_DAYS} days</h2>'
-        + _history_block(history, business_date, base) + "</section></div>" + _footer(csv_names)
+        + _history_block(history, business_date, base) + "</section></div>"
+        + kiosk_html(kiosk, posting_mode, lambda loc: location_html(estate, loc)) + _footer(csv_names)
     )
     return page(title, body)

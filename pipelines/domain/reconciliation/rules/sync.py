@@ -20,6 +20,7 @@ import pandas as pd
 
 from pipelines.domain.reconciliation import model as m
 from pipelines.domain.reconciliation.model import DEFAULT_TOLERANCE, Tolerance, empty_findings
+from pipelines.domain.reconciliation.rules import kiosk_stock
 from pipelines.domain.reconciliation.rules.catalog import _allowed, _comparable
 from pipelines.domain.reconciliation.rules.frames import (
     _col,
@@ -50,7 +51,8 @@ def sync_failures(business_date: str, pos_movements: pd.DataFrame, centra_change
                   pos_known: Collection[str] | None = None, keys: KeySpace | None = None,
                   pos_stock: pd.DataFrame | None = None, centra_stock: pd.DataFrame | None = None,
                   pos_stock_before: pd.DataFrame | None = None, centra_stock_before: pd.DataFrame | None = None,
-                  see_stream_loss: bool = True) -> pd.DataFrame:
+                  see_stream_loss: bool = True, kiosk_units: pd.DataFrame | None = None,
+                  kiosk_uncounted: pd.DataFrame | None = None) -> pd.DataFrame:
     """Silent sync failures: the day's net POS stock deltas vs Centra's ledger, per (store, SKU), judged against
     NewStore's own stock.
 
@@ -86,6 +88,15 @@ def sync_failures(business_date: str, pos_movements: pd.DataFrame, centra_change
 
     The detail then carries ``newstore_on_hand``, ``centra_physical`` and, with the previous cut-off,
     ``newstore_change`` and ``centra_change``.
+
+    Kiosk take-home sales (`rules.kiosk_stock`) are explained movements: ``kiosk_units`` (location_id, sku, units:
+    the day's paid take-home units K) count as POS deltas of -K (pos_net stays the stream's in the detail, which adds
+    ``kiosk_units``), and ``kiosk_uncounted`` (location_id, sku, units, units_before) turns NewStore's on-hand of
+    each cut-off into the shelf (on-hand less the kiosk units it does not know of; the detail's newstore_on_hand
+    is then the shelf). Of a resulting shortfall (Centra deducted less), the units `kiosk_sale_not_deducted`
+    reports (`rules.kiosk`: min(S, K), S from our sync's own changes; keys not counted on the day) are taken out
+    here, of a positive ledger difference and of a positive dd alike, so no unit is reported twice and a foreign
+    change is never taken for the kiosk's.
     """
     k = _keys(keys, locations, prices)
     ps_all, cs_all = k.store(pos_movements), k.store_by_warehouse(centra_changes)
@@ -98,6 +109,7 @@ def sync_failures(business_date: str, pos_movements: pd.DataFrame, centra_change
     counted = k.eq(pos_movements, "movement_type", "count")
     dm, cnt = pm & ~counted, pm & counted
     ok = _comparable(k, business_date, centra_catalog, pos_known)
+    kiosk_stock.encode(k, kiosk_units, kiosk_uncounted)
     n_loc, width = len(locations), k.n_skus + 1
     pkey = _pair_key(ps_all, k.sku(pos_movements), width)
     ckey = _pair_key(_take(cs_all, cm), _take(k.sku(centra_changes), cm), width)
@@ -107,8 +119,26 @@ def sync_failures(business_date: str, pos_movements: pd.DataFrame, centra_change
     now = _Snapshots.of(k, business_date, pos_stock, centra_stock, width, n_loc)
     before = _Snapshots.of(k, None, pos_stock_before, centra_stock_before, width, n_loc) if now else None
     snaps = [now, before] if before else [now] if now else []
-    ukeys, sums = _group(n_loc * width, ledger + [p for s in snaps for p in s.parts])
+    kparts = kiosk_stock.parts(k, kiosk_units, "units", width)
+    if kparts:  # our sync's own changes: what the kiosk rule judges the kiosk units by
+        own = kiosk_stock.sync_changes(_col(centra_changes, "description", cm, object)) if cm.any() \
+            else np.zeros(0, dtype=bool)
+        kparts.append((ckey[own], _col(centra_changes, "quantity", cm, None)[own]))
+    uparts = [kiosk_stock.parts(k, kiosk_uncounted, c, width) for c in ("units", "units_before")[:len(snaps)]]
+    ukeys, sums = _group(n_loc * width, ledger + [p for s in snaps for p in s.parts] + kparts
+                         + [p for u in uparts for p in u])
+    extra = iter(sums[5 + 2 * len(snaps):])
+    kq = next(extra) if kparts else np.zeros(len(ukeys))
+    snet = next(extra) if kparts else np.zeros(len(ukeys))
+    for i, u in enumerate(uparts):  # NewStore's on-hand at each cut-off -> the shelf
+        if u:
+            sums[5 + 2 * i] = kiosk_stock.shelf(sums[5 + 2 * i], next(extra))
     pnet, pn, cnet, cn, nc = sums[:5]
+    pstream, kshare = pnet, kq
+    if kparts:
+        kshare = np.where(nc > 0, 0.0, kiosk_stock.kiosk_share(snet - (pnet - kq), kq))  # the kiosk rule's units
+        pnet = pnet - kq  # the kiosk's take-home units moved the store's stock as POS deltas would
+        pnet = pnet + kiosk_stock.kiosk_share(cnet - pnet, kshare)
     loc_all = ukeys // width
     diff = cnet - pnet
     over = _over(diff, tolerance.units)
@@ -120,6 +150,8 @@ def sync_failures(business_date: str, pos_movements: pd.DataFrame, centra_change
         if before:  # a store in both cut-offs: what each side moved over the day
             dated = known & before.known[loc_all]
             dd = (physical - on_hand) - (sums[8] - sums[7])
+            if kparts:
+                dd = dd - kiosk_stock.kiosk_share(dd, kshare)
             moved = np.where(dated, _over(dd, tolerance.units), moved)
             loss = dated & moved & ~over if see_stream_loss else loss
         gap = known & over & ~moved
@@ -132,7 +164,8 @@ def sync_failures(business_date: str, pos_movements: pd.DataFrame, centra_change
     loc, sku = loc_all[sel], ukeys[sel] % width
     pnet, cnet, diff, pn, cn, gap = pnet[sel], cnet[sel], diff[sel], pn[sel], cn[sel], gap[sel]
     detail = [f"pos_net={int(a)};commerce_net={int(b)};pos_movements={int(c)};commerce_changes={int(d)}"
-              for a, b, c, d in zip(pnet, cnet, pn, cn, strict=True)]
+              + (f";kiosk_units={int(q)}" if q > 0 else "")
+              for a, b, c, d, q in zip(pstream[sel], cnet, pn, cn, kq[sel], strict=True)]
     if now:
         on_hand, physical, kn, dt = sums[5][sel], sums[6][sel], known[sel], dated[sel]
         ns_change = on_hand - sums[7][sel] if before else on_hand
