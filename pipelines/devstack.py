@@ -143,8 +143,12 @@ class Stack:
         self.truth = GroundTruth(home / "ground_truth.sqlite", self.estate.business_timezone)
         commerce_world = (CommercetoolsTrading(self.commercetools.state, self.estate)
                           if self.commercetools is not None else CentraTrading(self.centra.state))
+        if trading is None:
+            # kiosk shoppers trade live in a world with kiosks (two orders per store and opening hour)
+            trading = TradingConfig(kiosk_orders_per_store_per_hour=2.0 if kiosks else 0.0)
         self.trader = TradingGenerator(self.estate, self.centra.state, self.newstore.state, self.truth,
-                                       trading or TradingConfig(), commerce=commerce_world)
+                                       trading, commerce=commerce_world,
+                                       kiosk=self.cloudshelf.state if self.cloudshelf is not None else None)
         self._stop = threading.Event()
         self._live: threading.Thread | None = None
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pipelines.connectors.cloudshelf.ids import location_gid, variant_gid
 from pipelines.estate import Estate, Location
 from pipelines.simulators.commercetools.common import CtError
 from pipelines.simulators.ground_truth import GroundTruth
@@ -62,6 +63,11 @@ class TradingConfig:
     # and stores only; the product's order flows do that work (pipelines/order_flows).
     world_integrates: bool = True
     pickup_option: str = "Click & Collect"  # the Centra shipping option of click-and-collect orders
+    # Kiosk shoppers (live trading only, a world with Cloudshelf kiosks: `pipelines-dev --kiosks`): orders per store and
+    # hour while it is open, a share of them for home delivery (the product creates the Centra order), the rest taken
+    # home from the shelf (the product deducts Centra through the stock sync; the store system never hears of them).
+    kiosk_orders_per_store_per_hour: float = 0.0
+    kiosk_delivery_share: float = 0.5
     faults: FaultConfig = field(default_factory=FaultConfig)
 
 
@@ -202,12 +208,14 @@ def _iso(at: datetime) -> str:
 
 class TradingGenerator:
     def __init__(self, estate: Estate, centra: Any, newstore: Any, truth: GroundTruth,
-                 config: TradingConfig | None = None, commerce: CentraTrading | CommercetoolsTrading | None = None):
+                 config: TradingConfig | None = None, commerce: CentraTrading | CommercetoolsTrading | None = None,
+                 kiosk: Any | None = None):
         self.estate = estate
         self.centra = centra  # simulators.centra state (world API)
         # The platform the world trades online through (Centra unless given).
         self.commerce = commerce or CentraTrading(centra)
         self.newstore = newstore  # simulators.newstore state (world API)
+        self.kiosk = kiosk  # simulators.cloudshelf state (world API), with kiosks in the stores
         self.truth = truth
         self.config = config or TradingConfig()
         self.rng = random.Random(self.config.seed)
@@ -220,6 +228,8 @@ class TradingGenerator:
         # Units promised to click-and-collect orders, per (node, SKU), from the online order until the handover:
         # NewStore reserves them only once the order reaches it, and the store must not sell or lose them before.
         self._held: dict[tuple[str, str], int] = {}
+        # Units kiosk shoppers took off the shelf that the store system does not know of, until a count finds them gone.
+        self._kiosk_taken: dict[tuple[str, str], int] = {}
         self.stats: dict[str, int] = {}
 
     # ---- scheduling -------------------------------------------------------------------------
@@ -268,6 +278,11 @@ class TradingGenerator:
                     jobs.append(_Job(at, next(self._seq), "click_collect", {"store": store}))
             for at in self._arrivals(start, end, self.config.online_orders_per_hour):
                 jobs.append(_Job(at, next(self._seq), "online_order", {}))
+            if self.kiosk is not None and not world_clock:  # the product's flows take kiosk orders as they come
+                for store in self.estate.stores:
+                    for at in self._arrivals(start, end, self.config.kiosk_orders_per_store_per_hour):
+                        if self._store_open(store, at):
+                            jobs.append(_Job(at, next(self._seq), "kiosk_order", {"store": store}))
             for job in jobs:
                 heapq.heappush(self._pending, job)
             while self._pending and self._pending[0].at < end:
@@ -314,7 +329,8 @@ class TradingGenerator:
 
     def _sellable(self, node: str, sku: str) -> bool:
         """A unit of `sku` the store may sell or lose: not held for a pickup, known to NewStore or not yet."""
-        return self.newstore.atp(node, sku) > 0 and self.newstore.on_hand(node, sku) > self._held.get((node, sku), 0)
+        return (self.newstore.atp(node, sku) > self._kiosk_taken.get((node, sku), 0)
+                and self.newstore.on_hand(node, sku) > self._held.get((node, sku), 0) + self._kiosk_taken.get((node, sku), 0))
 
     def _do_store_sale(self, at: datetime, store: Location) -> None:
         node = store.newstore_node_id
@@ -400,7 +416,7 @@ class TradingGenerator:
         skus = self.rng.sample(self._skus, min(20, len(self._skus)))
         counts = {}
         for sku in skus:
-            qty = self.newstore.on_hand(node, sku)
+            qty = self.newstore.on_hand(node, sku) - self._kiosk_taken.pop((node, sku), 0)  # the shelf, as counted
             # Shrinkage found by the count takes a free unit: a missing unit held for a pickup would be an
             # oversell (the commerce platform cannot go below what it allocated), a fault, not clean trading.
             if qty > 0 and self.rng.random() < 0.1 and self._sellable(node, sku):
@@ -410,6 +426,30 @@ class TradingGenerator:
         for sku, qty in counts.items():
             self.truth.count(at, node, sku, qty, f"count:{node}:{at.isoformat()}")
         self._bump("counts")
+
+    # ---- kiosk shoppers (Cloudshelf) -------------------------------------------------------------
+    def _do_kiosk_order(self, at: datetime, store: Location) -> None:
+        node, loc = store.newstore_node_id, location_gid(store.id)
+        skus = [s for s in self.rng.sample(self._skus, min(8, len(self._skus))) if self.kiosk.visible(loc, s)]
+        if not skus:
+            return
+        sku = skus[0]
+        n = next(self._seq)
+        if self.rng.random() < self.config.kiosk_delivery_share:
+            method = self.rng.choice(("home-standard", "home-express"))
+            address = {"firstName": "Kiosk", "lastName": f"Shopper {n}", "address1": f"Storgatan {n % 90 + 1}",
+                       "city": store.name, "zip": f"{11000 + n % 900}", "countryCode": store.country}
+            gid = self.kiosk.kiosk_order(loc, [(variant_gid(sku), 1)], fulfilment_method=method,
+                                         email=f"kiosk{n}@example.com", attributes=address, currency=store.currency)
+            self.truth.transaction(at, "kiosk_delivery_order", "cloudshelf", node, gid, 0.0, store.currency)
+            self._bump("kiosk_delivery_orders")
+            return
+        if not self._sellable(node, sku):
+            return
+        gid = self.kiosk.kiosk_order(loc, [(variant_gid(sku), 1)], currency=store.currency)
+        self._kiosk_taken[(node, sku)] = self._kiosk_taken.get((node, sku), 0) + 1
+        self.truth.movement(at, node, sku, -1, "kiosk_sale", gid)
+        self._bump("kiosk_take_home_sales")
 
     # ---- online trading (the commerce platform) ------------------------------------------------
     def _do_online_order(self, at: datetime) -> None:

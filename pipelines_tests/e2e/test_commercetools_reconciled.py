@@ -23,8 +23,11 @@ from pipelines.store.partitions import read_partition
 from pipelines_tests.traded import Traded
 
 ASSETS = [*raw_assets, reconciliation_findings, finance_daily_report, *reconciliation_checks]
-BUSY = {"store_sales_per_hour": 6.0, "online_orders_per_hour": 20.0, "online_return_in_store_share": 0.6,
-        "click_collect_per_store_per_day": 3.0, "store_return_share": 0.1, "counts_per_store_per_day": 1.0}
+#: Returns come back within a day of shipping, so the two-day history holds dozens of in-store returns to fault
+#: (with the default 1-5 days a run could hold none).
+BUSY = {"store_sales_per_hour": 6.0, "online_orders_per_hour": 20.0, "online_return_in_store_share": 0.15,
+        "click_collect_per_store_per_day": 3.0, "store_return_share": 0.1, "counts_per_store_per_day": 1.0,
+        "return_after_days": (0.2, 1.0)}
 
 
 @pytest.fixture(scope="module")
