@@ -130,7 +130,7 @@ def _kiosk_flow_settings() -> dict:
     """The kiosk order flows' Cloudshelf connection and mapping (secrets through `EnvVar`)."""
     cs = cloudshelf()
     out: dict = {"kiosk_take_home": cs.take_home, "kiosk_shipping_map": json.dumps(cs.shipping_map),
-                 "kiosk_timeout_s": cs.timeout_s}
+                 "kiosk_register_customer": cs.register_customer, "kiosk_timeout_s": cs.timeout_s}
     if cs.enabled and cs.token_set:
         out |= {"kiosk_api_url": cs.api_url, "kiosk_api_token": dg.EnvVar("CLOUDSHELF_API_TOKEN"),
                 "kiosk_webhook_key": dg.EnvVar("CLOUDSHELF_WEBHOOK_KEY")}

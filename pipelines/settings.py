@@ -219,6 +219,7 @@ class CloudshelfSettings:
     kiosk_locations: tuple[str, ...] | None = None  # PIPELINES_KIOSK_LOCATIONS (None: the estate's stores)
     take_home: str = "take-home"  # PIPELINES_KIOSK_TAKE_HOME
     shipping_map: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_KIOSK_SHIPPING_MAP))
+    register_customer: bool = False  # PIPELINES_KIOSK_REGISTER_CUSTOMER: delivery orders for a registered customer
     refresh_s: float = 60.0  # PIPELINES_KIOSK_REFRESH_S: the availability refresh's interval (Centra-side allocations)
 
     @property
@@ -250,7 +251,8 @@ def cloudshelf() -> CloudshelfSettings:
         kiosk_locations=tuple(x.strip() for x in locations.split(",") if x.strip()) if locations else None,
         take_home=_env("PIPELINES_KIOSK_TAKE_HOME"),
         shipping_map=_json_map("PIPELINES_KIOSK_SHIPPING_MAP"),
-        refresh_s=_float("PIPELINES_KIOSK_REFRESH_S", 1)))
+        refresh_s=_float("PIPELINES_KIOSK_REFRESH_S", 1),
+        register_customer=_flag("PIPELINES_KIOSK_REGISTER_CUSTOMER")))
 
 
 def cloudshelf_webhook_key() -> str | None:

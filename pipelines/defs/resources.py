@@ -223,6 +223,10 @@ class OrderFlowSettings(dg.ConfigurableResource):
         "Kiosk orders: delivery fulfilment method -> Centra shipping option, a JSON object "
         "(PIPELINES_KIOSK_SHIPPING_MAP, `settings.cloudshelf().shipping_map`). A method not here is "
         "`shipping_option_unmapped`: never guessed; the order is created once the map names it."))
+    kiosk_register_customer: bool = Field(default=False, description=(
+        "Kiosk delivery orders: create them for a registered Centra customer of the shopper's e-mail (created first "
+        "when none exists: Centra's `customerRegister`) instead of a guest, for tenants that require one "
+        "(PIPELINES_KIOSK_REGISTER_CUSTOMER). Either way an order without an e-mail is `endless_aisle_incomplete`."))
     kiosk_address_keys: str = Field(default="", description=(
         "Kiosk orders: our address field -> the kiosk form's attribute key, JSON (PIPELINES_FLOW_KIOSK_ADDRESS_KEYS; "
         "fields first_name, last_name, address1, address2, city, zip_code, state, country). Empty: "

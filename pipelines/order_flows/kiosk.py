@@ -170,6 +170,8 @@ def kiosk_order(ctx: FlowContext, order_id: str) -> FlowResult:
     kind = k.classify(order, settings)
     state.save(ctx.engine, order_id, kind=kind, location_id=order.location_id,
                fulfilment_method=order.fulfilment_method, kiosk_status=order.status)
+    if kind == k.TAKE_HOME and order.status in k.RESTOCK_STATUSES:
+        return _restock(ctx, rt, order, latest_event_id(ctx.engine, order_id))
     if not k.is_paid(order):
         return FlowResult("skipped", _outcome("waiting_for_payment", status=order.status, kind=kind))
     unknown = [ln.line_id for ln in order.lines if not ln.sku and ln.quantity > 0]
@@ -193,6 +195,23 @@ def _take_home(ctx: FlowContext, rt: KioskRuntime, order: k.KioskOrder, inbox_id
     return FlowResult("done", _outcome("deducted" if new else "deducted_already", store=order.location_id,
                                        units=-sum(m.quantity for m in moves), movements=len(moves), new=new),
                       wrote=new > 0)
+
+
+def _restock(ctx: FlowContext, rt: KioskRuntime, order: k.KioskOrder, inbox_id: int) -> FlowResult:
+    """A take-home sale voided or refunded at the kiosk: its units back into the store's warehouse through the stock
+    sync. A refunded order was paid, so its sale is queued too (both idempotent: the sale may come after, or never
+    have been seen); a voided one only restocks what was deducted (a basket voided unpaid deducted nothing)."""
+    row = state.get(ctx.engine, order.order_id) or {}
+    if order.status != "REFUNDED" and not row.get("movements"):
+        return FlowResult("skipped", _outcome("nothing_deducted", status=order.status))
+    sale, _ = k.take_home_movements(order)
+    moves = [*sale, *k.restock_movements(order)]
+    new = queue_kiosk_sales(ctx.engine, rt.estate, moves, inbox_event_id=inbox_id, order_id=order.order_id,
+                            config=rt.sync_config)
+    state.save(ctx.engine, order.order_id, movements=len(moves))
+    return FlowResult("done", _outcome("restocked" if new else "restocked_already", store=order.location_id,
+                                       status=order.status, units=sum(m.quantity for m in moves if m.quantity > 0),
+                                       new=new), wrote=new > 0)
 
 
 def _delivery(ctx: FlowContext, rt: KioskRuntime, order: k.KioskOrder, customer: k.KioskCustomer) -> FlowResult:
@@ -262,9 +281,11 @@ __all__ = ["KIOSK_ORDER", "CloudshelfKiosk", "KioskPlatform", "KioskRuntime", "b
            "kiosk_order_of", "kiosk_settings", "start", "webhook_url"]
 
 
-def kiosk_settings(take_home: str | None, shipping_map: str | None, address_keys: str | None) -> k.KioskSettings:
+def kiosk_settings(take_home: str | None, shipping_map: str | None, address_keys: str | None,
+                   register_customer: bool = False) -> k.KioskSettings:
     """The kiosk settings from their texts (the maps: JSON objects or `NAME=value,...`; empty: the defaults)."""
     default = k.KioskSettings()
     return k.KioskSettings(take_home=take_home or default.take_home,
                            shipping_map=k.parse_map(shipping_map) if shipping_map else default.shipping_map,
-                           address_keys=k.parse_map(address_keys) if address_keys else default.address_keys)
+                           address_keys=k.parse_map(address_keys) if address_keys else default.address_keys,
+                           register_customer=register_customer)

@@ -28,6 +28,7 @@ from pipelines.sync.queue import PENDING, SKIPPED, UNMAPPED, _insert, now_text
 
 EVENT_NAME = "cloudshelf.kiosk_sale"
 SALE = "sale"
+RETURN = "return"  # a take-home sale undone at the kiosk: its units back on the shelf
 
 
 def _time(value: str | None, fallback: str) -> str:
@@ -66,7 +67,7 @@ def queue_kiosk_sales(engine: Engine, estate: Estate, moves: Iterable[Movement],
             "event_time": _time(m.event_time, stamp), "logical_timestamp": None, "received_at": stamp,
             "fulfillment_node_id": loc.newstore_node_id if loc else str(m.location_id)[:64],
             "location_id": loc.id if loc else None, "warehouse_id": loc.centra_warehouse_id if loc else None,
-            "sku": m.sku, "movement_type": SALE, "quantity": m.quantity, "status": status, "batch_id": None,
+            "sku": m.sku, "movement_type": SALE if m.quantity < 0 else RETURN, "quantity": m.quantity, "status": status, "batch_id": None,
             "isolate": 0, "attempts": 0, "queued_at": stamp, "applied_at": None, "error": error})
     if not values:
         return 0

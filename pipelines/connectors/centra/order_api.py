@@ -101,7 +101,8 @@ def marker(external_id: str) -> str:
 
 def create_body(request: Any) -> dict[str, Any]:
     """The `POST <base>/order` body of a `CreateOrderRequest`: a guest (auto-created) customer
-    (`customerRegister` false), the store's market and price list, the mapped shipping option (`shippingList`
+    (`customerRegister` false), or the registered customer of the e-mail, created first when none exists
+    (`customerRegister` true, `register_customer`), the store's market and price list, the mapped shipping option (`shippingList`
     takes its URI), the charged unit prices (no `originalPrice`: Centra takes the price list's, so the order
     shows any difference), and the payment taken in store (Centra handles none for these orders).
     `orderDate` is left out: Centra reads it in the organisation's timezone, which the flow does not know."""
@@ -113,7 +114,7 @@ def create_body(request: Any) -> dict[str, Any]:
     paid = {"status": 1, "amount": request.paid_amount, "method": "store",
             "transaction": request.payment_reference or request.external_id}
     return {
-        "address": address, "customerRegister": False,
+        "address": address, "customerRegister": bool(request.register_customer),
         "marketId": int(request.market_id), "pricelistId": int(request.pricelist_id),
         "shippingList": request.shipping_option,
         "products": [{"sku": ln.sku, "qty": ln.quantity, "unitPrice": ln.unit_price} for ln in request.lines],

@@ -499,6 +499,9 @@ class CommercetoolsCommerce:
         store country's rate) with a guest `customerEmail`, the store's commercetools Store, the shipping
         method by key (the explicit shipping map), `paymentState` Paid and a Payment holding a Success Charge
         (Payment `key` = f(external id)). Found again by `orderNumber` = `external_id`."""
+        if request.register_customer:  # a guest order with a customer account made up would be a silent lie
+            raise CommerceRejected(f"order {request.external_id}: registered customers are not created for imported "
+                                   "orders on commercetools (guest orders only)", {"register_customer": True})
         store = self._store_of_market.get(int(request.market_id)) if str(request.market_id).isdigit() else None
         country = request.address.country
         cfg = self.estate.commercetools

@@ -71,7 +71,8 @@ def flow_context(store: StoreOfRecord, centra: CentraResource, newstore: NewStor
                                    for f, loc in zip(locations_of(e.locations), e.locations, strict=True)),
         ship_from_store_fallback=parse_fallback(settings.ship_from_store_fallback))
     flow_settings = replace(flow_settings, kiosk=kiosk.kiosk_settings(
-        settings.kiosk_take_home, settings.kiosk_shipping_map, settings.kiosk_address_keys))
+        settings.kiosk_take_home, settings.kiosk_shipping_map, settings.kiosk_address_keys,
+        settings.kiosk_register_customer))
     return FlowContext(
         engine=engine, commerce=commerce,
         stores=NewStoreStore(newstore.client(), country_of={loc.id: loc.country for loc in e.stores}),

@@ -44,6 +44,10 @@ TAKE_HOME, DELIVERY = "take_home", "delivery"
 #: Cloudshelf's OrderStatus values (cloudshelf.ts `enum OrderStatus`).
 ORDER_STATUSES = ("DRAFT_BASKET", "PLACED", "PAID", "PARTIALLY_REFUNDED", "REFUNDED", "VOIDED")
 PAID_STATUSES = frozenset({"PAID", "PARTIALLY_REFUNDED", "REFUNDED"})  # the customer has paid (refunds come after)
+#: A take-home sale undone at the kiosk: voided (the goods stayed in the store) or fully refunded (brought back). Its
+#: units go back on the shelf. A partial refund does not say which units came back (Cloudshelf's order lines carry no
+#: refunded quantity), so it restocks nothing: the next store count finds them.
+RESTOCK_STATUSES = frozenset({"VOIDED", "REFUNDED"})
 SHIPPED, PARTIALLY_SHIPPED = "shipped", "partially_shipped"
 #: Our keys of the order lines' `customAttributes` (Cloudshelf documents the field, not the keys).
 FULFILMENT_STATUS_KEY, CARRIER_KEY, TRACKING_KEY = "fulfilmentStatus", "carrier", "trackingNumber"
@@ -95,10 +99,12 @@ class KioskSettings:
     take_home: str = DEFAULT_TAKE_HOME
     shipping_map: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_KIOSK_SHIPPING_MAP))
     address_keys: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ADDRESS_KEYS))
+    register_customer: bool = False  # a minimal registered customer (by e-mail) instead of a guest
 
     def fingerprint(self) -> str:
         """What a blocked order depends on: a change means it is worth trying again."""
-        doc = {"take_home": self.take_home, "map": dict(self.shipping_map), "keys": dict(self.address_keys)}
+        doc = {"take_home": self.take_home, "map": dict(self.shipping_map), "keys": dict(self.address_keys),
+               "register": self.register_customer}
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -177,6 +183,15 @@ def take_home_movements(order: KioskOrder) -> tuple[list[Movement], list[KioskLi
     return moves, unknown
 
 
+def restock_movements(order: KioskOrder) -> list[Movement]:
+    """The units of a take-home sale undone at the kiosk (`RESTOCK_STATUSES`) back into the store: one positive
+    movement per line the sale deducted, keyed apart from the sale's (both apply once, in either order)."""
+    if order.location_id is None:
+        return []
+    return [Movement(movement_key(order.order_id, f"{ln.line_id}:restock"), order.location_id, ln.sku, ln.quantity,
+                     order.updated_at or order.created_at) for ln in order.lines if ln.quantity > 0 and ln.sku]
+
+
 def _attr(customer: KioskCustomer, keys: Mapping[str, str], name: str) -> str | None:
     key = keys.get(name)
     value = customer.attributes.get(key) if key else None
@@ -225,7 +240,7 @@ def order_request(order: KioskOrder, customer: KioskCustomer, terms: Mapping[str
                              phone=customer.phone),
         lines=req_lines, currency=order.currency or store.currency, placed_at=order.created_at,
         paid_amount=round(sum(ln.unit_price * ln.quantity for ln in req_lines), 2),
-        payment_reference=f"cloudshelf-order-{order.order_id}")
+        payment_reference=f"cloudshelf-order-{order.order_id}", register_customer=settings.register_customer)
 
 
 @dataclass(frozen=True)

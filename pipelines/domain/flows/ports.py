@@ -101,6 +101,9 @@ class CreateOrderRequest:
     paid_amount: float
     placed_at: str | None = None
     payment_reference: str | None = None
+    # A registered customer (created by the e-mail when none exists) instead of a guest: for tenants whose order
+    # handling requires a customer account. Centra: the Order API's `customerRegister`.
+    register_customer: bool = False
 
 
 class CommerceRejected(Exception):
