@@ -326,3 +326,36 @@ def test_rate_limit_answers_429_with_retry_after() -> None:
         second = gql(srv.url, query)
     assert first.status_code == 200
     assert second.status_code == 429 and int(second.headers["Retry-After"]) >= 1
+
+
+CREATE_PAID = "mutation($input: CreatePaidOrderInput!) { createPaidOrder(input: $input) { success message " \
+              "order { id taxLines { title } } } }"
+ORDER = "query($id: GlobalId!) { order(id: $id) { status session { id fulfilmentMethod } } }"
+
+
+def test_create_paid_order_pays_a_basket_once_and_notifies(receiver: Receiver) -> None:
+    """The kiosk's own checkout over HTTP (CreatePaidOrderInput's documented fields). Kills: a basket left unpaid, the
+    acquisition option not becoming the session's fulfilment method, the shopper's details not in the webhook, a
+    retried attempt paying (and notifying) twice, a second attempt on a paid basket succeeding, a basket of another
+    session paid."""
+    sim = CloudshelfSimulator(tokens=[KEY], requests_per_s=0, webhook_options={"backoff_s": 0.01})
+    with sim.serve() as srv:
+        seed_catalogue(srv.url)
+        data(gql(srv.url, REGISTER, {"inputs": [{"subject": "OrderPaid", "url": receiver.url}]}))
+        basket = sim.kiosk_order(LOC_A, [(VAR_1, 2)], fulfilment_method="home-standard", paid=False)
+        session = data(gql(srv.url, ORDER, {"id": basket}))["order"]["session"]["id"]
+        pay = {"basketId": basket, "sessionId": session, "attemptId": "att-1", "token": "tok",
+               "acquisitionOptionId": sim.state.acquisition_option_gid("home-express"),
+               "emailAddress": "k@example.com", "attributes": [{"key": "city", "value": "Malmö"}]}
+        wrong_session = data(gql(srv.url, CREATE_PAID, {"input": {**pay, "sessionId": "gid://cloudshelf/Session/x"}}))
+        assert wrong_session["createPaidOrder"]["success"] is False
+        first = data(gql(srv.url, CREATE_PAID, {"input": pay}))["createPaidOrder"]
+        again = data(gql(srv.url, CREATE_PAID, {"input": pay}))["createPaidOrder"]
+        other = data(gql(srv.url, CREATE_PAID, {"input": {**pay, "attemptId": "att-2"}}))["createPaidOrder"]
+        assert sim.flush(10)
+        shown = data(gql(srv.url, ORDER, {"id": basket}))["order"]
+    assert first == again == {"success": True, "message": None, "order": {"id": basket, "taxLines": []}}
+    assert other["success"] is False and "PAID" in other["message"]
+    assert shown == {"status": "PAID", "session": {"id": session, "fulfilmentMethod": "home-express"}}
+    assert receiver.bodies == [{"subject": "OrderPaid", "id": basket, "status": "PAID", "emailAddress": "k@example.com",
+                                "phoneNumber": None, "attributes": [{"key": "city", "value": "Malmö"}]}]

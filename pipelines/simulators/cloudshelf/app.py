@@ -258,6 +258,11 @@ class Root:
         done, errors = self.state.upsert_orders(input)
         return {"orders": [self.views.order(o) for o in done], "userErrors": errors}
 
+    def createPaidOrder(self, _info: Any, input: dict) -> dict[str, Any]:  # noqa: A002,N802
+        order, message = self.state.create_paid_order(input)
+        return {"success": order is not None, "message": message,
+                "order": {"id": order.id, "taxLines": []} if order is not None else None}
+
     def registerWebhook(self, _info: Any, inputs: list[dict]) -> dict[str, Any]:  # noqa: N802
         done, errors = self.state.register_webhooks(inputs, is_loopback)
         return {"webhooks": [self.views.webhook(w) for w in done], "userErrors": errors}

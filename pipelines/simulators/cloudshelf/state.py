@@ -177,6 +177,7 @@ class Order:
     phone: str | None = None
     attributes: list[dict[str, str]] = field(default_factory=list)
     history: list[tuple[str, str]] = field(default_factory=list)  # (status, by: "kiosk" | "api")
+    paid_attempt: str | None = None  # createPaidOrder's attemptId that paid the basket
 
 
 @dataclass
@@ -606,6 +607,39 @@ class CloudshelfState:
             if paid:
                 self._emit(order)
             return order.id
+
+    def acquisition_option_gid(self, internal_name: str) -> str:
+        """The GlobalId createPaidOrder takes for an acquisition option (ASSUMPTION: Cloudshelf's own id form)."""
+        return f"gid://cloudshelf/CheckoutFlowAcquisitionOption/{internal_name}"
+
+    def create_paid_order(self, data: dict[str, Any]) -> tuple[Order | None, str | None]:
+        """createPaidOrder: the kiosk pays basket `basketId` of session `sessionId` on the device with the chosen
+        acquisition option and the shopper's details; the order becomes PAID and the order webhook fires. The same
+        `attemptId` again answers the same success without a second payment (ASSUMPTION); anything else is
+        `success: false` with a message (the payload carries no userErrors)."""
+        with self.lock:
+            order = self.orders.get(data.get("basketId", ""))
+            if order is None or order.session is None or order.session.id != data.get("sessionId"):
+                return None, f"no basket {data.get('basketId')!r} in session {data.get('sessionId')!r}"
+            if order.status != "DRAFT_BASKET":
+                if order.paid_attempt == data.get("attemptId"):
+                    return order, None
+                return None, f"basket {order.id} is {order.status}, not a basket to pay"
+            option = next((name for name in self.acquisition_options
+                           if self.acquisition_option_gid(name) == data.get("acquisitionOptionId")), None)
+            if option is None:
+                return None, f"no acquisition option {data.get('acquisitionOptionId')!r}"
+            if not str(data.get("token") or "").strip() or not str(data.get("emailAddress") or "").strip():
+                return None, "a payment token and an e-mail address are required"
+            now = self.now()
+            order.session.fulfilment_method = option
+            order.session.updated_at = now
+            order.email, order.phone = data["emailAddress"], data.get("phoneNumber")
+            order.attributes = [{"key": str(a["key"]), "value": str(a["value"])} for a in data.get("attributes") or []]
+            order.status, order.updated_at, order.paid_attempt = "PAID", now, data.get("attemptId")
+            order.history.append(("PAID", "kiosk"))
+            self._emit(order)
+            return order, None
 
     def set_order_status(self, order_gid: str, status: str, *, at: datetime | None = None) -> None:
         """A kiosk-side status change (pay a draft basket, void, refund); the order webhook fires."""
