@@ -63,7 +63,7 @@ ENV_READ_SH = re.compile(r"\$\{?([A-Z][A-Z0-9_]+)")
 SHELL_OWN = {"PATH", "HOME", "PWD", "SECONDS", "UID", "EUID", "IFS", "PYTHON_BIN", "SETUP_LOG", "SETUP_STEP",
              "SETUP_STEPS", "DEBIAN_FRONTEND", "BASH_SOURCE"}
 # Literals that match the families but are not variables read from the environment.
-NOT_VARIABLES = {"PIPELINES_SYNC_", "CLOUDSHELF_EVENTS"}  # the second: a tuple of inbox event names
+NOT_VARIABLES = {"PIPELINES_SYNC_"}
 
 
 def env_vars_read() -> dict[str, set[str]]:

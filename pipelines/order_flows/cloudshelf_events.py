@@ -33,7 +33,7 @@ from pipelines.store.inbox import store_events
 
 SOURCE = "cloudshelf"
 ORDER_EVENT = "cloudshelf.order"  # pipelines.intake.app.CLOUDSHELF_ORDER_EVENT
-CLOUDSHELF_EVENTS = (ORDER_EVENT,)
+KIOSK_ORDER_EVENTS = (ORDER_EVENT,)
 FIRST_POLL_LOOKBACK = timedelta(days=1)  # the first poll (no cursor yet) looks this far back
 
 
@@ -123,5 +123,5 @@ def _time(value: str | None) -> str | None:
         return None
 
 
-__all__ = ["CLOUDSHELF_EVENTS", "ORDER_EVENT", "SOURCE", "OrdersPoll", "cloudshelf_triggers", "customer_of",
+__all__ = ["KIOSK_ORDER_EVENTS", "ORDER_EVENT", "SOURCE", "OrdersPoll", "cloudshelf_triggers", "customer_of",
            "kiosk_centra_triggers", "latest_event_id", "poll", "with_kiosk"]

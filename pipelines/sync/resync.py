@@ -18,12 +18,12 @@ and a count set its on-hand whether Centra took it or not); settled rows older t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Engine, and_, or_, select
 
 from pipelines.connectors.centra import CentraClient
 from pipelines.connectors.newstore import NewStoreClient
@@ -67,27 +67,33 @@ def kiosk_units_uncounted(engine: Engine, *, at: str | None = None,
                           warehouse_ids: list[int] | None = None) -> dict[tuple[int, str], int]:
     """Per (warehouse, SKU): the kiosk take-home units sold after the key's latest real count (not a resync
     correction), at or before ``at`` (None: all), from `stock_sync_movements`."""
+    return kiosk_units_uncounted_at(engine, [at], warehouse_ids=warehouse_ids)[0]
+
+
+def kiosk_units_uncounted_at(engine: Engine, ats: Sequence[str | None],
+                             warehouse_ids: list[int] | None = None) -> list[dict[tuple[int, str], int]]:
+    """`kiosk_units_uncounted` at each of ``ats`` from one read of the movements (the reconciliation wants the day's
+    cut-off and the previous one)."""
     moves = table(engine, "stock_sync_movements")
     where = [moves.c.warehouse_id.is_not(None)]
-    if at is not None:
-        where.append(moves.c.event_time <= at)
+    if ats and None not in ats:
+        where.append(moves.c.event_time <= max(a for a in ats if a is not None))
     if warehouse_ids is not None:
         where.append(moves.c.warehouse_id.in_(warehouse_ids))
     with engine.connect() as conn:
         sales = conn.execute(select(moves.c.warehouse_id, moves.c.sku, moves.c.event_time, moves.c.quantity)
                              .where(moves.c.event_name == KIOSK_EVENT, *where)).all()
         if not sales:
-            return {}
+            return [{} for _ in ats]
         skus = sorted({r.sku for r in sales})
         counts = []
         for i in range(0, len(skus), 500):
             counts += conn.execute(
-                select(moves.c.warehouse_id, moves.c.sku, func.max(moves.c.event_time).label("event_time"))
+                select(moves.c.warehouse_id, moves.c.sku, moves.c.event_time)
                 .where(and_(moves.c.movement_type == "count", moves.c.event_name != RESYNC_EVENT,
-                            moves.c.sku.in_(skus[i:i + 500]), *where))
-                .group_by(moves.c.warehouse_id, moves.c.sku)).all()
-    return uncounted_units((((r.warehouse_id, r.sku), r.event_time, -r.quantity) for r in sales),
-                           (((r.warehouse_id, r.sku), r.event_time) for r in counts), at=at)
+                            moves.c.sku.in_(skus[i:i + 500]), *where))).all()
+    return [uncounted_units((((r.warehouse_id, r.sku), r.event_time, -r.quantity) for r in sales),
+                            (((r.warehouse_id, r.sku), r.event_time) for r in counts), at=at) for at in ats]
 
 
 def queue_corrections(engine: Engine, estate: Estate, centra: StockTarget | CentraClient, newstore: NewStoreClient,

@@ -17,22 +17,7 @@ from pipelines.simulators.businesscentral import (
     BusinessCentralSimulator,
     BusinessCentralState,
 )
-
-TENANT = "t1"
-ENV = "production"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from pipelines_tests.businesscentral_support import ENV, TENANT, FakeClock
 
 
 @pytest.fixture()

@@ -11,17 +11,7 @@ from pipelines.simulators.businesscentral import (
     BusinessCentralSimulator,
     BusinessCentralState,
 )
-
-TENANT = "t1"
-ENV = "production"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from pipelines_tests.businesscentral_support import ENV, TENANT, FakeClock
 
 
 @pytest.fixture()

@@ -19,7 +19,7 @@ from pipelines.domain.timeutil import utc_text
 from pipelines.simulators.newstore import NewStoreSimulator
 from pipelines.simulators.serving import serve
 from pipelines.sync.kiosk_movements import queue_kiosk_sales
-from pipelines.sync.resync import kiosk_units_uncounted, queue_corrections
+from pipelines.sync.resync import kiosk_units_uncounted, kiosk_units_uncounted_at, queue_corrections
 from pipelines_tests.sync.conftest import T0, SyncWorld, iso, land
 
 _ORDER = iter(range(1, 1000))
@@ -102,6 +102,9 @@ def test_resync_after_a_count_subtracts_only_the_kiosk_units_sold_since(world: S
     assert kiosk_units_uncounted(world.engine, at=utc_text(counted_at - timedelta(hours=1))) == {(wid, a): 2}
     assert kiosk_units_uncounted(world.engine, at=utc_text(counted_at)) == {}
     assert kiosk_units_uncounted(world.engine) == {(wid, a): 1}
+    # several cut-offs from one read (the reconciliation's day and previous day): the same known answers
+    assert kiosk_units_uncounted_at(world.engine, [utc_text(counted_at - timedelta(hours=1)), utc_text(counted_at),
+                                                   None]) == [{(wid, a): 2}, {}, {(wid, a): 1}]
     report = _resync(world, ns)
     assert report.kiosk_units == 1
     assert _corrections(world) == [(a, world.initial(a) - 3)]

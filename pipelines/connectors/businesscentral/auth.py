@@ -9,7 +9,6 @@ The secret is never logged nor put in an error message.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
@@ -17,59 +16,32 @@ import httpx
 
 from pipelines.connectors.businesscentral.errors import envelope
 from pipelines.connectors.errors import AuthError
-from pipelines.connectors.retry import raise_for_status, transient_from_transport
+from pipelines.connectors.oauth import CachedToken
 
 DEFAULT_SCOPE = "https://api.businesscentral.dynamics.com/.default"
 
 
-class TokenSource:
-    """A thread-safe cache of one client-credentials token."""
+class TokenSource(CachedToken):
+    """A thread-safe cache of one client-credentials token (`pipelines.connectors.oauth.CachedToken`)."""
+
+    platform = "Business Central"
+    default_ttl_s = 3599.0
 
     def __init__(self, http: httpx.Client, auth_url: str, tenant: str, client_id: str, client_secret: str, *,
                  scope: str = DEFAULT_SCOPE, clock: Callable[[], float] = time.monotonic) -> None:
-        self._http = http
-        self.token_url = f"{auth_url.rstrip('/')}/{tenant}/oauth2/v2.0/token"
+        super().__init__(http, f"{auth_url.rstrip('/')}/{tenant}/oauth2/v2.0/token", clock=clock)
         self._client_id = client_id
         self._secret = client_secret
         self.scope = scope
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._expires_at = 0.0
-        self.fetches = 0
 
     def __repr__(self) -> str:  # never show the secret
         return f"TokenSource(token_url={self.token_url!r}, client_id={self._client_id!r})"
 
-    def token(self) -> str:
-        with self._lock:
-            if self._token is None or self._clock() >= self._expires_at:
-                self._fetch()
-            assert self._token is not None
-            return self._token
+    def _request(self) -> httpx.Response:
+        return self._http.post(self.token_url, data={"grant_type": "client_credentials", "client_id": self._client_id,
+                                                     "client_secret": self._secret, "scope": self.scope})
 
-    def invalidate(self, token: str) -> None:
-        with self._lock:
-            if self._token == token:
-                self._token = None
-
-    def _fetch(self) -> None:
-        data = {"grant_type": "client_credentials", "client_id": self._client_id, "client_secret": self._secret,
-                "scope": self.scope}
-        try:
-            resp = self._http.post(self.token_url, data=data)
-        except httpx.TransportError as exc:
-            raise transient_from_transport(exc) from exc
-        if resp.status_code in (400, 401, 403):
-            code, message = envelope(resp)
-            raise AuthError(f"Business Central token request refused: HTTP {resp.status_code} {code or ''} "
-                            f"{message}", status=resp.status_code)
-        raise_for_status(resp)
-        body = resp.json()
-        token = body.get("access_token")
-        if not token:
-            raise AuthError("Business Central token response without access_token", status=resp.status_code)
-        ttl = float(body.get("expires_in") or 3599)
-        self._token = str(token)
-        self._expires_at = self._clock() + ttl - min(300.0, ttl * 0.1)
-        self.fetches += 1
+    def _refused(self, resp: httpx.Response) -> AuthError:
+        code, message = envelope(resp)
+        return AuthError(f"Business Central token request refused: HTTP {resp.status_code} {code or ''} {message}",
+                         status=resp.status_code)

@@ -47,7 +47,7 @@ FLOW_TAGS = {"pipelines/concurrency": "order-flows"}
 FLOW_SENSOR_INTERVAL_S = 5
 COMMERCETOOLS_MESSAGES_INTERVAL_S = 10
 FLOW_EVENTS = (*NEWSTORE_EVENTS, *ORDER_EVENTS, *commercetools_messages.ORDER_MESSAGES,
-               *cloudshelf_events.CLOUDSHELF_EVENTS)
+               *cloudshelf_events.KIOSK_ORDER_EVENTS)
 CLOUDSHELF_POLL_INTERVAL_S = 60
 
 

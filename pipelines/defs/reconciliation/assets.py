@@ -43,7 +43,7 @@ from pipelines.store.inbox import record_exceptions
 from pipelines.store.kiosk import stock_levels_frame
 from pipelines.store.partitions import read_partition, read_sql, replace_partitions
 from pipelines.store.recoveries import missing_on
-from pipelines.sync.resync import kiosk_units_uncounted
+from pipelines.sync.resync import kiosk_units_uncounted_at
 
 RAW_DEPS = ["pos_sale_lines", "pos_pickups", "pos_stock_movements", "pos_stock_snapshot", "pos_catalog",
             "pos_transaction_recoveries", "centra_orders",
@@ -153,8 +153,7 @@ def _kiosk_uncounted(engine: Engine, estate: Estate, day: str, prev: str) -> pd.
     sold after the key's latest store count)."""
     by_wh = {loc.centra_warehouse_id: loc.id for loc in estate.locations if loc.centra_warehouse_id is not None}
     cut_off = lambda d: utc_text(day_window_utc(d, estate.business_timezone)[1])  # noqa: E731
-    now = kiosk_units_uncounted(engine, at=cut_off(day), warehouse_ids=list(by_wh))
-    before = kiosk_units_uncounted(engine, at=cut_off(prev), warehouse_ids=list(by_wh))
+    now, before = kiosk_units_uncounted_at(engine, [cut_off(day), cut_off(prev)], warehouse_ids=list(by_wh))
     rows = [{"location_id": by_wh[w], "sku": s, "units": now.get((w, s), 0), "units_before": before.get((w, s), 0)}
             for w, s in sorted(set(now) | set(before))]
     return pd.DataFrame(rows, columns=["location_id", "sku", "units", "units_before"])
