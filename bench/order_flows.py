@@ -49,6 +49,16 @@ second (0.2); `--sizes`, `--last-units`, `--take-home`, `--warmup` apply to it o
     python bench/order_flows.py --platform cloudshelf            # 50 stores x 300 sizes, 5 min (run it alone)
     python bench/order_flows.py --platform cloudshelf --quick    # 4 stores x 120 sizes, 25 s of kiosk orders
 
+`--platform erp`: the ERP legs of issue 15 instead (bench/erp_legs.py; a Centra estate with Business Central behind
+it, 10 stores by default, `--quick` 6 stores and 40 s): a confirmed Centra order -> its ERP sales order, an ERP
+shipment -> the completed Centra shipment with its tracking, under a slow ERP (20 % of answers), 429 storms, forced
+412s and lost POST answers; then the day's reconciliation (every ERP finding 0). `--rate` is then web orders per
+second (0.2); `--faults` injects an unmapped tax rate, a currency mismatch, an unmapped bundle and a dropped
+shipment and reports whether each was found with the right value.
+
+    python bench/order_flows.py --platform erp                   # 10 stores x 400 sizes, 5 min (run it alone)
+    python bench/order_flows.py --platform erp --quick --faults  # 6 stores x 120 sizes, 40 s, the four faults
+
 Per flow: `events` (scenarios), `completed` (a ship-from-store order re-routed by the live check counts when
 Centra's allocation left the store: `rerouted`), `exceptions` (work the flow could not do and holds as an
 exception; exceptions about work done anyway, such as a re-route, do not count), `lost` (neither done nor held
@@ -74,6 +84,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import erp_legs  # noqa: E402
 import kiosk_legs  # noqa: E402
 from _common import PLATFORMS, PosTrader, dagster_daemon, emit, log, make_stack  # noqa: E402
 from sqlalchemy import text  # noqa: E402
@@ -490,9 +501,12 @@ def main() -> None:
     ap.add_argument("--tier", default="growth", choices=[t.lower() for t in TIERS])
     ap.add_argument("--rtt-ms", type=float, default=300.0)
     ap.add_argument("--settle", type=float, default=240.0, help="seconds to wait for the last flows")
-    ap.add_argument("--platform", choices=(*PLATFORMS, "cloudshelf"), default="centra",
-                    help="the estate's commerce platform; cloudshelf: the kiosk legs on a Centra estate with kiosks")
-    ap.add_argument("--sizes", type=int, help="cloudshelf: sizes in the estate (300; --quick 120)")
+    ap.add_argument("--platform", choices=(*PLATFORMS, "cloudshelf", "erp"), default="centra",
+                    help="the estate's commerce platform; cloudshelf: the kiosk legs on a Centra estate with kiosks; "
+                         "erp: the ERP legs (Business Central behind Centra)")
+    ap.add_argument("--faults", action="store_true",
+                    help="erp: inject the four ERP faults and report whether the reconciliation finds each")
+    ap.add_argument("--sizes", type=int, help="cloudshelf / erp: sizes in the estate (300 / 400; --quick 120)")
     ap.add_argument("--last-units", type=int, help="cloudshelf: last units sold in stores (40; --quick 4)")
     ap.add_argument("--take-home", type=int, help="cloudshelf: take-home kiosk order lines (25; --quick 4)")
     ap.add_argument("--warmup", type=float, default=120.0,
@@ -500,6 +514,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.platform == "cloudshelf":
         emit(kiosk_legs.run(args, Path(tempfile.mkdtemp(prefix="bench-kiosks-"))))
+        return
+    if args.platform == "erp":
+        emit(erp_legs.run(args, Path(tempfile.mkdtemp(prefix="bench-erp-"))))
         return
     stores = args.stores or (4 if args.quick else 10)
     rate = args.rate or (0.5 if args.quick else 0.1)

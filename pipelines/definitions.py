@@ -19,6 +19,9 @@ from pipelines.defs.commerce.assets import (
     centra_stock_changes,
     centra_stock_snapshot,
 )
+from pipelines.defs.erp import erp_definitions
+from pipelines.defs.erp.datasets import erp_document_assets, erp_snapshot_assets
+from pipelines.defs.erp.journal import erp_sales_journal, erp_store_sales
 from pipelines.defs.exceptions import exceptions, open_exceptions_sensor
 from pipelines.defs.flows import flow_definitions
 from pipelines.defs.intake import intake_assets
@@ -37,9 +40,12 @@ from pipelines.defs.raw_checks import raw_checks
 from pipelines.defs.reconciliation import reconciliation_definitions
 from pipelines.defs.sync import sync_definitions
 from pipelines.settings import (
+    businesscentral,
+    businesscentral_credentials_set,
     cloudshelf,
     commercetools,
     commercetools_credentials_set,
+    erp,
     order_flows,
     reconciliation,
     recovery,
@@ -54,16 +60,19 @@ raw_assets = [*daily_assets, *snapshot_assets]
 
 snapshots_job = dg.define_asset_job(
     "snapshots_job",
-    selection=dg.AssetSelection.assets(*snapshot_assets),
-    description="Take the stock and catalog snapshots of both platforms, labelled with a business date.",
+    selection=dg.AssetSelection.assets(*snapshot_assets, *erp_snapshot_assets),
+    description="Take the stock and catalog snapshots of both platforms and of the ERP (its on-hand and items), "
+                "labelled with a business date.",
 )
 
 daily_datasets_job = dg.define_asset_job(
     "daily_datasets_job",
-    selection=dg.AssetSelection.assets(*daily_assets, cloudshelf_orders),
+    selection=dg.AssetSelection.assets(*daily_assets, cloudshelf_orders, *erp_document_assets, erp_sales_journal,
+                                       erp_store_sales),
     description="Land one business day (or, as a backfill, a range of days in one run) of the event-based "
                 "datasets: POS sales, returns and stock movements, Centra orders, returns and stock changes, "
-                "and the Cloudshelf kiosk orders.",
+                "the Cloudshelf kiosk orders, the ERP's sales orders and shipments, and the day's store sales posted "
+                "to the ERP as journals with what its ledger holds of them.",
 )
 
 
@@ -123,6 +132,11 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             if order_flows().get("centra_order_api_url") else {}), **_kiosk_flow_settings()),
         "stream_health_settings": StreamHealthSettings(**stream_health()),
         "finance_reports": res.FinanceReportFiles(reports_dir=str(s.reports_dir)),
+        "businesscentral": res.BusinessCentralResource(**businesscentral(), **(
+            {"client_id": dg.EnvVar("BUSINESSCENTRAL_CLIENT_ID"),
+             "client_secret": dg.EnvVar("BUSINESSCENTRAL_CLIENT_SECRET")}
+            if businesscentral_credentials_set() else {})),
+        "erp_settings": res.ErpSettings(**erp()),
     }
 
 
@@ -145,6 +159,7 @@ def build_definitions(resources: dict | None = None) -> dg.Definitions:
         recovery_definitions(),
         flow_definitions(),
         kiosk_definitions(),
+        erp_definitions(),
         dg.Definitions(assets=catalog_defs.assets, jobs=catalog_defs.jobs, schedules=catalog_defs.schedules),
         dg.Definitions(assets=customer_defs.assets, jobs=customer_defs.jobs, schedules=customer_defs.schedules),
         stream_health_definitions(),

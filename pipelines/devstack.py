@@ -8,6 +8,11 @@ the simulated platforms keep their world in memory.
 
 `--commerce commercetools` runs the estate on commercetools: its simulator starts too (on
 --commercetools-port), the world trades online through it and the stock sync writes to it.
+
+`--erp` puts an ERP behind Centra (issue 15): the Business Central simulator starts (on --bc-port) with a company
+seeded from the estate (which gains its `erp` section and a few bundle products), the product reaches it through the
+BUSINESSCENTRAL_* variables, web orders are confirmed when placed and shipped by the ERP's warehouse user during live
+trading (the product's flows take them to the ERP and the shipments back to Centra).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from pipelines import dagster_warnings, logging_setup
+from pipelines.connectors.businesscentral import BusinessCentralClient
 from pipelines.connectors.centra import CentraClient
 from pipelines.connectors.centra.catalog import read_catalog as read_centra_catalog
 from pipelines.connectors.cloudshelf import CloudshelfClient
@@ -43,9 +49,17 @@ from pipelines.domain.timeutil import business_date, day_window_utc
 from pipelines.estate import load_estate
 from pipelines.intake.app import IntakeConfig, create_intake_app
 from pipelines.kiosk import KioskPublisher
+from pipelines.simulators.businesscentral import BusinessCentralSimulator, BusinessCentralState
 from pipelines.simulators.centra import CentraSimulator
 from pipelines.simulators.cloudshelf import CloudshelfSimulator
 from pipelines.simulators.commercetools import CommercetoolsSimulator
+from pipelines.simulators.erp_world import (
+    ErpCentraTrading,
+    ErpUser,
+    ErpUserConfig,
+    SeededCompany,
+    seed_company,
+)
 from pipelines.simulators.estate_gen import write_estate
 from pipelines.simulators.ground_truth import GroundTruth
 from pipelines.simulators.newstore import EmitterConfig, NewStoreSimulator
@@ -73,6 +87,12 @@ class Stack:
     `kiosks=True` adds the Cloudshelf simulator (`self.cloudshelf`, served on `cloudshelf_port`; `cloudshelf_options`
     go to `CloudshelfSimulator`): an empty organisation the product fills (locations, catalogue, stock levels); its
     order webhooks go wherever the product registers them (the intake's `/cloudshelf/webhooks?key=...`).
+
+    `erp=True` puts an ERP behind Centra: the estate gains its `erp` section and bundle products, the Business
+    Central simulator (`self.bc`, served on `bc_port`; `bc_options` go to `BusinessCentralSimulator`) holds a company
+    seeded from the estate (`self.erp_company`), the world's web orders are confirmed when placed and left for the
+    ERP to ship (`erp_world.ErpCentraTrading`), and `self.erp_user` (`erp_world.ErpUser`, `erp_user` its config)
+    ships them during live trading (`trade_live`) or when a caller runs it.
     """
 
     def __init__(self, home: Path, *, sizes: int = 2000, stores: int = 12, seed: int = 7,
@@ -81,14 +101,19 @@ class Stack:
                  emitter_config: EmitterConfig | None = None, centra_options: dict | None = None,
                  newstore_options: dict | None = None, commerce: str = "centra",
                  commercetools_port: int | None = None, commercetools_options: dict | None = None,
-                 kiosks: bool = False, cloudshelf_port: int | None = None, cloudshelf_options: dict | None = None):
+                 kiosks: bool = False, cloudshelf_port: int | None = None, cloudshelf_options: dict | None = None,
+                 erp: bool = False, bc_port: int | None = None, bc_options: dict | None = None,
+                 erp_user: ErpUserConfig | None = None):
         if commerce not in COMMERCE_PLATFORMS:
             raise ValueError(f"unknown commerce platform {commerce!r}; one of {', '.join(COMMERCE_PLATFORMS)}")
+        if erp and commerce != "centra":
+            raise ValueError("the ERP runs behind Centra (issue 15); not with commercetools")
         self.home = home
         self.commerce = commerce
         home.mkdir(parents=True, exist_ok=True)
         self.estate_file = write_estate(home / "estate.json", sizes=sizes, stores=stores, seed=seed,
-                                        **({"commerce": commerce} if commerce != "centra" else {}))
+                                        **({"commerce": commerce} if commerce != "centra" else {}),
+                                        **({"erp": True} if erp else {}))
         self.estate = load_estate(self.estate_file)
         self.database_url = database_url or f"sqlite:///{home / 'pipelines.sqlite'}"
         self.engine = make_engine(self.database_url)
@@ -107,6 +132,9 @@ class Stack:
         if kiosks:
             self.secrets |= {"CLOUDSHELF_API_TOKEN": secrets.token_urlsafe(24),
                              "CLOUDSHELF_WEBHOOK_KEY": secrets.token_urlsafe(24)}
+        if erp:
+            self.secrets |= {"BUSINESSCENTRAL_CLIENT_ID": "pipelines",
+                             "BUSINESSCENTRAL_CLIENT_SECRET": secrets.token_urlsafe(24)}
         self.tenant = "nordlys-sandbox"
         self.intake = BackgroundServer(create_intake_app(self.engine, IntakeConfig(
             newstore_api_key=self.secrets["NEWSTORE_EVENTSTREAM_API_KEY"],
@@ -140,9 +168,28 @@ class Stack:
             self.cloudshelf = CloudshelfSimulator(tokens=[self.secrets["CLOUDSHELF_API_TOKEN"]],
                                                   **(cloudshelf_options or {}))
             self.cloudshelf_server = BackgroundServer(self.cloudshelf.app, port=cloudshelf_port)
+        self.bc: BusinessCentralSimulator | None = None
+        self.bc_server: BackgroundServer | None = None
+        self.erp_user: ErpUser | None = None
+        self.erp_company: SeededCompany | None = None
+        self.bc_tenant, self.bc_environment = "nordlys.onmicrosoft.com", "production"
+        if erp:
+            self.bc = BusinessCentralSimulator(
+                BusinessCentralState(), tenant=self.bc_tenant, environment=self.bc_environment,
+                client_id=self.secrets["BUSINESSCENTRAL_CLIENT_ID"],
+                client_secret=self.secrets["BUSINESSCENTRAL_CLIENT_SECRET"], **(bc_options or {}))
+            self.erp_company = seed_company(self.bc.state, self.estate)
+            self.bc_server = BackgroundServer(self.bc.app, port=bc_port)
         self.truth = GroundTruth(home / "ground_truth.sqlite", self.estate.business_timezone)
-        commerce_world = (CommercetoolsTrading(self.commercetools.state, self.estate)
-                          if self.commercetools is not None else CentraTrading(self.centra.state))
+        commerce_world: CentraTrading | CommercetoolsTrading
+        if self.commercetools is not None:
+            commerce_world = CommercetoolsTrading(self.commercetools.state, self.estate)
+        elif self.bc is not None:
+            commerce_world = ErpCentraTrading(self.centra.state, self.estate)
+            self.erp_user = ErpUser(self.bc.state, self.erp_company.company_id, erp_user or ErpUserConfig(),
+                                    ships=commerce_world.is_web_order)
+        else:
+            commerce_world = CentraTrading(self.centra.state)
         if trading is None:
             # kiosk shoppers trade live in a world with kiosks (two orders per store and opening hour)
             trading = TradingConfig(kiosk_orders_per_store_per_hour=2.0 if kiosks else 0.0)
@@ -151,6 +198,7 @@ class Stack:
                                        kiosk=self.cloudshelf.state if self.cloudshelf is not None else None)
         self._stop = threading.Event()
         self._live: threading.Thread | None = None
+        self._erp_thread: threading.Thread | None = None
 
     def start(self) -> Stack:
         self.intake.start()
@@ -161,6 +209,8 @@ class Stack:
         if self.cloudshelf is not None and self.cloudshelf_server is not None:
             self.cloudshelf_server.start()
             self.cloudshelf.start()
+        if self.bc_server is not None:
+            self.bc_server.start()
         self.newstore.start()
         if self.centra.webhooks is not None:
             self.centra.webhooks.start()
@@ -193,6 +243,23 @@ class Stack:
         return CloudshelfClient(f"{self.cloudshelf_server.url}/graphql", self.secrets["CLOUDSHELF_API_TOKEN"],
                                 **kwargs)  # type: ignore[arg-type]
 
+    def bc_client(self, **kwargs: object) -> BusinessCentralClient:
+        """A client of the Business Central simulator's seeded company (`erp=True` only)."""
+        if self.bc_server is None or self.erp_company is None:
+            raise RuntimeError("this stack runs no ERP (Stack(erp=True))")
+        return BusinessCentralClient(self.bc_server.url, self.bc_tenant, self.bc_environment,
+                                     self.secrets["BUSINESSCENTRAL_CLIENT_ID"],
+                                     self.secrets["BUSINESSCENTRAL_CLIENT_SECRET"],
+                                     company_id=self.erp_company.company_id, **kwargs)  # type: ignore[arg-type]
+
+    def run_erp_user(self, tick_s: float = 1.0) -> None:
+        """The ERP's warehouse ships the web orders on its own thread until `stop` (`erp=True` only; once)."""
+        if self.erp_user is None or self._erp_thread is not None:
+            return
+        self._erp_thread = threading.Thread(target=self.erp_user.run, args=(self._stop, tick_s), name="erp-user",
+                                            daemon=True)
+        self._erp_thread.start()
+
     def env(self) -> dict[str, str]:
         """Environment for Dagster processes: where the platforms are, and their (simulated) credentials."""
         return {
@@ -210,6 +277,10 @@ class Stack:
             **({"CLOUDSHELF_API_URL": f"{self.cloudshelf_server.url}/graphql",
                 "PIPELINES_FLOW_KIOSK_WEBHOOK_URL": f"{self.intake.url}/cloudshelf/webhooks"}
                if self.cloudshelf_server else {}),
+            **({"BUSINESSCENTRAL_API_URL": self.bc_server.url, "BUSINESSCENTRAL_TENANT": self.bc_tenant,
+                "BUSINESSCENTRAL_ENVIRONMENT": self.bc_environment,
+                "BUSINESSCENTRAL_COMPANY_ID": self.erp_company.company_id}
+               if self.bc_server is not None and self.erp_company is not None else {}),
             **self.secrets,
         }
 
@@ -243,9 +314,16 @@ class Stack:
 
         With commercetools as the estate's platform the sync writes to its simulator instead (whose clock is set
         the same way), at `HISTORY_CT_REQUESTS_PER_S`.
+
+        With an ERP (`erp=True`) the history has no web orders: the ERP's side of an order (posted by the product's
+        flows, shipped by the ERP's warehouse, the shipment applied back) runs only with the product running, so the
+        ERP is connected at go-live; click-and-collect and the stores trade as usual.
         """
         end = datetime.now(UTC)
         start = end - timedelta(days=days)
+        web_rate = self.trader.config.online_orders_per_hour
+        if self.erp_user is not None:
+            self.trader.config.online_orders_per_hour = 0.0
         state = self.centra.state
         real_clock = state.clock
         limiter = state.rate_limiter
@@ -290,6 +368,7 @@ class Stack:
                         hour = local.strftime("%Y-%m-%d %H")
                         progress(f"history: traded up to {local:%Y-%m-%d %H:%M} ({tz})", (t - start) / (end - start))
         finally:
+            self.trader.config.online_orders_per_hour = web_rate
             state.clock = real_clock
             state.set_rate_limits(**configured)
             if ct_state is not None:
@@ -358,18 +437,21 @@ class Stack:
         self._live = threading.Thread(target=self.trader.run_live, args=(self._stop,),
                                       kwargs={"speed": speed}, name="trading", daemon=True)
         self._live.start()
+        self.run_erp_user()
 
     def stop(self) -> None:
         self._stop.set()
         if self._live:
             self._live.join(timeout=10)
+        if self._erp_thread:
+            self._erp_thread.join(timeout=10)
         self.newstore.stop()
         if self.centra.webhooks is not None:
             self.centra.webhooks.stop()
         if self.cloudshelf is not None:
             self.cloudshelf.stop()
         for srv in (self.newstore_server, self.centra_server, self.commercetools_server, self.cloudshelf_server,
-                    self.intake):
+                    self.bc_server, self.intake):
             if srv is not None:
                 srv.stop()
         self.truth.close()
@@ -415,6 +497,10 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--kiosks", action="store_true",
                     help="also run the Cloudshelf simulator (in-store kiosks) on --cloudshelf-port; the product fills it")
     ap.add_argument("--cloudshelf-port", type=int, default=8084, help="Cloudshelf simulator port")
+    ap.add_argument("--erp", action="store_true",
+                    help="put an ERP behind Centra: the Business Central simulator on --bc-port, seeded from the "
+                         "estate; its warehouse ships the web orders during live trading")
+    ap.add_argument("--bc-port", type=int, default=8085, help="Business Central simulator port")
     ap.add_argument("--no-dagster", action="store_true", help="run only the simulated estate and the intake")
     ap.add_argument("--dagster-console-level", default="warning", choices=["debug", "info", "warning", "error"],
                     help="lowest level of Dagster's own output (webserver, daemon, runs) shown on the console")
@@ -439,7 +525,10 @@ def _history(stack: Stack, days: int) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.erp and args.commerce != "centra":
+        parser.error("--erp puts the ERP behind Centra: not with --commerce commercetools")
 
     # Started in the background by a non-interactive shell, SIGINT arrives ignored, and the children
     # (dagster dev maps SIGTERM onto its SIGINT handler) would inherit that and never stop: reinstate it.
@@ -455,7 +544,7 @@ def main(argv: list[str] | None = None) -> None:
     stack = Stack(home, sizes=args.sizes, stores=args.stores, seed=args.seed, centra_port=args.centra_port,
                   newstore_port=args.newstore_port, intake_port=args.intake_port, commerce=args.commerce,
                   commercetools_port=args.commercetools_port, kiosks=args.kiosks,
-                  cloudshelf_port=args.cloudshelf_port).start()
+                  cloudshelf_port=args.cloudshelf_port, erp=args.erp, bc_port=args.bc_port).start()
     _say(f"  Centra simulator   {stack.centra_server.url}/graphql")
     if stack.commercetools_server is not None:
         _say(f"  commercetools sim. {stack.commercetools_server.url}/{stack.estate.commercetools.project_key}"  # type: ignore[union-attr]
@@ -463,6 +552,9 @@ def main(argv: list[str] | None = None) -> None:
     _say(f"  NewStore simulator {stack.newstore_server.url}")
     if stack.cloudshelf_server is not None:
         _say(f"  Cloudshelf sim.    {stack.cloudshelf_server.url}/graphql (kiosks)")
+    if stack.bc_server is not None:
+        _say(f"  Business Central   {stack.bc_server.url}/v2.0/{stack.bc_tenant}/{stack.bc_environment}/api/v2.0 "
+             "(the ERP)")
     _say(f"  Intake service     {stack.intake.url}")
     _say(f"start [2/{steps}] simulating {args.history_days} day(s) of trading across "
          f"{len(stack.estate.stores)} stores ...")

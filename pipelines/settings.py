@@ -141,11 +141,13 @@ class Schedules:
     resync_cron: str = "30 5 * * *"  # the full stock resync
     sync_sensor_interval_s: int = 5  # stock_sync_sensor's minimum interval
     restatement_window_s: float = 600.0  # restatement_sensor: a day is restated once no late event came this long
+    erp_stock_cron: str = "*/15 * * * *"  # the ERP stock resync to the commerce platform's DC warehouse
 
     @classmethod
     def from_env(cls) -> Schedules:
         return cls(**_set(recon_hour=_int("PIPELINES_RECON_HOUR", 0),
                           resync_cron=_env("PIPELINES_SYNC_RESYNC_CRON"),
+                          erp_stock_cron=_env("PIPELINES_ERP_STOCK_CRON"),
                           restatement_window_s=_float("PIPELINES_RESTATEMENT_WINDOW_S", 0),
                           sync_sensor_interval_s=_number("PIPELINES_SYNC_SENSOR_INTERVAL_S",
                                                          lambda raw: int(float(raw)), "a number of seconds", 1)))
@@ -325,3 +327,29 @@ def intake_secrets() -> tuple[str, str]:
     if api_key is None or webhook_secret is None:
         raise SettingError(f"set {', '.join(missing)}")
     return api_key, webhook_secret
+
+
+def businesscentral() -> dict[str, Any]:
+    """`BusinessCentralResource` fields the environment sets (issue 15: the ERP behind the commerce platform).
+    The ERP is used when `BUSINESSCENTRAL_API_URL` is set and the estate has an `erp` section. The client id and
+    secret are secrets: `pipelines/definitions.py` reads them through `EnvVar`."""
+    return _set(api_url=_env("BUSINESSCENTRAL_API_URL"), auth_url=_env("BUSINESSCENTRAL_AUTH_URL"),
+                tenant=_env("BUSINESSCENTRAL_TENANT"), environment=_env("BUSINESSCENTRAL_ENVIRONMENT"),
+                company_id=_env("BUSINESSCENTRAL_COMPANY_ID"), scope=_env("BUSINESSCENTRAL_SCOPE"),
+                timeout_s=_float("BUSINESSCENTRAL_TIMEOUT_S", 0.1))
+
+
+def businesscentral_credentials_set() -> bool:
+    """Whether the Business Central client credentials are in the environment (only then are they wired)."""
+    return (_env("BUSINESSCENTRAL_CLIENT_ID") is not None
+            and _env("BUSINESSCENTRAL_CLIENT_SECRET", strip=False) is not None)
+
+
+def erp() -> dict[str, Any]:
+    """`ErpSettings` fields the environment sets: when a commerce order counts as verified for the ERP, how often
+    ERP shipments are polled, and the ERP stock resync's schedule."""
+    return _set(order_rule=_choice("PIPELINES_ERP_ORDER_RULE", ("confirmed_authorised", "confirmed_captured",
+                                                                   "captured")),
+                shipment_poll_s=_float("PIPELINES_ERP_SHIPMENT_POLL_S", 1),
+                shipment_overlap_s=_float("PIPELINES_ERP_SHIPMENT_OVERLAP_S", 0),
+                stock_quiet_s=_float("PIPELINES_ERP_STOCK_QUIET_S", 0))

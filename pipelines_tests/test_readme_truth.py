@@ -55,7 +55,7 @@ ENV_READ_PY = [
     re.compile(r"EnvVar\(\s*[\"']([A-Z][A-Z0-9_]+)[\"']"),
     # the settings helpers (`_env("PIPELINES_HOME", ...)`, `_float("PIPELINES_SYNC_...")`, ...) and any other
     # literal naming one of the product's variable families
-    re.compile(r"[\"']((?:PIPELINES|CENTRA|NEWSTORE|COMMERCETOOLS|CLOUDSHELF|DAGSTER)_[A-Z0-9_]+)[\"']"),
+    re.compile(r"[\"']((?:PIPELINES|CENTRA|NEWSTORE|COMMERCETOOLS|CLOUDSHELF|BUSINESSCENTRAL|DAGSTER)_[A-Z0-9_]+)[\"']"),
 ]
 # `${NAME:-default}`, `${NAME}` and `$NAME` in the shell scripts
 ENV_READ_SH = re.compile(r"\$\{?([A-Z][A-Z0-9_]+)")

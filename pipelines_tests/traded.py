@@ -7,9 +7,11 @@ import dagster as dg
 
 from pipelines.defs.pos.stream_health import StreamHealthSettings
 from pipelines.defs.resources import (
+    BusinessCentralResource,
     CentraResource,
     CloudshelfResource,
     CommercetoolsResource,
+    ErpSettings,
     EstateResource,
     FinanceReportFiles,
     NewStoreResource,
@@ -50,6 +52,12 @@ class Traded:
             "order_flow_settings": OrderFlowSettings(run_window_s=0),
             "stream_health_settings": StreamHealthSettings(),
             "finance_reports": FinanceReportFiles(reports_dir=str(stack.home / "reports")),
+            "businesscentral": BusinessCentralResource(**({
+                "api_url": env["BUSINESSCENTRAL_API_URL"], "tenant": env["BUSINESSCENTRAL_TENANT"],
+                "environment": env["BUSINESSCENTRAL_ENVIRONMENT"], "company_id": env["BUSINESSCENTRAL_COMPANY_ID"],
+                "client_id": env["BUSINESSCENTRAL_CLIENT_ID"], "client_secret": env["BUSINESSCENTRAL_CLIENT_SECRET"]}
+                if "BUSINESSCENTRAL_API_URL" in env else {})),
+            "erp_settings": ErpSettings(),
         }
 
     def materialize(self, assets, **kwargs) -> dg.ExecuteInProcessResult:  # noqa: ANN001

@@ -20,6 +20,7 @@ import pandas as pd
 from pydantic import Field
 from sqlalchemy import Engine
 
+from pipelines.connectors.businesscentral import BusinessCentralClient
 from pipelines.connectors.centra import CentraClient
 from pipelines.connectors.cloudshelf import CloudshelfClient
 from pipelines.connectors.commercetools import CommercetoolsClient
@@ -121,6 +122,63 @@ class CloudshelfResource(dg.ConfigurableResource):
         if not self.base_url or not self.token:
             raise ValueError("Cloudshelf is not configured (CLOUDSHELF_API_URL / CLOUDSHELF_API_TOKEN)")
         return CloudshelfClient(self.base_url, self.token, timeout=self.timeout_s, **kwargs)  # type: ignore[arg-type]
+
+
+class BusinessCentralResource(dg.ConfigurableResource):
+    """Microsoft Dynamics 365 Business Central API v2.0 (or the simulator), Entra ID client credentials: the ERP
+    behind the commerce platform (issue 15). Enabled when `api_url` (BUSINESSCENTRAL_API_URL) and the credentials
+    are set and the estate has an `erp` section; unconfigured, the ERP assets, flows and sensors do nothing."""
+
+    api_url: str | None = Field(default=None, description=(
+        "API host, e.g. https://api.businesscentral.dynamics.com (BUSINESSCENTRAL_API_URL). Unset: no ERP."))
+    auth_url: str | None = Field(default=None, description=(
+        "Token host, e.g. https://login.microsoftonline.com; default: the API host (BUSINESSCENTRAL_AUTH_URL)."))
+    tenant: str = Field(default="contoso.onmicrosoft.com", description="Entra ID tenant (BUSINESSCENTRAL_TENANT).")
+    environment: str = Field(default="production", description="BC environment name (BUSINESSCENTRAL_ENVIRONMENT).")
+    company_id: str | None = Field(default=None, description=(
+        "The company's id (BUSINESSCENTRAL_COMPANY_ID); unset: the environment's only company."))
+    scope: str = Field(default="https://api.businesscentral.dynamics.com/.default", description=(
+        "OAuth scope (BUSINESSCENTRAL_SCOPE)."))
+    client_id: str | None = Field(default=None, description="App registration id: dg.EnvVar(\"BUSINESSCENTRAL_CLIENT_ID\").")
+    client_secret: str | None = Field(default=None, description=(
+        "App registration secret: dg.EnvVar(\"BUSINESSCENTRAL_CLIENT_SECRET\")."))
+    timeout_s: float = Field(default=30.0, description="Per-request timeout (BUSINESSCENTRAL_TIMEOUT_S).")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api_url) and bool(self.client_id) and bool(self.client_secret)
+
+    def client(self, **kwargs: object) -> BusinessCentralClient:
+        if not self.api_url or not self.client_id or not self.client_secret:
+            raise ValueError("Business Central is not configured (BUSINESSCENTRAL_API_URL, BUSINESSCENTRAL_CLIENT_ID, "
+                             "BUSINESSCENTRAL_CLIENT_SECRET)")
+        client = BusinessCentralClient(self.api_url, self.tenant, self.environment, self.client_id,
+                                       self.client_secret, company_id=self.company_id, auth_url=self.auth_url,
+                                       scope=self.scope, timeout_s=self.timeout_s, **kwargs)  # type: ignore[arg-type]
+        if not client.company_id:
+            companies = client.companies()
+            if len(companies) != 1:
+                client.close()
+                raise ValueError(f"set BUSINESSCENTRAL_COMPANY_ID: the environment has {len(companies)} companies")
+            client.company_id = companies[0]["id"]
+        return client
+
+
+class ErpSettings(dg.ConfigurableResource):
+    """How the order-to-cash flows treat the ERP (issue 15)."""
+
+    order_rule: str = Field(default="confirmed_authorised", description=(
+        "When a commerce order is verified and goes to the ERP (PIPELINES_ERP_ORDER_RULE): confirmed_authorised "
+        "(confirmed and its payment authorised or captured), confirmed_captured, or captured."))
+    shipment_poll_s: float = Field(default=5.0, description=(
+        "How often ERP shipments are polled, by the sensor between flows runs and by a flows run itself "
+        "(PIPELINES_ERP_SHIPMENT_POLL_S); one request per poll in a company without item variants."))
+    shipment_overlap_s: float = Field(default=300.0, description=(
+        "Each poll reads shipments changed since the last one minus this (PIPELINES_ERP_SHIPMENT_OVERLAP_S): the "
+        "ERP can publish a change with a timestamp older than the poll that follows it."))
+    stock_quiet_s: float = Field(default=300.0, description=(
+        "The ERP stock resync leaves alone keys with movements or ERP shipments this recent "
+        "(PIPELINES_ERP_STOCK_QUIET_S)."))
 
 
 class NewStoreResource(dg.ConfigurableResource):

@@ -13,6 +13,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from pipelines.domain.erp.mapping import ErpMapping, mapping_from_dict
+
 
 @dataclass(frozen=True)
 class Warehouse:
@@ -152,6 +154,7 @@ class Product:
     product_number: str
     name: str
     variants: tuple[Variant, ...]
+    bundle: bool = False  # the commerce platform sells it as a bundle of other products (the ERP explodes it)
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,12 @@ class Estate:
     def skus(self) -> list[str]:
         return list(self.by_sku)
 
+    @cached_property
+    def erp(self) -> ErpMapping | None:
+        """The ERP mapping (the estate's `erp` section); None when the retailer runs no ERP."""
+        bundles = frozenset(s.sku for p in self.catalog if p.bundle for v in p.variants for s in v.sizes)
+        return mapping_from_dict(self.raw.get("erp"), bundles)
+
 
 def _tuple(items: list[Any], cls: type, **conv: Any) -> tuple:
     out = []
@@ -258,6 +267,7 @@ def estate_from_dict(data: dict[str, Any]) -> Estate:
             product_id=p["product_id"],
             product_number=p["product_number"],
             name=p["name"],
+            bundle=bool(p.get("bundle", False)),
             variants=tuple(
                 Variant(
                     variant_id=v["variant_id"],

@@ -58,6 +58,7 @@ class FlowContext:
     pickup_stores: Mapping[str, PickupStore]  # commerce warehouse id -> the store it is
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     kiosk: Any = None  # kiosk orders: `pipelines.order_flows.kiosk.KioskRuntime` when Cloudshelf is configured
+    erp: Any = None  # the ERP flows: `pipelines.order_flows.erp.ErpRuntime` when an ERP is configured
 
 
 @dataclass

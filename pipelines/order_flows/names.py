@@ -6,4 +6,7 @@ PICKUP_HANDOVER = "pickup_handover"  # the store's handover -> the online order 
 ENDLESS_AISLE = "endless_aisle"  # a store's endless-aisle order for home delivery -> a commerce order
 SHIP_FROM_STORE = "ship_from_store"  # an online delivery order fulfilled by a store (final stock check, re-routing)
 KIOSK_ORDER = "kiosk_order"  # a Cloudshelf kiosk order: take-home sale -> stock sync; delivery -> a commerce order
-ALL = (STORE_RETURN, PICKUP_ORDER, PICKUP_HANDOVER, ENDLESS_AISLE, SHIP_FROM_STORE, KIOSK_ORDER)
+ERP_ORDER = "erp_order"  # a verified commerce order -> an ERP sales order
+ERP_SHIPMENT = "erp_shipment"  # an ERP shipment -> a commerce shipment with tracking
+ALL = (STORE_RETURN, PICKUP_ORDER, PICKUP_HANDOVER, ENDLESS_AISLE, SHIP_FROM_STORE, KIOSK_ORDER, ERP_ORDER,
+       ERP_SHIPMENT)

@@ -7,7 +7,8 @@ events, both naming the order by number):
   `payment_account.amount_refunded` (through its refund request) re-run it so the refund check sees them;
 - `fulfillment_request.items_completed` of the pickup service level -> the handover flow for that store order;
 - any Centra order event -> the pickup flow for that order (it decides whether the order is a pickup), and the
-  ship-from-store flow (it decides whether the order is one);
+  ship-from-store flow (it decides whether the order is one); with an ERP, the ERP order flow too
+  (`pipelines.order_flows.erp.with_erp_orders`: it decides whether the order is verified);
 - `fulfillment_request.items_failed`, and `items_completed` of other service levels, of an order the
   ship-from-store flow injected -> that flow for the online order (`pipelines.order_flows.ship_from_store`).
 - `order.created`/`order.opened` of a store order with a delivery service level (not the till's

@@ -23,6 +23,7 @@ from pipelines.domain.timeutil import parse_time, utc_text
 from pipelines.order_flows import flows
 from pipelines.order_flows.context import FlowContext, FlowResult
 from pipelines.order_flows.endless_aisle import ENDLESS_AISLE, endless_aisle
+from pipelines.order_flows.erp import ERP_ORDER, ERP_SHIPMENT, erp_order, erp_shipment
 from pipelines.order_flows.kiosk import KIOSK_ORDER, kiosk_order
 from pipelines.order_flows.read_cache import PassCache
 from pipelines.order_flows.ship_from_store import SHIP_FROM_STORE, ship_from_store
@@ -67,6 +68,8 @@ HANDLERS: dict[str, Callable[[FlowContext, str], FlowResult]] = {
     ENDLESS_AISLE: endless_aisle,
     SHIP_FROM_STORE: ship_from_store,
     KIOSK_ORDER: kiosk_order,
+    ERP_ORDER: erp_order,
+    ERP_SHIPMENT: erp_shipment,
 }
 
 

@@ -1,6 +1,11 @@
 """Deterministic generation of a simulated estate file from a seed.
 
 `python -m pipelines.simulators.estate_gen --sizes 2000 --stores 12 --seed 7 -o data/estate.json`
+
+`erp=True` (`--erp`) adds the `erp` section (the mapping to the ERP behind the commerce platform, see
+`pipelines/domain/erp/mapping.py`) and `erp_bundles` gift-set products marked `"bundle": true`, each sold online as one
+SKU and mapped in `erp.bundles` to two or three catalogue SKUs. Without it the estate is exactly what it was (the
+bundles and the section draw from their own random stream).
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ def _ean13(body12: str) -> str:
 
 def generate_estate(*, sizes: int = 2000, stores: int = 12, seed: int = 7,
                     timezone: str = "Europe/Stockholm", stock_per_store: tuple[int, int] = (0, 6),
-                    stock_dc: tuple[int, int] = (20, 200), commerce: str = "centra") -> dict[str, Any]:
+                    stock_dc: tuple[int, int] = (20, 200), commerce: str = "centra", erp: bool = False,
+                    erp_bundles: int = 3) -> dict[str, Any]:
     rng = random.Random(seed)
     stores = max(1, stores)
     cities = [_CITIES[i % len(_CITIES)] for i in range(stores)]
@@ -121,6 +127,12 @@ def generate_estate(*, sizes: int = 2000, stores: int = 12, seed: int = 7,
         lo, hi = stock_dc if loc["kind"] == "dc" else stock_per_store
         initial_stock[loc["newstore_node_id"]] = {sku: rng.randint(lo, hi) for sku in all_skus}
 
+    extra: dict[str, Any] = {}
+    if erp:
+        bundles = _bundles(random.Random(f"{seed}:erp"), catalog, pricelists, locations, initial_stock, stock_dc,
+                           erp_bundles)
+        extra["erp"] = _erp_section(locations, markets, pricelists, {c: _TAX[c] for c in countries}, bundles)
+
     return {
         "name": "Nordlys Lifestyle (simulated)",
         "commerce_platform": commerce,
@@ -141,7 +153,85 @@ def generate_estate(*, sizes: int = 2000, stores: int = 12, seed: int = 7,
         "locations": locations,
         "catalog": catalog,
         "initial_stock": initial_stock,
+        **extra,
     }
+
+
+#: The ERP company's chart of accounts as the simulated estate uses it (ASSUMPTION: numbers in the style of Business
+#: Central's W1 demo company; any retailer sets its own). Store balancing accounts are `STORE_CASH_PREFIX` + index.
+ERP_ACCOUNTS = {"revenue": "6110", "discount": "6910", "vat": "5610", "shipping": "6310", "cash": "2910"}
+STORE_CASH_PREFIX = "291"
+
+
+def erp_customer_number(country: str) -> str:
+    """The ERP customer a market's web orders are sold to (one per market: the web shop of that country)."""
+    return f"WEB-{country}"
+
+
+def erp_tax_code(rate_percent: str) -> str:
+    """The ERP tax code (VAT product posting group) of a tax percent key ("25" -> "VAT25", "25.5" -> "VAT25-5")."""
+    return "VAT" + rate_percent.replace(".", "-")
+
+
+def _rate_key(rate: float) -> str:
+    return f"{round(rate * 100, 3):g}"  # the mapping's key of a tax percent (mapping.rate_key)
+
+
+def _erp_section(locations: list[dict[str, Any]], markets: list[dict[str, Any]], pricelists: list[dict[str, Any]],
+                 tax: dict[str, float], bundles: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """The estate's mapping to the ERP: a customer per market in the market's currency (the DC's currency is the
+    ERP company's local one: code ""), a tax code per rate the estate trades at, items numbered like the SKUs
+    (no `items` overrides), the bundles, the shipping and sales-journal accounts with a cash account per store."""
+    dc = next(loc for loc in locations if loc["kind"] == "dc")
+    currency_of_pl = {p["id"]: p["currency"] for p in pricelists}
+    stores = [loc for loc in locations if loc["kind"] == "store"]
+    return {
+        "customers": {str(m["id"]): erp_customer_number(m["countries"][0]) for m in markets},
+        "currencies": {cur: ("" if cur == dc["currency"] else cur) for cur in sorted(set(currency_of_pl.values()))},
+        "tax_codes": {_rate_key(r): erp_tax_code(_rate_key(r)) for r in sorted(set(tax.values()))},
+        "items": {},
+        "bundles": bundles,
+        "shipping_account": ERP_ACCOUNTS["shipping"],
+        "dc_location_id": dc["id"],
+        "sales_journal": {
+            "revenue_account": ERP_ACCOUNTS["revenue"], "discount_account": ERP_ACCOUNTS["discount"],
+            "vat_account": ERP_ACCOUNTS["vat"], "default_balancing_account": ERP_ACCOUNTS["cash"],
+            "balancing_accounts": {loc["id"]: f"{STORE_CASH_PREFIX}{i + 1:02d}" for i, loc in enumerate(stores)},
+        },
+    }
+
+
+def _bundles(rng: random.Random, catalog: list[dict[str, Any]], pricelists: list[dict[str, Any]],
+             locations: list[dict[str, Any]], initial_stock: dict[str, dict[str, int]], stock_dc: tuple[int, int],
+             count: int) -> dict[str, list[dict[str, Any]]]:
+    """Append `count` gift-set products (`"bundle": true`, one size "ONE") to the catalogue; each bundles two or three
+    other SKUs (one of them twice at most), priced at 90 % of its components' list prices. Bundles are sold online
+    only: DC stock, none in the stores. Returns the `erp.bundles` mapping of each."""
+    sizes = [(v, s) for p in catalog for v in p["variants"] for s in v["sizes"]]
+    size_id = max(s["size_id"] for _, s in sizes) + 1
+    variant_id = max(v["variant_id"] for v, _ in sizes) + 1
+    product_id = max(p["product_id"] for p in catalog) + 1
+    out: dict[str, list[dict[str, Any]]] = {}
+    for i in range(min(count, len(sizes) // 2)):
+        parts = rng.sample(sizes, rng.choice((2, 2, 3)))
+        components = [{"sku": s["sku"], "quantity": 2 if j == 0 and rng.random() < 0.3 else 1}
+                      for j, (_, s) in enumerate(parts)]
+        prices = {}
+        for pl in pricelists:
+            key = str(pl["id"])
+            total = sum(v["prices"][key] * c["quantity"] for (v, _), c in zip(parts, components, strict=True))
+            prices[key] = _round_price(total * 0.9, pl["currency"])
+        sku = f"GIFT{i + 1:03d}ONE"
+        catalog.append({"product_id": product_id + i, "product_number": f"G{9001 + i}", "name": f"Gift set {i + 1}",
+                        "bundle": True, "variants": [{
+                            "variant_id": variant_id + i, "variant_number": "SET", "name": "Gift set",
+                            "prices": prices, "sizes": [{"size_id": size_id + i, "size": "ONE", "sku": sku,
+                                                         "ean": _ean13(f"735{size_id + i:09d}"), "active": True}]}]})
+        for loc in locations:
+            lo, hi = stock_dc if loc["kind"] == "dc" else (0, 0)
+            initial_stock[loc["newstore_node_id"]][sku] = rng.randint(lo, hi)
+        out[sku] = components
+    return out
 
 
 def _commercetools(locations: list[dict[str, Any]], markets: list[dict[str, Any]]) -> dict[str, Any]:
@@ -179,9 +269,11 @@ def main() -> None:
     ap.add_argument("--stores", type=int, default=12)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--commerce", choices=("centra", "commercetools"), default="centra")
+    ap.add_argument("--erp", action="store_true", help="add the erp section and a few bundle products")
     ap.add_argument("-o", "--output", type=Path, default=Path("data/estate.json"))
     args = ap.parse_args()
-    write_estate(args.output, sizes=args.sizes, stores=args.stores, seed=args.seed, commerce=args.commerce)
+    write_estate(args.output, sizes=args.sizes, stores=args.stores, seed=args.seed, commerce=args.commerce,
+                 **({"erp": True} if args.erp else {}))
     print(args.output)
 
 

@@ -106,3 +106,11 @@ def table(engine: Engine, name: str) -> Table:
         if name not in md.tables:
             Table(name, md, autoload_with=engine)
         return md.tables[name]
+
+
+def dialect_insert(engine: Engine, name: str):  # noqa: ANN201 - the dialect's Insert, with on_conflict_* methods
+    """(INSERT of the dialect's flavour, with `on_conflict_do_nothing` / `on_conflict_do_update`, the table)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    tbl = table(engine, name)
+    return (postgresql.insert(tbl) if engine.dialect.name == "postgresql" else sqlite.insert(tbl)), tbl

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from pipelines.domain.timeutil import utc_text
+from pipelines.store.db import dialect_insert as _insert
 from pipelines.store.db import table
 
 TABLE, WEBHOOKS = "kiosk_orders", "kiosk_webhooks"
@@ -23,11 +23,6 @@ TABLE, WEBHOOKS = "kiosk_orders", "kiosk_webhooks"
 
 def _now() -> str:
     return utc_text(datetime.now(UTC))
-
-
-def _insert(engine: Engine, name: str):  # noqa: ANN202
-    tbl = table(engine, name)
-    return (postgresql.insert(tbl) if engine.dialect.name == "postgresql" else sqlite.insert(tbl)), tbl
 
 
 def get(engine: Engine, order_id: str) -> dict[str, Any] | None:

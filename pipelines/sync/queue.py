@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, and_, func, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, IntegrityError
 
 from pipelines.domain.exceptions import (
@@ -31,6 +30,7 @@ from pipelines.domain.stock_movements import STOCK_EVENTS, OrderContext, decode_
 from pipelines.domain.sync.model import COUNT, QueuedMovement, Watermark, order_key
 from pipelines.domain.timeutil import normalise_time, parse_time, utc_text
 from pipelines.estate import Estate
+from pipelines.store.db import dialect_insert as _insert
 from pipelines.store.db import table
 from pipelines.store.inbox import record_exceptions
 from pipelines.store.inbox_orders import InboxOrders
@@ -44,11 +44,6 @@ _FETCH = 5000
 
 def now_text() -> str:
     return utc_text(datetime.now(UTC))
-
-
-def _insert(engine: Engine, name: str):  # noqa: ANN202
-    tbl = table(engine, name)
-    return (postgresql.insert(tbl) if engine.dialect.name == "postgresql" else sqlite.insert(tbl)), tbl
 
 
 def get_cursor(engine: Engine, name: str) -> int:

@@ -30,7 +30,7 @@ from pipelines.connectors.newstore import NewStoreClient
 from pipelines.domain.kiosk.uncounted import shelf_on_hand, uncounted_units
 from pipelines.domain.sync.governor import Governor
 from pipelines.domain.timeutil import utc_text
-from pipelines.estate import Estate
+from pipelines.estate import Estate, Location
 from pipelines.store.db import table
 from pipelines.sync.centra_io import target_of
 from pipelines.sync.config import SyncConfig
@@ -135,16 +135,27 @@ def queue_corrections(engine: Engine, estate: Estate, centra: StockTarget | Cent
             if len(report.samples) < 20:
                 report.samples.append({"warehouse_id": key[0], "sku": p.sku, "pos_on_hand": p.on_hand,
                                        "kiosk_uncounted": sold, "centra_physical": have})
-            values.append({
-                "movement_key": f"resync:{report.read_at}:{key[0]}:{p.sku}", "inbox_event_id": 0,
-                "event_name": RESYNC_EVENT, "event_time": report.read_at, "logical_timestamp": None,
-                "received_at": report.read_at, "fulfillment_node_id": loc.newstore_node_id, "location_id": loc.id,
-                "warehouse_id": key[0], "sku": p.sku, "movement_type": "count", "quantity": want,
-                "status": PENDING, "batch_id": None, "isolate": 0, "attempts": 0, "queued_at": now_text(),
-                "applied_at": None, "error": None})
-        if values:
-            stmt, _ = _insert(engine, "stock_sync_movements")
-            with engine.begin() as conn:
-                conn.execute(stmt.on_conflict_do_nothing(index_elements=["movement_key"]), values)
-        report.corrections_queued = len(values)
+            values.append(count_correction("resync", RESYNC_EVENT, report.read_at, loc, key[0], p.sku, want))
+        report.corrections_queued = queue_corrected(engine, values)
     return report
+
+
+def count_correction(prefix: str, event: str, read_at: str, loc: Location, warehouse_id: int, sku: str,
+                     quantity: int) -> dict[str, Any]:
+    """A resync's correction as a queued movement: a synthetic count of `quantity` at `read_at` (the moment the
+    source of truth was read), keyed `<prefix>:<read_at>:<warehouse>:<sku>` so a re-run of the same read queues
+    nothing twice."""
+    return {"movement_key": f"{prefix}:{read_at}:{warehouse_id}:{sku}", "inbox_event_id": 0, "event_name": event,
+            "event_time": read_at, "logical_timestamp": None, "received_at": read_at,
+            "fulfillment_node_id": loc.newstore_node_id, "location_id": loc.id, "warehouse_id": warehouse_id,
+            "sku": sku, "movement_type": "count", "quantity": quantity, "status": PENDING, "batch_id": None,
+            "isolate": 0, "attempts": 0, "queued_at": now_text(), "applied_at": None, "error": None}
+
+
+def queue_corrected(engine: Engine, values: list[dict[str, Any]]) -> int:
+    """Queue corrections (`count_correction` rows) for the stock sync; how many were given."""
+    if values:
+        stmt, _ = _insert(engine, "stock_sync_movements")
+        with engine.begin() as conn:
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["movement_key"]), values)
+    return len(values)

@@ -140,3 +140,55 @@ def test_shipment_with_tracking_read_back(env):
     state.invoice_order(company.id, order["id"])
     inv = list(client.sales_invoices(filter="externalDocumentNumber eq 'C-2001'"))
     assert [i["totalAmountIncludingTax"] for i in inv] == [order["totalAmountIncludingTax"]]
+
+
+def test_forced_412s_are_rebased_and_applied_once(env):
+    """Kills: a PATCH that gives up on the first 412, or re-sends the stale ETag (never succeeding), or loses the
+    concurrent change it rebased on."""
+    sim, state, company, client, _clock = env
+    cust = client.create_customer({"displayName": "Bo"})
+    state.patch(company.id, "customers", cust["id"], {"email": "erp@x"}, "*")
+    sim.settings.force_412 = 2  # the next two PATCHes conflict whatever their ETag (the stale one among them)
+    calls = []
+
+    def rebase(fresh):
+        calls.append(fresh["email"])
+        return {"displayName": "Bo B"}
+
+    out = client.patch("customers", cust, {"displayName": "Bo B"}, rebase=rebase)
+    stored = state.get(company.id, "customers", cust["id"])
+    assert len(calls) == 2 and stored["displayName"] == "Bo B" and stored["email"] == "erp@x"
+    assert stored["_version"] == 3 and out["@odata.etag"] != cust["@odata.etag"]  # created, ERP user, us: once
+    sim.settings.force_412 = 10
+    with pytest.raises(EntityChanged):
+        client.patch("customers", out, {"displayName": "Bo C"}, rebase=rebase, max_conflicts=2)
+
+
+def test_orderby_and_journal_surface(env):
+    """Kills: $orderby not sent, journal lines not scoped to their journal, G/L entries filter by document number
+    ignored, a deep-insert create that drops its lines."""
+    _sim, state, company, client, _clock = env
+    for i in range(3):
+        state.add_customer(company.id, {"displayName": f"z{i}"})
+    names = [c["displayName"] for c in client.iter_set("customers", orderby="displayName desc", page_size=2)]
+    assert names == ["z2", "z1", "z0"]
+    state.add_account(company.id, "6100", "Revenue")
+    state.add_account(company.id, "1910", "Cash")
+    assert [a["number"] for a in client.accounts()] == ["6100", "1910"]
+    assert client.journal_by_code("POS") is None
+    journal = client.create_journal({"code": "POS"})
+    other = client.create_journal({"code": "OTHER"})
+    assert client.journal_by_code("POS")["id"] == journal["id"]
+    line = client.create_journal_line(journal["id"], {"accountNumber": "6100", "documentNumber": "D9",
+                                                      "amount": -5.0, "balancingAccountNumber": "1910",
+                                                      "postingDate": "2026-12-01"})
+    client.create_journal_line(other["id"], {"accountNumber": "6100", "documentNumber": "D8", "amount": -1.0,
+                                             "balancingAccountNumber": "1910"})
+    assert [ln["id"] for ln in client.journal_lines(journal["id"])] == [line["id"]]
+    client.post_journal(journal["id"])
+    assert [(e["accountNumber"], e["debitAmount"], e["creditAmount"])
+            for e in client.general_ledger_entries(document_number="D9")] == [("6100", 0.0, 5.0), ("1910", 5.0, 0.0)]
+    assert list(client.general_ledger_entries(document_number="D8")) == []
+    assert len(client.journal_lines(other["id"])) == 1
+    client.delete_journal_line(other["id"], client.journal_lines(other["id"])[0])
+    assert client.journal_lines(other["id"]) == []

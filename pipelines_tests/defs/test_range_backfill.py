@@ -114,7 +114,9 @@ def test_datasets_range_runs_once_and_every_check_covers_each_day(backfill: Back
     assert set(checks) == {"pos_sale_lines_schema", "pos_sale_lines_mapped", "pos_stock_movements_schema",
                            "pos_pickups_schema", "pos_catalog_schema", "centra_orders_schema",
                            "centra_order_lines_schema", "centra_returns_schema", "centra_return_lines_schema",
-                           "centra_stock_changes_schema", "cloudshelf_orders_schema", "cloudshelf_orders_mapped"}
+                           "centra_stock_changes_schema", "cloudshelf_orders_schema", "cloudshelf_orders_mapped",
+                           "erp_sales_orders_schema", "erp_shipments_schema", "erp_sales_journal_schema",
+                           "erp_store_sales_schema"}
     for name, evaluation in checks.items():
         by_day = assert_covers_range(evaluation)
         assert evaluation.passed, (name, evaluation.description)

@@ -753,7 +753,9 @@ def test_what_a_finding_type_means_is_said_once_on_the_type() -> None:
     assert model.MONEY_TYPES == ("store_sales_mismatch", "return_without_order_ref", "return_missing_in_commerce",
                                  "refund_amount_mismatch", "refund_tax_mismatch", "click_collect_open",
                                  "line_tax_mismatch", "store_transaction_missing", "kiosk_order_missing_in_commerce",
-                                 "kiosk_order_total_mismatch")
+                                 "kiosk_order_total_mismatch", "erp_order_missing", "erp_order_duplicated",
+                                 "erp_order_total_mismatch", "erp_order_tax_mismatch", "erp_order_discount_mismatch",
+                                 "erp_order_currency_mismatch")
     assert model.DRIFT_TYPES == ("stock_drift_oversell", "stock_drift_lost_sales")
     assert model.DRIFT_TYPE_BY_KIND == {"oversell": "stock_drift_oversell", "lost_sales": "stock_drift_lost_sales"}
     types = model.FINDING_TYPES.values()

@@ -16,6 +16,7 @@ from pipelines.estate import Estate, Location, Product, Size, Variant
 from pipelines.estate.model import CentraConfig
 from pipelines.reporting import summarise, top_risks, write_daily_report, write_month_report
 from pipelines_tests.kiosk.test_kiosk_reconciliation import kiosk_rule_findings
+from pipelines_tests.reporting.test_erp_report import erp_rule_findings
 from pipelines_tests.reporting.test_finance_report import (
     DAY,
     NASTY,
@@ -258,6 +259,7 @@ def rule_findings() -> pd.DataFrame:
                                    t.line("T4", "DE01", "B", 1, 29.95, 35.0, 0.19),
                                    t.line("T5", "SE01", "C", 1, 199.0, 25.0, 0.25), allowed=(0.1, 0.2)))
     frames.append(kiosk_rule_findings())
+    frames.append(erp_rule_findings())
     return pd.concat(frames, ignore_index=True).astype(FINDING_DTYPES)[FINDING_COLUMNS]
 
 

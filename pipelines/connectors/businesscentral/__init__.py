@@ -2,6 +2,8 @@
 
 from pipelines.connectors.businesscentral.auth import DEFAULT_SCOPE, TokenSource
 from pipelines.connectors.businesscentral.client import BusinessCentralClient, odata_str
+from pipelines.connectors.businesscentral.erp import BusinessCentralErp
 from pipelines.connectors.businesscentral.errors import BcRequestError, EntityChanged
 
-__all__ = ["DEFAULT_SCOPE", "BcRequestError", "BusinessCentralClient", "EntityChanged", "TokenSource", "odata_str"]
+__all__ = ["DEFAULT_SCOPE", "BcRequestError", "BusinessCentralClient", "BusinessCentralErp", "EntityChanged",
+           "TokenSource", "odata_str"]

@@ -1,9 +1,13 @@
 """HTTP client for the Business Central API v2.0 (companies, items, item variants, customers, sales orders and
-lines, posted sales shipments and invoices).
+lines, posted sales shipments and invoices, G/L accounts, general journals and their lines, the journal post
+action, general ledger entries).
 
 * Base URL ``{api_url}/v2.0/{tenant}/{environment}/api/v2.0``; company-scoped sets under ``companies({id})``.
 * Reads follow ``@odata.nextLink`` until it is absent (server-driven paging; ``page_size`` asks for smaller
-  pages with ``Prefer: odata.maxpagesize``). ``$filter`` values are quoted with `odata_str`.
+  pages with ``Prefer: odata.maxpagesize``). ``$filter`` values are quoted with `odata_str`; ``$orderby`` takes
+  one field (``"lastModifiedDateTime asc"``).
+* `create_sales_order` is one deep-insert POST (header with inline ``salesOrderLines``): BC inserts it in one
+  transaction, so a bad line leaves no half order.
 * Retries follow `pipelines.connectors.retry`: 429 honours ``Retry-After``; POSTs are non-idempotent (only 429
   and never-sent connection errors are retried). A 401 drops the cached token and retries once.
 * `patch` sends ``If-Match`` with the entity's ``@odata.etag``; on 412 it re-reads the entity and, when given a
@@ -107,11 +111,14 @@ class BusinessCentralClient:
 
     # -- generic OData ---------------------------------------------------------------------------------------
     def iter_set(self, rest: str, *, filter: str | None = None, expand: str | None = None,
-                 top: int | None = None, page_size: int | None = None) -> Iterator[dict[str, Any]]:
+                 top: int | None = None, page_size: int | None = None, orderby: str | None = None
+                 ) -> Iterator[dict[str, Any]]:
         """Every entity of a (company-scoped) set, following `@odata.nextLink`."""
         params: dict[str, Any] = {}
         if filter:
             params["$filter"] = filter
+        if orderby:
+            params["$orderby"] = orderby
         if expand:
             params["$expand"] = expand
         if top is not None:
@@ -127,8 +134,9 @@ class BusinessCentralClient:
         params = {"$expand": expand} if expand else None
         return self.request("GET", self._company_path(f"{rest}({entity_id})"), params=params).json()
 
-    def create(self, rest: str, body: dict[str, Any]) -> dict[str, Any]:
-        return self.request("POST", self._company_path(rest), json=body).json()
+    def create(self, rest: str, body: dict[str, Any], *, expand: str | None = None) -> dict[str, Any]:
+        params = {"$expand": expand} if expand else None
+        return self.request("POST", self._company_path(rest), params=params, json=body).json()
 
     def patch(self, rest: str, entity: dict[str, Any], changes: dict[str, Any], *,
               rebase: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
@@ -156,6 +164,7 @@ class BusinessCentralClient:
                             status=412)
 
     def delete(self, rest: str, entity: dict[str, Any]) -> None:
+        """DELETE with `If-Match`; `rest` is the set path (`"customers"`, `"journals(<id>)/journalLines"`)."""
         self.request("DELETE", self._company_path(f"{rest}({entity['id']})"),
                      headers={"If-Match": entity["@odata.etag"]})
 
@@ -188,9 +197,9 @@ class BusinessCentralClient:
         return self.create("itemVariants", body)
 
     def sales_orders(self, *, filter: str | None = None, with_lines: bool = False,
-                     page_size: int | None = None) -> Iterator[dict[str, Any]]:
+                     page_size: int | None = None, orderby: str | None = None) -> Iterator[dict[str, Any]]:
         return self.iter_set("salesOrders", filter=filter, expand="salesOrderLines" if with_lines else None,
-                             page_size=page_size)
+                             page_size=page_size, orderby=orderby)
 
     def sales_orders_by_external_number(self, external_number: str, *, with_lines: bool = True
                                         ) -> list[dict[str, Any]]:
@@ -203,11 +212,13 @@ class BusinessCentralClient:
 
     def create_sales_order(self, header: dict[str, Any], lines: list[dict[str, Any]] | None = None
                            ) -> dict[str, Any]:
-        """POST the header, then each line (so a failing line names itself); returns the order with lines."""
-        order = self.create("salesOrders", header)
-        for line in lines or []:
-            self.create_sales_order_line(order["id"], line)
-        return self.sales_order(order["id"])
+        """One deep-insert POST of the header with its lines (all or nothing); returns the order with its lines.
+
+        Not retried after the request may have reached BC (POST is not idempotent): on a `TransientError` the
+        caller looks the order up by `externalDocumentNumber` before sending it again.
+        """
+        body = {**header, "salesOrderLines": list(lines or [])}
+        return self.create("salesOrders", body, expand="salesOrderLines")
 
     def create_sales_order_line(self, order_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.create(f"salesOrders({order_id})/salesOrderLines", body)
@@ -216,9 +227,9 @@ class BusinessCentralClient:
         return list(self.iter_set(f"salesOrders({order_id})/salesOrderLines"))
 
     def sales_shipments(self, *, filter: str | None = None, with_lines: bool = True,
-                        page_size: int | None = None) -> Iterator[dict[str, Any]]:
+                        page_size: int | None = None, orderby: str | None = None) -> Iterator[dict[str, Any]]:
         return self.iter_set("salesShipments", filter=filter, expand="salesShipmentLines" if with_lines else None,
-                             page_size=page_size)
+                             page_size=page_size, orderby=orderby)
 
     def sales_shipment_lines(self, shipment_id: str) -> list[dict[str, Any]]:
         return list(self.iter_set(f"salesShipments({shipment_id})/salesShipmentLines"))
@@ -226,3 +237,51 @@ class BusinessCentralClient:
     def sales_invoices(self, *, filter: str | None = None, page_size: int | None = None
                        ) -> Iterator[dict[str, Any]]:
         return self.iter_set("salesInvoices", filter=filter, page_size=page_size)
+
+    # -- items, accounts, general journals, G/L entries ------------------------------------------------------
+    def item_by_number(self, number: str) -> dict[str, Any] | None:
+        found = list(self.items(filter=f"number eq {odata_str(number)}"))
+        return found[0] if found else None
+
+    def accounts(self, *, filter: str | None = None) -> Iterator[dict[str, Any]]:
+        return self.iter_set("accounts", filter=filter)
+
+    def journals(self, *, filter: str | None = None) -> Iterator[dict[str, Any]]:
+        return self.iter_set("journals", filter=filter)
+
+    def journal_by_code(self, code: str) -> dict[str, Any] | None:
+        found = list(self.journals(filter=f"code eq {odata_str(code)}"))
+        return found[0] if found else None
+
+    def create_journal(self, body: dict[str, Any]) -> dict[str, Any]:
+        return self.create("journals", body)
+
+    def journal_lines(self, journal_id: str, *, filter: str | None = None) -> list[dict[str, Any]]:
+        return list(self.iter_set(f"journals({journal_id})/journalLines", filter=filter))
+
+    def create_journal_line(self, journal_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self.create(f"journals({journal_id})/journalLines", body)
+
+    def delete_journal_line(self, journal_id: str, line: dict[str, Any]) -> None:
+        self.delete(f"journals({journal_id})/journalLines", line)
+
+    def post_journal(self, journal_id: str) -> None:
+        """The bound action `journals({id})/Microsoft.NAV.post`: posts every line of the journal, which empties.
+
+        Not retried once sent (a POST): after a `TransientError` look for the G/L entries before posting again.
+        """
+        self.request("POST", self._company_path(f"journals({journal_id})/Microsoft.NAV.post"))
+
+    def general_ledger_entries(self, *, start_date: str | None = None, end_date: str | None = None,
+                               document_number: str | None = None, top: int | None = None,
+                               page_size: int | None = None) -> Iterator[dict[str, Any]]:
+        """Posted G/L entries, by `postingDate` range (inclusive) and/or `documentNumber`, by entry number."""
+        terms = []
+        if start_date:
+            terms.append(f"postingDate ge {start_date}")
+        if end_date:
+            terms.append(f"postingDate le {end_date}")
+        if document_number is not None:
+            terms.append(f"documentNumber eq {odata_str(document_number)}")
+        return self.iter_set("generalLedgerEntries", filter=" and ".join(terms) or None, top=top,
+                             page_size=page_size, orderby="entryNumber asc")

@@ -23,6 +23,7 @@ from pipelines.domain.flows.model import (
     CommerceReturn,
     CommerceReturnLine,
     CommerceShipment,
+    PaymentEntry,
     ShipmentLine,
 )
 from pipelines.domain.flows.ports import (
@@ -153,6 +154,55 @@ def allocations_from_flow_node(node: dict[str, Any]) -> tuple[CommerceAllocation
                  if a.get("warehouse") and int(a.get("quantity") or 0) > 0)
 
 
+# -- the ERP order flow (pipelines.order_flows.erp, issue 15): the order with what the ERP's sales order needs: the
+# lines' price-list price (`unitOriginalPrice`, tax included: the line discount is its difference to `unitPrice`),
+# the shipping charged (`totals.shipping`), the payment history (AUTH / CAPTURE decide when an order is verified),
+# the order date and the delivery address (C§4 orders; AD-erp "## Orders").
+Q_ERP_ORDER = """
+query FlowErpOrder($number: Int!) {
+  orders(where: {number: [$number]}, limit: 1) {
+    number status orderDate
+    grandTotal(includingTax: true) { value currency { code } }
+    market { id } pricelist { id }
+    totals { shipping { value } }
+    paymentHistory { entryType status }
+    shippingAddress { firstName lastName address1 address2 city zipCode country { code } email phoneNumber }
+    shippingPriceGroup { shippingOption { id name } }
+    lines(includeFullyCancelled: true) {
+      id quantity shippedQuantity returnedQuantity taxPercent
+      unitPrice(includingTax: true) { value }
+      unitOriginalPrice(includingTax: true) { value }
+      productSize { SKU }
+      allocations { quantity warehouse { id } }
+    }
+    shipments { id isShipped additionalMessage lines { id quantity orderLine { id } } }
+  }
+}"""
+
+
+def _address(addr: dict[str, Any] | None) -> CommerceAddress | None:
+    if not addr:
+        return None
+    return CommerceAddress(first_name=addr.get("firstName"), last_name=addr.get("lastName"),
+                           line1=addr.get("address1"), line2=addr.get("address2"), city=addr.get("city"),
+                           zip_code=addr.get("zipCode"), country=(addr.get("country") or {}).get("code"),
+                           email=addr.get("email"), phone=addr.get("phoneNumber"))
+
+
+def erp_order_from_node(node: dict[str, Any]) -> CommerceOrder:
+    """The order as `Q_ERP_ORDER` reads it: `order_from_flow_node` plus the lines' `list_price`
+    (unitOriginalPrice), the shipping total, the payment history, the order date and the delivery address."""
+    order = order_from_flow_node(node)
+    originals = {str(ln["id"]): _money(ln.get("unitOriginalPrice")) for ln in node.get("lines") or []}
+    return replace(
+        order, lines=tuple(replace(ln, list_price=originals.get(ln.line_id)) for ln in order.lines),
+        payments=tuple(PaymentEntry(str(p.get("entryType") or ""), str(p.get("status") or ""))
+                       for p in node.get("paymentHistory") or []),
+        shipping_total=_money((node.get("totals") or {}).get("shipping")),
+        order_date=str(node.get("orderDate") or "")[:10] or None,
+        delivery_address=_address(node.get("shippingAddress")))
+
+
 class CentraCommerce:
     """`CommercePlatform` over a `CentraClient`."""
 
@@ -170,6 +220,13 @@ class CentraCommerce:
             return None
         rows = self.client.execute(Q_FLOW_ORDER, {"number": int(ref)})["orders"]
         return order_from_flow_node(rows[0]) if rows else None
+
+    def order_for_erp(self, ref: str) -> CommerceOrder | None:
+        """The order with the figures the ERP's sales order needs (`erp_order_from_node`)."""
+        if not str(ref).isdigit():
+            return None
+        rows = self.client.execute(Q_ERP_ORDER, {"number": int(ref)})["orders"]
+        return erp_order_from_node(rows[0]) if rows else None
 
     def confirm(self, ref: str) -> None:
         """PENDING -> CONFIRMED (AD-erp "## Confirming an order"): shipments need a confirmed order."""

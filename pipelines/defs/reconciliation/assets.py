@@ -1,10 +1,11 @@
 """Daily reconciliation for finance: the findings and the tables beside them, the finance report files, and
 the month-end rollup."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pandas as pd
@@ -37,7 +38,10 @@ from pipelines.domain.reconciliation.return_origins import classify_returns
 from pipelines.domain.timeutil import day_window_utc, utc_text
 from pipelines.estate import Estate
 from pipelines.reporting.finance_report import round_money, summarise
+from pipelines.settings import businesscentral as businesscentral_settings
+from pipelines.settings import businesscentral_credentials_set
 from pipelines.settings import cloudshelf as cloudshelf_settings
+from pipelines.store import erp_datasets
 from pipelines.store.db import table
 from pipelines.store.inbox import record_exceptions
 from pipelines.store.kiosk import stock_levels_frame
@@ -49,6 +53,9 @@ RAW_DEPS = ["pos_sale_lines", "pos_pickups", "pos_stock_movements", "pos_stock_s
             "pos_transaction_recoveries", "centra_orders",
             "centra_returns", "centra_return_lines", "centra_stock_snapshot", "centra_stock_changes", "centra_catalog",
             "cloudshelf_orders", "kiosk_stock_levels"]
+# The ERP's datasets (pipelines/defs/erp): read only when the ERP is configured (`erp_enabled`).
+ERP_DEPS = ["erp_sales_orders", "erp_shipments", "erp_stock_snapshot", "erp_items", "erp_store_sales",
+            "centra_order_lines"]
 FINDINGS = "reconciliation_findings"
 TOTALS = "reconciliation_daily_totals"
 DRIFT = "reconciliation_drift_by_store"
@@ -93,11 +100,74 @@ def _order_numbers(values: pd.Series) -> list[int]:
     return pd.to_numeric(values, errors="coerce").dropna().astype(int).tolist()
 
 
+def erp_enabled() -> bool:
+    """Whether Business Central is configured (BUSINESSCENTRAL_API_URL and the client credentials), as the ERP
+    datasets' resource sees it; the estate's `erp` section is the other half (`erp_inputs`)."""
+    return bool(businesscentral_settings().get("api_url")) and businesscentral_credentials_set()
+
+
+# The ERP datasets the loader reads, by the `ReconciliationInputs` field each fills.
+ERP_DATASETS = {"erp_orders": "erp_sales_orders", "erp_shipments": "erp_shipments", "erp_stock": "erp_stock_snapshot",
+                "erp_items": "erp_items", "downstream_sales": "erp_store_sales"}
+_ERP_READS = {"erp_orders": erp_datasets.erp_orders, "erp_shipments": erp_datasets.erp_shipments,
+              "erp_stock": erp_datasets.erp_stock, "erp_items": erp_datasets.erp_items,
+              "downstream_sales": erp_datasets.erp_store_sales}
+
+
+def erp_inputs(engine: Engine, estate: Estate, day: str, enabled: bool,
+               landed: Callable[[str], bool] = lambda _asset: True) -> dict[str, Any]:
+    """The ERP's inputs of the day (`ReconciliationInputs` fields), or {} (all None: the ERP rules and the store
+    sales rule do not apply) when the ERP is not configured or the estate has no `erp` section. `downstream_sales`
+    is what the ERP's ledger holds of the store sales journal (`erp_store_sales`); `erp_dc_warehouse_id` is the
+    commerce warehouse of the mapping's `dc_location_id` (default: the estate's distribution centre);
+    `centra_order_lines` (the day's commerce order lines) values the mapping orphans an order carries. A dataset
+    not landed for the day (`landed(asset)` False) stays None: its rules are skipped rather than run against an
+    empty ERP (every order would be missing)."""
+    mapping = estate.erp
+    if not enabled or mapping is None:
+        return {}
+    dc = estate.by_location_id.get(mapping.dc_location_id) if mapping.dc_location_id else None
+    if mapping.dc_location_id and dc is None:
+        raise ValueError(f"the estate's erp.dc_location_id {mapping.dc_location_id!r} is not a location of the estate")
+    dc = dc or estate.distribution_centre
+    return {
+        **{field: _ERP_READS[field](engine, day) if landed(asset) else None for field, asset in ERP_DATASETS.items()},
+        "erp_expected_currency": dict(mapping.currencies),
+        "erp_blocked": erp_datasets.blocked_orders(engine),
+        "erp_dc_warehouse_id": dc.centra_warehouse_id,
+        "erp_mapping": mapping,
+        "centra_order_lines": read_partition(engine, "centra_order_lines", day).assign(business_date=day),
+    }
+
+
+def erp_landed(instance: dg.DagsterInstance, asset: str, day: str) -> bool:
+    """Whether `asset` was landed for `day`: its latest materialisation of the partition exists and does not say
+    `erp_configured: false` (a run without Business Central lands nothing)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[day]), limit=1).records
+    if not records:
+        return False
+    materialization = records[0].asset_materialization
+    flag = materialization.metadata.get("erp_configured") if materialization is not None else None
+    return not (flag is not None and flag.value is False)
+
+
+def erp_not_landed_notes(day: str, inputs: ReconciliationInputs, enabled: bool, estate: Estate) -> list[str]:
+    """One evidence note per ERP dataset the day's reconciliation had to do without (see `erp_inputs`)."""
+    if not enabled or estate.erp is None:
+        return []
+    return [f"The ERP dataset {asset} was not landed for {day} (materialise it, then re-materialise the day): the "
+            "reconciliation rules that need it were skipped."
+            for field, asset in ERP_DATASETS.items() if getattr(inputs, field) is None]
+
+
 def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str, commerce: CommerceOpener | None = None,
-                newstore: NewStoreClient | None = None) -> ReconciliationInputs:
+                newstore: NewStoreClient | None = None, *, erp: bool | None = None,
+                landed: Callable[[str], bool] = lambda _asset: True) -> ReconciliationInputs:
     """The day's raw datasets from the store of record (plus recent sales for ids and sell-through,
     Centra's current status of the day's click-and-collect orders, and the original orders of the day's
-    store returns: landed events, then NewStore by id)."""
+    store returns: landed events, then NewStore by id), and the ERP's datasets when the ERP is in use (`erp`:
+    None = as the settings say, `erp_enabled()`; `landed(asset)`: whether the day's ERP dataset was landed)."""
     engine = store.engine()
     recent = read_sql(engine, "SELECT business_date, transaction_id, kind, location_id, fulfillment_node_id, sku, "
                               "quantity FROM pos_sale_lines WHERE business_date >= :start AND business_date <= :day",
@@ -145,6 +215,7 @@ def load_inputs(store: StoreOfRecord, estate: EstateResource, day: str, commerce
         kiosk_stock_levels=kiosk_levels,
         kiosk_warehouses=kiosk_warehouses(estate.get(), kiosk_levels),
         kiosk_uncounted=_kiosk_uncounted(engine, estate.get(), day, prev),
+        **erp_inputs(engine, estate.get(), day, erp_enabled() if erp is None else erp, landed),
     )
 
 
@@ -166,14 +237,17 @@ def _spec(key: str, description: str, deps: list[str], kinds: set[str]) -> dg.As
 
 @dg.multi_asset(
     specs=[
-        _spec(FINDINGS, deps=RAW_DEPS, kinds={"pandas", "sql"}, description=(
+        _spec(FINDINGS, deps=RAW_DEPS + ERP_DEPS, kinds={"pandas", "sql"}, description=(
             "Every difference between the stores (NewStore) and the web shop (Centra) for one business day, "
             "each from both systems' own records: stock drift (oversell / lost-sales risk), silent sync "
             "failures, orphaned SKUs, refund and return gaps, click-and-collect pickups whose online order is "
             "still open, tax, discount and price-list mismatches, store transactions the event stream lost and "
             "NewStore did not give back; and the Cloudshelf kiosks: paid delivery orders missing or priced "
             "differently in Centra, take-home sales Centra never deducted, kiosk availability Centra cannot back "
-            "(or hides). Each finding carries its value at risk "
+            "(or hides). With an ERP (Business Central): commerce orders against the ERP's sales orders (missing, "
+            "duplicated, totals, tax, discounts, currency), ERP shipments the commerce platform does not show, ERP "
+            "stock against the commerce DC's, mapping orphans, and the store sales against what the ERP's ledger "
+            "holds of the daily store sales journal. Each finding carries its value at risk "
             "(store and base currency), a commercial-risk rank, the owning team and the playbook action, and "
             "is raised as an exception record.")),
         _spec(TOTALS, deps=[FINDINGS], kinds={"pandas", "sql"}, description=(
@@ -212,10 +286,13 @@ def reconciliation_findings(context: dg.AssetExecutionContext, store: StoreOfRec
     base_currency = estate.get().base_currency
     newstore_client = newstore.client()
 
+    use_erp = erp_enabled()
+
     def one_day(day: str) -> DayOutput:
         inputs = load_inputs(store, estate, day, partial(commerce_reads, estate.get(), centra, commercetools),
-                             newstore_client)
+                             newstore_client, erp=use_erp, landed=partial(erp_landed, context.instance, day=day))
         result = reconcile(inputs, tolerance)
+        result.evidence_notes.extend(erp_not_landed_notes(day, inputs, use_erp, estate.get()))
         for note in result.evidence_notes:
             context.log.warning("%s: %s", day, note)
         findings = result.findings[FINDING_COLUMNS].drop(columns=["business_date"])

@@ -57,6 +57,15 @@ class CommerceReturn:
 
 
 @dataclass(frozen=True)
+class PaymentEntry:
+    """One entry of the order's payment history (Centra `paymentHistory`: entryType AUTH | CAPTURE | REFUND | ...,
+    status SUCCESS | PENDING | FAILED)."""
+
+    entry_type: str
+    status: str
+
+
+@dataclass(frozen=True)
 class CommerceOrder:
     ref: str  # the order's reference the other systems carry (Centra: the order number)
     status: str  # normalised: open | shipped | cancelled
@@ -71,6 +80,11 @@ class CommerceOrder:
     email: str | None = None
     grand_total: float = 0.0
     confirmed: bool = True  # accepted for fulfilment (Centra: no longer PENDING)
+    # read only by the ERP flow (`CentraCommerce.order_for_erp`; empty elsewhere):
+    payments: tuple[PaymentEntry, ...] = ()  # the payment history
+    shipping_total: float = 0.0  # shipping charged, tax included (Centra `totals.shipping`)
+    order_date: str | None = None  # YYYY-MM-DD
+    delivery_address: CommerceAddress | None = None
 
     def line(self, line_id: str) -> CommerceLine | None:
         return next((ln for ln in self.lines if ln.line_id == line_id), None)

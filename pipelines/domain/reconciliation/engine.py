@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from pipelines.domain.erp.mapping import ErpMapping
 from pipelines.domain.exceptions import ExceptionRecord
 from pipelines.domain.reconciliation import rules
 from pipelines.domain.reconciliation.model import (
@@ -21,6 +22,7 @@ from pipelines.domain.reconciliation.model import (
 )
 from pipelines.domain.reconciliation.reference import Reference
 from pipelines.domain.reconciliation.return_origins import evidence_notes
+from pipelines.domain.reconciliation.rules import erp as erp_rules
 from pipelines.domain.reconciliation.rules import kiosk as kiosk_rules
 from pipelines.domain.reconciliation.rules import kiosk_stock
 
@@ -37,6 +39,8 @@ class RuleConfig:
         no store-warehouse stock (web-only assortments may want this off).
     store_returns_only: ignore Centra returns received into a non-store warehouse.
     kiosk_safety_stock: the Cloudshelf organisation's safety stock: a kiosk shows a variant in stock above it.
+    erp_order_statuses: Centra order statuses due in the ERP (`rules.erp.DUE_STATUSES`: confirmed and not
+        cancelled); an order of the day in one of them must have an ERP sales order.
     """
 
     exclude_change_description_prefixes: tuple[str, ...] = rules.DEFAULT_EXCLUDED_CHANGE_PREFIXES
@@ -46,6 +50,7 @@ class RuleConfig:
     report_unstocked_commerce_skus: bool = True
     store_returns_only: bool = True
     kiosk_safety_stock: int = 0
+    erp_order_statuses: tuple[str, ...] = erp_rules.DUE_STATUSES
 
 
 @dataclass
@@ -72,6 +77,20 @@ class ReconciliationInputs:
         know of at the day's and at the previous cut-off (sold after the key's latest real count; what the full
         resync subtracts too). None: derived from the day's kiosk_orders and POS counts
         (`rules.kiosk_stock.uncounted_on_day`). The stock rules compare Centra with the shelf (`rules.kiosk_stock`).
+    The ERP behind the commerce platform (issue 15; `rules.erp`; each None: the rules needing it are skipped; all
+    None: a retailer without an ERP, the ERP rules do not apply):
+    erp_orders: business_date, order_id, order_number, external_ref, currency, customer_number, total_including_tax,
+        total_tax, discount_amount, line_count: the ERP's sales orders whose order date is the day.
+    erp_expected_currency: commerce currency -> ERP currency code ("" = the ERP's local currency), the estate's
+        `erp.currencies`; None: the currency rule is not run.
+    erp_blocked: order_ref, exception_type: commerce orders the order-to-ERP flow holds as an exception.
+    erp_shipments: business_date, shipment_id, shipment_number, external_ref, units, value, tracking_number, carrier,
+        in_commerce (and optionally currency): the ERP's shipments posted on the day.
+    erp_stock: sku, on_hand: the ERP's on-hand per commerce SKU (bundles excluded) at the cut-off, compared with the
+        `centra_stock_snapshot` rows of warehouse ``erp_dc_warehouse_id`` (the DC whose physical stock the ERP owns).
+    erp_items: number, variant_code: every ERP item and variant; erp_mapping: the estate's `ErpMapping`; with
+        centra_catalog: the mapping orphans. centra_order_lines (optional, `centra_order_lines` of the day): values
+        an orphan an order of the day carries.
     """
 
     business_date: str
@@ -98,6 +117,15 @@ class ReconciliationInputs:
     kiosk_stock_levels: pd.DataFrame | None = None
     kiosk_warehouses: pd.DataFrame | None = None
     kiosk_uncounted: pd.DataFrame | None = None
+    erp_orders: pd.DataFrame | None = None
+    erp_expected_currency: dict[str, str] | None = None
+    erp_blocked: pd.DataFrame | None = None
+    erp_shipments: pd.DataFrame | None = None
+    erp_stock: pd.DataFrame | None = None
+    erp_dc_warehouse_id: int | None = None
+    erp_items: pd.DataFrame | None = None
+    erp_mapping: ErpMapping | None = None
+    centra_order_lines: pd.DataFrame | None = None
 
 
 @dataclass
@@ -123,6 +151,7 @@ def reconcile(inputs: ReconciliationInputs, tolerance: Tolerance = DEFAULT_TOLER
     _sales_rules(day)
     _order_rules(day)
     _kiosk_rules(day)
+    _erp_rules(day)
     frames = [f for f in day.frames if len(f)]
     findings = pd.concat(frames, ignore_index=True) if frames else empty_findings()
     findings = rules.sort_findings(rules.rank_findings(findings, inputs.sell_through))
@@ -284,6 +313,46 @@ def _kiosk_rules(day: _Day) -> None:
             x.reference.prices, safety_stock=day.cfg.kiosk_safety_stock, keys=day.keys))
     else:
         day.skipped["kiosk_availability"] = "needs kiosk_stock_levels, kiosk_warehouses and centra_stock_snapshot"
+
+
+def _erp_rules(day: _Day) -> None:
+    """The ERP behind the commerce platform (`rules.erp`): Centra's orders of the day vs the ERP's sales orders, the
+    ERP's shipments Centra does not show, the ERP's on-hand vs Centra's DC stock, commerce SKUs without an ERP item.
+    Without any ERP input (a retailer without an ERP: no mapping, no ERP dataset) they do not apply, rather than
+    being skipped (as the kiosk rules); otherwise each is skipped, with the reason, while an input it needs is None."""
+    x, tol = day.inputs, day.tolerance
+    if all(v is None for v in (x.erp_orders, x.erp_shipments, x.erp_stock, x.erp_items, x.erp_mapping,
+                               x.erp_expected_currency, x.erp_dc_warehouse_id, x.erp_blocked)):
+        return
+    d, fx = x.business_date, x.reference.fx_to_base
+    if x.erp_orders is not None and x.centra_orders is not None:
+        day.found("erp_orders", erp_rules.erp_orders_vs_commerce(
+            d, x.centra_orders, x.erp_orders, fx, tol, expected_currency=x.erp_expected_currency,
+            blocked=x.erp_blocked, statuses=day.cfg.erp_order_statuses))
+        if x.erp_expected_currency is None:
+            day.skipped["erp_order_currency"] = "needs erp_expected_currency (the estate's erp.currencies)"
+    else:
+        day.skipped["erp_orders"] = "needs erp_orders and centra_orders"
+    if x.erp_shipments is not None:
+        day.found("erp_shipments", erp_rules.erp_shipments_not_in_commerce(
+            d, x.erp_shipments, fx, expected_currency=x.erp_expected_currency, centra_orders=x.centra_orders))
+    else:
+        day.skipped["erp_shipments"] = "needs erp_shipments"
+    if x.erp_stock is not None and x.centra_stock_snapshot is not None and x.erp_dc_warehouse_id is not None:
+        mapping = x.erp_mapping
+        day.found("erp_stock", erp_rules.erp_stock_drift(
+            d, x.erp_stock, x.centra_stock_snapshot, x.erp_dc_warehouse_id, x.reference.prices,
+            x.reference.locations, tol, base_currency=x.reference.base_currency,
+            dc_location_id=mapping.dc_location_id if mapping is not None else None, erp_mapping=mapping,
+            erp_items=x.erp_items))
+    else:
+        day.skipped["erp_stock"] = "needs erp_stock, centra_stock_snapshot and erp_dc_warehouse_id"
+    if x.erp_items is not None and x.erp_mapping is not None and x.centra_catalog is not None:
+        day.found("erp_mapping", erp_rules.erp_mapping_orphans(
+            d, x.centra_catalog, x.erp_items, x.erp_mapping, fx, order_lines=x.centra_order_lines,
+            centra_orders=x.centra_orders, statuses=day.cfg.erp_order_statuses))
+    else:
+        day.skipped["erp_mapping"] = "needs erp_items, erp_mapping and centra_catalog"
 
 
 def totals_by_type(findings: pd.DataFrame) -> pd.DataFrame:

@@ -4,7 +4,9 @@ A finding is one difference between two systems' own records for one business da
 puts at risk and the team that must act. Sign conventions of a finding row:
 
 - ``quantity_diff = quantity_commerce - quantity_pos`` and ``amount_diff = amount_commerce - amount_pos``;
-  the "commerce" side is Centra, or the downstream/expected side for store-sales and line checks.
+  the "commerce" side is Centra, or the downstream/expected side for store-sales and line checks; in the ERP
+  rules (`rules.erp`) the "commerce" side is the ERP for orders (Centra's order is the source) and Centra for
+  shipments and DC stock (the ERP is their master).
 - amounts and ``value_at_risk`` are in the store's currency (``currency``); ``value_at_risk >= 0``;
   ``value_at_risk_base`` is the same value in the estate's base currency.
 - ``risk_rank`` 1 = highest commercial risk of the day, dense over all findings (see engine).
@@ -231,6 +233,85 @@ KIOSK_AVAILABILITY_LOST_SALES = FindingType(
     "are lost. Check the kiosk availability refresh (kiosk_stock_levels) and publish the store's level again.",
 )
 
+# -- the ERP behind the commerce platform (issue 15; `rules.erp`): Centra is the upstream side of orders, the ERP of
+# shipments and stock (the ERP is the master of fulfilment and physical stock).
+ERP_ORDER_MISSING = FindingType(
+    "erp_order_missing", "erp", "ERROR", "finance",
+    "A Centra order of the day that is due in the ERP (confirmed, processing, shipped or archived) has no ERP sales "
+    "order carrying its order number as external reference: the ERP will neither fulfil nor invoice it. If the "
+    "detail names a blocking exception, fix its cause as that exception's playbook says (the estate's erp mapping: "
+    "items, bundles, tax codes, currencies, customers; or the ERP's own set-up): the order flow replays the order by "
+    "itself once the mapping changes. With no exception named, find the order's erp_order work item "
+    "(order_flow_work, work key = the order number) and set it pending again. Never key the sales order into the "
+    "ERP by hand: the flow would not know it and a second one follows. Then re-run the day.",
+    money=True,
+)
+ERP_ORDER_DUPLICATED = FindingType(
+    "erp_order_duplicated", "erp", "ERROR", "finance",
+    "More than one ERP sales order carries this Centra order number as external reference: the customer can be "
+    "shipped and invoiced twice. Keep the first (the detail lists them, oldest number first) and delete the others "
+    "in the ERP before anything is shipped or invoiced on them (credit one that was); then find out how the second "
+    "was made (a hand-keyed order, an external reference changed in the ERP) and re-run the day.",
+    money=True,
+)
+ERP_ORDER_TOTAL_MISMATCH = FindingType(
+    "erp_order_total_mismatch", "erp", "ERROR", "finance",
+    "The ERP sales order's total including tax differs from what the customer paid in Centra (the grand total; "
+    "shipping is in both). Compare the lines of both orders (quantities, unit prices, line discounts, the shipping "
+    "line, an exploded bundle's component prices), correct the ERP order before it is invoiced (credit or invoice "
+    "the difference if it was), and re-run the day.",
+    money=True,
+)
+ERP_ORDER_TAX_MISMATCH = FindingType(
+    "erp_order_tax_mismatch", "erp", "ERROR", "finance",
+    "The ERP sales order's tax differs from the tax Centra charged on the order: a line carries the wrong tax code or "
+    "the ERP recomputed tax from its own set-up. Check each line's tax code against the estate's erp.tax_codes and "
+    "the ERP's VAT posting set-up for it, correct the order before it is invoiced and before the VAT report (and the "
+    "mapping, for the orders to come), then re-run the day.",
+    money=True,
+)
+ERP_ORDER_DISCOUNT_MISMATCH = FindingType(
+    "erp_order_discount_mismatch", "erp", "ERROR", "finance",
+    "The ERP sales order's discount differs from Centra's discount on the order: a line discount was lost, or the "
+    "ERP added its own (a customer, line or invoice discount of the web customer). Compare the line discounts with "
+    "Centra's order lines, switch ERP-side discounts off for the web customers, correct the order before it is "
+    "invoiced, and re-run the day.",
+    money=True,
+)
+ERP_ORDER_CURRENCY_MISMATCH = FindingType(
+    "erp_order_currency_mismatch", "erp", "ERROR", "finance",
+    "The ERP sales order is in another currency than the estate's erp.currencies gives for the Centra order's "
+    "currency: every amount on it is off by an exchange rate. Do not ship or invoice it. Delete it in the ERP, correct "
+    "erp.currencies or the ERP customer's currency (erp.customers), and let the order flow create it again (set "
+    "its erp_order work item pending); then re-run the day.",
+    money=True,
+)
+ERP_SHIPMENT_NOT_IN_COMMERCE = FindingType(
+    "erp_shipment_not_in_commerce", "erp", "ERROR", "ecommerce",
+    "The ERP posted a shipment of the day that Centra does not show: the customer got no shipping notification and "
+    "the order stays open in Centra. Find the shipment's erp_shipment work item (order_flow_work, work key = the "
+    "ERP shipment id) and its exception (erp_shipment_unmatched), fix the cause and set it pending again: the flow "
+    "applies each shipment once. Only where it cannot be applied, ship the order in Centra by hand with the "
+    "detail's carrier and tracking number and resolve the exception. Then re-run the day.",
+)
+ERP_STOCK_DRIFT = FindingType(
+    "erp_stock_drift", "erp", "WARN", "integration",
+    "Centra's physical stock in the DC warehouse differs from the ERP's on-hand for this SKU at the cut-off (Centra "
+    "more: the web shop can oversell; less: online sales are lost). The ERP is the master of DC stock: never set "
+    "Centra's DC stock by hand. Check the ERP stock resync's latest runs (failed or rate-limited batches) and "
+    "Centra's stock changes of the DC for the SKU (a change made in Centra only), then run the ERP stock resync (or "
+    "wait for its next run) and re-run the day.",
+)
+ERP_MAPPING_ORPHAN = FindingType(
+    "erp_mapping_orphan", "erp", "WARN", "ecommerce",
+    "An active Centra SKU has no ERP item (the estate's erp.items, else the ERP item numbered like the SKU), or a "
+    "Centra bundle has no erp.bundles entry or a component without an ERP item: an order that carries it cannot "
+    "reach the ERP (erp_sku_unmapped, erp_bundle_unmapped). Create the item or item variant in the ERP, or map "
+    "the SKU (erp.items) or the bundle (erp.bundles) in the estate file; blocked orders are replayed once the "
+    "mapping changes. The value is 0 until an order of the day carries the SKU (nothing is lost before), then the "
+    "value of those order lines.",
+)
+
 FINDING_TYPES: dict[str, FindingType] = {t.name: t for t in (
     STOCK_DRIFT_OVERSELL, STOCK_DRIFT_LOST_SALES, SYNC_MISSING_IN_COMMERCE, SYNC_UNEXPECTED_IN_COMMERCE,
     POS_STREAM_GAP,
@@ -239,6 +320,8 @@ FINDING_TYPES: dict[str, FindingType] = {t.name: t for t in (
     CLICK_COLLECT_OPEN, LINE_TAX_MISMATCH, LINE_DISCOUNT_MISMATCH, PRICE_OFF_PRICELIST, STORE_TRANSACTION_MISSING,
     KIOSK_ORDER_MISSING_IN_COMMERCE, KIOSK_ORDER_TOTAL_MISMATCH, KIOSK_SALE_NOT_DEDUCTED, KIOSK_AVAILABILITY_OVERSELL,
     KIOSK_AVAILABILITY_LOST_SALES,
+    ERP_ORDER_MISSING, ERP_ORDER_DUPLICATED, ERP_ORDER_TOTAL_MISMATCH, ERP_ORDER_TAX_MISMATCH, ERP_ORDER_DISCOUNT_MISMATCH,
+    ERP_ORDER_CURRENCY_MISMATCH, ERP_SHIPMENT_NOT_IN_COMMERCE, ERP_STOCK_DRIFT, ERP_MAPPING_ORPHAN,
 )}
 
 #: Derived from the FindingType attributes, in FINDING_TYPES order: the money mismatches (the money gate,

@@ -19,7 +19,8 @@ Reports folder (``PIPELINES_REPORTS_DIR``, default ``$PIPELINES_HOME/reports``):
         store_sales_mismatch.csv   a type with no finding that day has NO file (a stale one left by an
         ...                        earlier run of the same day is deleted), so "no file" = "no finding"
       2026-01/                     one folder per month (write_month_report)
-        summary.html               rollup by day, finding type and team, linking to the daily pages
+        summary.html               rollup by day, finding type (with owner team and playbook) and team,
+                                   linking to the daily pages
         totals.csv                 business_date, finding_type, severity, owner_team, count, value_at_risk_base
 
 Every findings CSV has the columns of :data:`FINDING_COLUMNS` in that order, then ``detail_text`` (the raw
@@ -42,7 +43,7 @@ risk), then value at risk in the base currency (desc), finding type, location, S
 
 Figures a test or a scraper reads carry ``data-testid`` attributes: headline cards ``total-value-at-risk``,
 ``findings-count``, ``error-findings``, ``oversell-value``, ``lost-sales-value``; rows ``type-row``
-(``data-type``), ``team-row`` (``data-team``), ``store-row`` (``data-location``), ``risk-row``
+(``data-type``; on the month page with a ``type-playbook`` cell), ``team-row`` (``data-team``), ``store-row`` (``data-location``), ``risk-row``
 (``data-rank``, the report_rank), with cells ``*-count`` / ``*-value`` / ``risk-detail`` / ``risk-location``
 / ``risk-item`` etc.; chart points ``chart-point`` (``data-date``, ``data-value``, and a ``<title>`` tooltip
 with the value); ``no-discrepancies`` on a clean day; ``produced-under`` (``data-state`` passed / failed /

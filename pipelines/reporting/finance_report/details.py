@@ -274,6 +274,126 @@ def _kiosk_availability(kv: Mapping[str, str], row: Any) -> str | None:
             f"(safety stock {int(safety)}).")
 
 
+# -- the ERP behind the commerce platform (`rules.erp`) -------------------------------------------------------------
+
+#: what an order-to-ERP exception type (`pipelines.domain.erp.exceptions`) means, in words.
+_ERP_BLOCKS: dict[str, str] = {
+    "erp_sku_unmapped": "a SKU without an ERP item",
+    "erp_bundle_unmapped": "a bundle without an ERP bundle mapping",
+    "erp_tax_code_unmapped": "a tax rate without an ERP tax code",
+    "erp_currency_mismatch": "a currency the ERP customer does not take",
+    "erp_customer_unmapped": "a market without an ERP customer",
+    "erp_order_rejected": "the ERP rejected the order",
+    "erp_shipping_account_unmapped": "shipping without an ERP shipping account",
+}
+_ERP_AMOUNTS: dict[str, tuple[str, str]] = {
+    "erp_order_total_mismatch": ("total", "total including tax (shipping included)"),
+    "erp_order_tax_mismatch": ("tax", "tax"),
+    "erp_order_discount_mismatch": ("discount", "discount"),
+}
+
+
+def _erp_block_words(types: str) -> str:
+    words = [_ERP_BLOCKS.get(t.strip(), t.strip().replace("_", " ")) for t in types.split(",") if t.strip()]
+    return _join(words) if words else ""
+
+
+def _erp_missing(kv: Mapping[str, str], row: Any) -> str | None:
+    total, status = _money_kv(kv, "grand_total"), kv.get("status")
+    if total is None or not status:
+        return None
+    blocked = kv.get("blocked", "none")
+    held = ("no order-to-ERP exception holds it" if blocked in ("", "none")
+            else f"the order-to-ERP flow holds it for {_erp_block_words(blocked)}")
+    return f"The Centra order is {status} ({total}), but the ERP has no sales order for it; {held}."
+
+
+def _erp_duplicated(kv: Mapping[str, str], row: Any) -> str | None:
+    n, extra = _num(kv, "erp_orders"), _money_kv(kv, "extra_total")
+    if n is None or extra is None:
+        return None
+    numbers = ", ".join(x for x in kv.get("erp_numbers", "").split(",") if x)
+    return (f"The ERP has {_count(n, 'sales order')} for this Centra order ({numbers}); the ones after the first "
+            f"total {extra}.")
+
+
+def _erp_order(kv: Mapping[str, str], article: str = "the") -> str:
+    number = kv.get("erp_order", "none")
+    return f"{article} ERP sales order" + (f" {number}" if number and number != "none" else "")
+
+
+def _erp_amount(kv: Mapping[str, str], row: Any) -> str | None:
+    key, words = _ERP_AMOUNTS.get(str(_row(row, "finding_type")), ("", ""))
+    centra, erp = _money_kv(kv, f"centra_{key}"), _money_kv(kv, f"erp_{key}")
+    if not key or centra is None or erp is None:
+        return None
+    return f"Centra's order {words} is {centra}; {_erp_order(kv)} has {erp}."
+
+
+def _erp_currency_word(code: str, commerce: str) -> str:
+    if code == "local":
+        return "the ERP's local currency"
+    if code == "unmapped":
+        return f"no ERP currency for {commerce}"
+    return code
+
+
+def _erp_currency(kv: Mapping[str, str], row: Any) -> str | None:
+    centra, expected, erp = kv.get("centra_currency"), kv.get("expected"), kv.get("erp_currency")
+    if not centra or not expected or not erp:
+        return None
+    return (f"{_erp_order(kv, 'The')} is in {_erp_currency_word(erp, centra)}; the estate's "
+            f"ERP currency mapping gives {_erp_currency_word(expected, centra)} for Centra's {centra}.")
+
+
+def _erp_shipment(kv: Mapping[str, str], row: Any) -> str | None:
+    units, number = _num(kv, "units"), kv.get("shipment")
+    if units is None or not number:
+        return None
+    value = _money_kv(kv, "value")
+    carrier, tracking = kv.get("carrier", "none"), kv.get("tracking", "none")
+    how = (f" with {carrier}" if carrier != "none" else "") + (
+        f", tracking number {tracking}" if tracking != "none" else ", no tracking number")
+    of = f" worth {value}" if value is not None else ""
+    return (f"The ERP posted shipment {number} of {_units(units)}{of}{how}; Centra shows no such shipment, so the "
+            f"customer was not notified.")
+
+
+def _erp_stock(kv: Mapping[str, str], row: Any) -> str | None:
+    erp, centra = _num(kv, "erp_on_hand"), _num(kv, "centra_physical")
+    if erp is None or centra is None:
+        return None
+    diff = centra - erp
+    price = _money_kv(kv, "unit_price")
+    each = f" ({price} each)" if price is not None else " (no price-list price)"
+    what = ("could be sold online although the ERP does not have them" if diff > 0
+            else "are in the ERP's stock but not offered online")
+    return (f"Centra shows {_units(centra)} in the DC warehouse, the ERP has {_units(erp)} on hand: "
+            f"{_units(abs(diff))} {what}{each}.")
+
+
+def _erp_orphan(kv: Mapping[str, str], row: Any) -> str | None:
+    reason = kv.get("reason")
+    item, variant = kv.get("item", ""), kv.get("variant", "none")
+    why = {
+        "no_erp_item": f"The ERP has no item {item}" + (f" (variant {variant})" if variant != "none" else "")
+                       + " for this SKU",
+        "no_erp_variant": f"The ERP item {item} has no variant {variant} for this SKU",
+        "bundle_unmapped": "This bundle has no ERP bundle mapping (its components are not known)",
+        "bundle_component_missing": "Components of this bundle have no ERP item: "
+                                    + ", ".join(x for x in kv.get("components", "").split(",") if x),
+    }.get(reason or "")
+    orders, units = _num(kv, "orders"), _num(kv, "units")
+    if why is None or orders is None or units is None:
+        return None
+    if not orders:
+        return f"{why}; no order of the day carries it, so nothing is lost yet."
+    value = _money_kv(kv, "line_value")
+    of = f" worth {value}" if value is not None else ""
+    verb = "carries" if int(round(orders)) == 1 else "carry"
+    return f"{why}; {_count(orders, 'order')} of the day {verb} {_units(units)} of it{of}, which cannot reach the ERP."
+
+
 _SENTENCES: dict[str, Callable[[Mapping[str, str], Any], str | None]] = {
     "stock_drift_oversell": _stock, "stock_drift_lost_sales": _stock,
     "sync_missing_in_commerce": _sync, "sync_unexpected_in_commerce": _sync,
@@ -288,6 +408,10 @@ _SENTENCES: dict[str, Callable[[Mapping[str, str], Any], str | None]] = {
     "kiosk_order_missing_in_commerce": _kiosk_missing, "kiosk_order_total_mismatch": _kiosk_total,
     "kiosk_sale_not_deducted": _kiosk_sale, "kiosk_availability_oversell": _kiosk_availability,
     "kiosk_availability_lost_sales": _kiosk_availability,
+    "erp_order_missing": _erp_missing, "erp_order_duplicated": _erp_duplicated,
+    "erp_order_total_mismatch": _erp_amount, "erp_order_tax_mismatch": _erp_amount,
+    "erp_order_discount_mismatch": _erp_amount, "erp_order_currency_mismatch": _erp_currency,
+    "erp_shipment_not_in_commerce": _erp_shipment, "erp_stock_drift": _erp_stock, "erp_mapping_orphan": _erp_orphan,
 }
 
 

@@ -44,6 +44,15 @@ TYPE_LABELS: dict[str, str] = {
     "kiosk_sale_not_deducted": "Kiosk sale not deducted in Centra",
     "kiosk_availability_oversell": "Kiosk availability: oversell",
     "kiosk_availability_lost_sales": "Kiosk availability: lost sales",
+    "erp_order_missing": "ERP: order missing",
+    "erp_order_duplicated": "ERP: order duplicated",
+    "erp_order_total_mismatch": "ERP: order total mismatch",
+    "erp_order_tax_mismatch": "ERP: order tax mismatch",
+    "erp_order_discount_mismatch": "ERP: order discount mismatch",
+    "erp_order_currency_mismatch": "ERP: order currency mismatch",
+    "erp_shipment_not_in_commerce": "ERP: shipment not in Centra",
+    "erp_stock_drift": "ERP: DC stock drift",
+    "erp_mapping_orphan": "ERP: SKU without ERP item",
 }
 TEAM_LABELS: dict[str, str] = {
     "finance": "Finance", "retail_operations": "Retail operations", "ecommerce": "E-commerce",

@@ -1,9 +1,11 @@
-"""The month rollup page: headline, by day (linking to the daily pages), by finding type, by team."""
+"""The month rollup page: headline, by day (linking to the daily pages), by finding type (with the type's owner team
+and playbook, so a month-end reader knows who acts and how, whichever rule family raised it), by team."""
 
 from __future__ import annotations
 
 import pandas as pd
 
+from pipelines.domain.reconciliation.model import FINDING_TYPES
 from pipelines.reporting.finance_report.fmt import (
     _e,
     fmt_int,
@@ -31,6 +33,13 @@ def _rollups(roll: pd.DataFrame, base: str) -> tuple[pd.DataFrame, pd.DataFrame,
     return days, types, teams
 
 
+def _playbook_cell(finding_type: str) -> str:
+    """The type's playbook (`FINDING_TYPES`; empty for a type this version does not know), data-testid
+    ``type-playbook``."""
+    ft = FINDING_TYPES.get(str(finding_type))
+    return f'<td class="playbook" data-testid="type-playbook">{_e(ft.playbook if ft else "")}</td>'
+
+
 def _tables(days: pd.DataFrame, types: pd.DataFrame, teams: pd.DataFrame, base: str,
             linked_days: set[str]) -> str:
     def day_cell(d: str) -> str:
@@ -38,7 +47,7 @@ def _tables(days: pd.DataFrame, types: pd.DataFrame, teams: pd.DataFrame, base: 
 
     day_rows = "".join(row("day", "date", r.business_date, f"<td>{day_cell(r.business_date)}</td>",
                            count_value("day", r, base)) for r in days.itertuples(index=False))
-    type_rows = "".join(type_row(r, base) for r in types.itertuples(index=False))
+    type_rows = "".join(type_row(r, base, _playbook_cell(r.finding_type)) for r in types.itertuples(index=False))
     team_rows = "".join(team_row(r, base) for r in teams.itertuples(index=False))
     empty = '<p class="empty">No findings this month.</p>'
     vh = f'<th class="num">Value at risk ({_e(base)})</th>'
@@ -53,7 +62,8 @@ def _tables(days: pd.DataFrame, types: pd.DataFrame, teams: pd.DataFrame, base: 
         + "</section></div>"
         + '<section style="margin-top:20px"><h2>By finding type</h2>'
         + (f'<table><thead><tr><th>Finding type</th><th>Severity</th><th>Owner team</th><th class="num">Findings'
-           f"</th>{vh}</tr></thead><tbody>{type_rows}</tbody></table>" if len(types) else empty)
+           f'</th>{vh}<th class="playbook">Playbook</th></tr></thead><tbody>{type_rows}</tbody></table>'
+           if len(types) else empty)
         + "</section>")
 
 

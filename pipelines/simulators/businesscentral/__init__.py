@@ -3,9 +3,20 @@
 Field names come from the AL source of the API v2.0 pages (microsoft/ALAppExtensions, Apps/W1/APIV2); every
 emitted field's source or ASSUMPTION is in ``PROVENANCE.md`` beside this file. Knobs: ``token_ttl_s``,
 ``rate_limit``/``rate_window_s``/``retry_after_s`` (documented: 6,000 requests per 5-minute sliding window),
-``page_size`` (documented: 20,000 entities per page; ``Prefer: odata.maxpagesize`` lowers it), the state's
-``currencies`` and ``tax_codes``. World API: ``state.ship_order`` (a posted shipment with package tracking number
-and shipping agent), ``state.invoice_order``.
+``page_size`` (documented: 20,000 entities per page; ``Prefer: odata.maxpagesize`` lowers it); fault knobs on
+``sim.settings`` for tests: ``force_429``, ``force_412``, ``lose_responses`` (+ ``lose_path_contains``; the write
+commits, the connection drops before the answer); the state's ``currencies``, ``tax_codes``, ``tax_percents``,
+``published_late_s``, ``journal_template``.
+
+Surfaces: items (with ``inventory``), item variants, customers, sales orders (``pricesIncludeTax``, atomic deep
+insert of ``salesOrderLines``) and lines, posted sales shipments and invoices (read only), G/L ``accounts`` (read
+only), general ``journals`` with ``journalLines`` and the bound action ``Microsoft.NAV.post``, read-only
+``generalLedgerEntries``; ``$filter`` (datetimes as instants), ``$orderby`` (one field), ``$top``/``$skip``,
+``$expand``, server-driven paging.
+
+World API (no HTTP): ``state.ship_order`` (a posted shipment with package tracking number and shipping agent;
+lowers the items' inventory; ``published_late_s`` hides it for a while after its timestamp), ``state.invoice_order``,
+``state.add_account`` (the chart of accounts), ``state.set_inventory`` / ``state.adjust_inventory``.
 """
 
 from __future__ import annotations

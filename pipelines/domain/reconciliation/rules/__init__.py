@@ -16,14 +16,22 @@ arrays with bincount/merge; Python loops only run over the (few) finding rows.
 
 Modules: :mod:`.keyspace` (integer codes), :mod:`.frames` (array helpers, the findings-frame builder),
 :mod:`.ranking`, and one per rule family: :mod:`.stock`, :mod:`.sync`, :mod:`.catalog` (SKU sets and
-orphans), :mod:`.store_sales`, :mod:`.returns`, :mod:`.click_collect`, :mod:`.lines`. The public names are
-re-exported here (``rules.stock_drift`` ...).
+orphans), :mod:`.store_sales`, :mod:`.returns`, :mod:`.click_collect`, :mod:`.lines`, :mod:`.kiosk`, and
+:mod:`.erp` (the ERP behind the commerce platform: orders, shipments, DC stock and mapping orphans, which read the
+DC's stock and place-less orders; its frames are the day's orders and one row per SKU, so it works in plain pandas
+and a dict look-up per active SKU). The public names are re-exported here (``rules.stock_drift`` ...).
 """
 
 from pipelines.domain.reconciliation.model import DRIFT_TYPES
 from pipelines.domain.reconciliation.rules.catalog import orphan_skus, pos_known_skus
 from pipelines.domain.reconciliation.rules.click_collect import click_collect
 from pipelines.domain.reconciliation.rules.completeness import missing_transactions
+from pipelines.domain.reconciliation.rules.erp import (
+    erp_mapping_orphans,
+    erp_orders_vs_commerce,
+    erp_shipments_not_in_commerce,
+    erp_stock_drift,
+)
 from pipelines.domain.reconciliation.rules.keyspace import KeySpace
 from pipelines.domain.reconciliation.rules.lines import sale_line_checks
 from pipelines.domain.reconciliation.rules.ranking import rank_findings, sort_findings
@@ -38,6 +46,10 @@ __all__ = [
     "KeySpace",
     "click_collect",
     "derive_tax_rates",
+    "erp_mapping_orphans",
+    "erp_orders_vs_commerce",
+    "erp_shipments_not_in_commerce",
+    "erp_stock_drift",
     "missing_transactions",
     "orphan_skus",
     "pos_known_skus",

@@ -1,0 +1,1 @@
+"""The ERP datasets (issue 15): the landed ERP tables and the reconciliation loader that reads them."""
