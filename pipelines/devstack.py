@@ -340,8 +340,10 @@ class Stack:
         ct_state = self.commercetools.state if self.commercetools is not None else None
         ct_clock = ct_state.clock if ct_state is not None else None
         # The same settings as the Dagster sync, without the waits meant for a live inbox: every event of
-        # a step has been delivered (committed) before the sync reads it.
-        config = replace(SyncConfig.from_env(), settle_s=0.0, poll_s=0.0)
+        # a step has been delivered (committed) before the sync reads it. Nor the batching of non-critical
+        # movements: it waits on the wall clock, so the last minute of the history (its events are stamped up to
+        # now) would stay queued, and the platforms would disagree until the Dagster sync sends it.
+        config = replace(SyncConfig.from_env(), settle_s=0.0, poll_s=0.0, batch_delay_s=None)
         totals = {"synced_movements": 0, "sync_mutations": 0}
         tz = self.estate.business_timezone
         hour, t = None, start

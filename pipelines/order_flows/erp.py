@@ -57,6 +57,7 @@ class ErpRuntime:
     mapping: ErpMapping
     list_price: Callable[[str, str | None], float | None]
     order_rule: str = "confirmed_authorised"
+    business_timezone: str = "UTC"  # the ERP order's date is the business day the commerce order was placed on
     shipment_poll_s: float = 5.0  # a flows run polls the ERP's shipments this often itself (`poll_in_run`)
     shipment_overlap_s: float = 300.0
     _polled_at: float = 0.0
@@ -133,7 +134,7 @@ def erp_order(ctx: FlowContext, ref: str) -> FlowResult:
     read = getattr(ctx.commerce, "order_for_erp", None)
     if read is None:  # the ERP runs behind Centra (issue 15)
         return FlowResult("skipped", _outcome("commerce_platform_without_erp"))
-    order: CommerceOrder | None = read(ref)
+    order: CommerceOrder | None = read(ref, rt.business_timezone)
     if order is None:
         return FlowResult("skipped", _outcome("order_not_found"))
     if order.status == "cancelled" or not any(ln.quantity > 0 for ln in order.lines):

@@ -143,3 +143,14 @@ def test_verified_rule(rule, status, confirmed, payments, expected):  # noqa: AN
     order = _order([_line("L1", "SKU-A", 1, 50.0, 50.0)], status=status, confirmed=confirmed,
                    payments=tuple(PaymentEntry(t, s) for t, s in payments))
     assert verified(order, rule) is expected
+
+
+def test_the_erp_order_date_is_the_business_day_the_order_was_placed_on() -> None:
+    """Kills: the ERP order dated by the UTC date of Centra's timestamp (an order placed just after midnight in the
+    business timezone would be filed a day early in the ERP, and the reconciliation would find it missing)."""
+    from pipelines.connectors.centra.flows import erp_order_from_node
+
+    node = {"number": 7, "status": "CONFIRMED", "orderDate": "2026-12-01T23:30:00Z", "lines": []}
+    assert erp_order_from_node(node, "Europe/Stockholm").order_date == "2026-12-02"
+    assert erp_order_from_node(node, "UTC").order_date == "2026-12-01"
+    assert erp_order_from_node({**node, "orderDate": None}, "Europe/Stockholm").order_date is None

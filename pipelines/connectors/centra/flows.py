@@ -33,6 +33,7 @@ from pipelines.domain.flows.ports import (
     ReturnRequest,
     ShipRequest,
 )
+from pipelines.domain.timeutil import business_date
 from pipelines.estate.model import Location
 
 _PAYLOAD = "userErrors { message path } userWarnings { message path }"
@@ -189,9 +190,21 @@ def _address(addr: dict[str, Any] | None) -> CommerceAddress | None:
                            email=addr.get("email"), phone=addr.get("phoneNumber"))
 
 
-def erp_order_from_node(node: dict[str, Any]) -> CommerceOrder:
+def _business_day(order_date: Any, timezone: str) -> str | None:
+    """Centra's `orderDate` (a timestamp with its offset) as the business day it falls on: the day the
+    reconciliation files the order under (centra_orders), so the ERP document carries the same date."""
+    if not order_date:
+        return None
+    try:
+        return business_date(str(order_date), timezone)
+    except ValueError:
+        return str(order_date)[:10] or None
+
+
+def erp_order_from_node(node: dict[str, Any], business_timezone: str = "UTC") -> CommerceOrder:
     """The order as `Q_ERP_ORDER` reads it: `order_from_flow_node` plus the lines' `list_price`
-    (unitOriginalPrice), the shipping total, the payment history, the order date and the delivery address."""
+    (unitOriginalPrice), the shipping total, the payment history, the order date (its business day in
+    `business_timezone`) and the delivery address."""
     order = order_from_flow_node(node)
     originals = {str(ln["id"]): _money(ln.get("unitOriginalPrice")) for ln in node.get("lines") or []}
     return replace(
@@ -199,7 +212,7 @@ def erp_order_from_node(node: dict[str, Any]) -> CommerceOrder:
         payments=tuple(PaymentEntry(str(p.get("entryType") or ""), str(p.get("status") or ""))
                        for p in node.get("paymentHistory") or []),
         shipping_total=_money((node.get("totals") or {}).get("shipping")),
-        order_date=str(node.get("orderDate") or "")[:10] or None,
+        order_date=_business_day(node.get("orderDate"), business_timezone),
         delivery_address=_address(node.get("shippingAddress")))
 
 
@@ -221,12 +234,12 @@ class CentraCommerce:
         rows = self.client.execute(Q_FLOW_ORDER, {"number": int(ref)})["orders"]
         return order_from_flow_node(rows[0]) if rows else None
 
-    def order_for_erp(self, ref: str) -> CommerceOrder | None:
+    def order_for_erp(self, ref: str, business_timezone: str = "UTC") -> CommerceOrder | None:
         """The order with the figures the ERP's sales order needs (`erp_order_from_node`)."""
         if not str(ref).isdigit():
             return None
         rows = self.client.execute(Q_ERP_ORDER, {"number": int(ref)})["orders"]
-        return erp_order_from_node(rows[0]) if rows else None
+        return erp_order_from_node(rows[0], business_timezone) if rows else None
 
     def confirm(self, ref: str) -> None:
         """PENDING -> CONFIRMED (AD-erp "## Confirming an order"): shipments need a confirmed order."""

@@ -108,7 +108,8 @@ def erp_runtime(businesscentral: BusinessCentralResource | None, erp_settings: E
     settings = erp_settings or ErpSettings()
     return erp.ErpRuntime(erp=erp_system(businesscentral), mapping=estate.erp,
                           list_price=erp.estate_list_price(estate), order_rule=settings.order_rule,
-                          shipment_poll_s=settings.shipment_poll_s, shipment_overlap_s=settings.shipment_overlap_s)
+                          shipment_poll_s=settings.shipment_poll_s, shipment_overlap_s=settings.shipment_overlap_s,
+                          business_timezone=estate.business_timezone)
 
 
 def kiosk_runtime(settings: OrderFlowSettings, estate: Estate) -> kiosk.KioskRuntime | None:

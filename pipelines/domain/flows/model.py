@@ -83,7 +83,7 @@ class CommerceOrder:
     # read only by the ERP flow (`CentraCommerce.order_for_erp`; empty elsewhere):
     payments: tuple[PaymentEntry, ...] = ()  # the payment history
     shipping_total: float = 0.0  # shipping charged, tax included (Centra `totals.shipping`)
-    order_date: str | None = None  # YYYY-MM-DD
+    order_date: str | None = None  # YYYY-MM-DD: the business day it was placed (the ERP documents carry it)
     delivery_address: CommerceAddress | None = None
 
     def line(self, line_id: str) -> CommerceLine | None:
